@@ -1,0 +1,12 @@
+DROP TABLE settings;
+DROP TABLE audit_log;
+DROP TABLE revenue_events;
+DROP TABLE opportunity_contacts;
+DROP TABLE opportunities;
+DROP TABLE stage_transitions;
+DROP TABLE touchpoints;
+DROP TABLE lead_attributes;
+DROP TABLE leads;
+DROP TABLE campaign_costs;
+DROP TABLE campaigns;
+DROP TABLE users;

@@ -1,0 +1,232 @@
+//! Who is calling: JWT verification (SPEC §6) and the permission matrix in `policy`.
+
+pub mod policy;
+
+use std::str::FromStr;
+
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use serde::{Deserialize, Serialize};
+
+pub use policy::{Read, Scope, TransitionRights, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Admin,
+    Finance,
+    MarketingManager,
+    Marketer,
+    SalesRep,
+    Analyst,
+    Integration,
+}
+
+pub const ROLES: [Role; 7] = [
+    Role::Admin,
+    Role::Finance,
+    Role::MarketingManager,
+    Role::Marketer,
+    Role::SalesRep,
+    Role::Analyst,
+    Role::Integration,
+];
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "ADMIN",
+            Role::Finance => "FINANCE",
+            Role::MarketingManager => "MARKETING_MANAGER",
+            Role::Marketer => "MARKETER",
+            Role::SalesRep => "SALES_REP",
+            Role::Analyst => "ANALYST",
+            Role::Integration => "INTEGRATION",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ROLES
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s}"))
+    }
+}
+
+/// The authenticated caller: the token's subject and role. The role is authoritative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub sub: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: String,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+/// The verification keys configured for this server.
+#[derive(Clone)]
+pub struct Verifier {
+    hmac: Option<DecodingKey>,
+    public: Option<(Algorithm, DecodingKey)>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token (send Authorization: Bearer <JWT>)")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read public key {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("public key {0} is not an RSA, EC (P-256) or Ed25519 PEM public key")]
+    Unsupported(String),
+    #[error("no JWT key configured")]
+    NoKey,
+}
+
+impl Verifier {
+    pub fn new(
+        secret: Option<&[u8]>,
+        public_key_pem: Option<(&str, &[u8])>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Result<Verifier, KeyError> {
+        let hmac = secret.map(DecodingKey::from_secret);
+        let public = match public_key_pem {
+            None => None,
+            Some((path, pem)) => Some(
+                DecodingKey::from_rsa_pem(pem)
+                    .map(|k| (Algorithm::RS256, k))
+                    .or_else(|_| DecodingKey::from_ec_pem(pem).map(|k| (Algorithm::ES256, k)))
+                    .or_else(|_| DecodingKey::from_ed_pem(pem).map(|k| (Algorithm::EdDSA, k)))
+                    .map_err(|_| KeyError::Unsupported(path.to_string()))?,
+            ),
+        };
+        if hmac.is_none() && public.is_none() {
+            return Err(KeyError::NoKey);
+        }
+        Ok(Verifier {
+            hmac,
+            public,
+            issuer,
+            audience,
+        })
+    }
+
+    /// Verifies a bearer token: signature with the key of the algorithm the server
+    /// configured (never the one the token asks for), `exp` required, `nbf` honoured,
+    /// `iss`/`aud` when configured, and a role this server knows.
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let invalid = |m: &str| AuthError::Invalid(m.to_string());
+        let header = decode_header(token).map_err(|_| invalid("malformed token"))?;
+        let key = match header.alg {
+            Algorithm::HS256 => self.hmac.as_ref(),
+            alg => self
+                .public
+                .as_ref()
+                .filter(|(configured, _)| *configured == alg)
+                .map(|(_, key)| key),
+        }
+        .ok_or_else(|| invalid("algorithm not accepted by this server"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                validation.required_spec_claims.insert("iss".to_string());
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.required_spec_claims.insert("aud".to_string());
+            }
+            None => validation.validate_aud = false,
+        }
+        let data = decode::<Claims>(token, key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            AuthError::Invalid(
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::ImmatureSignature => "token not valid yet (nbf)",
+                    ErrorKind::InvalidIssuer => "wrong issuer",
+                    ErrorKind::InvalidAudience => "wrong audience",
+                    ErrorKind::InvalidSignature => "bad signature",
+                    ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                    _ => "token rejected",
+                }
+                .to_string(),
+            )
+        })?;
+        let role = Role::from_str(&data.claims.role).map_err(|_| invalid("unknown role"))?;
+        if data.claims.sub.is_empty() {
+            return Err(invalid("empty subject"));
+        }
+        Ok(Caller {
+            sub: data.claims.sub,
+            role,
+        })
+    }
+}
+
+/// Mints an HS256 token, for `funnelgraph token`, the demo, and tests.
+pub fn mint_hs256(
+    secret: &[u8],
+    sub: &str,
+    role: Role,
+    ttl_seconds: i64,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: sub.to_string(),
+        role: role.as_str().to_string(),
+        exp: now + ttl_seconds,
+        iss: issuer.map(str::to_string),
+        aud: audience.map(str::to_string),
+        iat: Some(now),
+    };
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+}
+
+/// Extracts the token of an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
+    let value = header.ok_or(AuthError::Missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token.trim())
+}

@@ -1,0 +1,144 @@
+//! The permission matrix of SPEC §6, in one place. Every access decision in the server asks
+//! these functions; a role not named for something gets `Scope::None`.
+
+use super::Role::{self, *};
+
+/// How much of a kind of data a role may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every row.
+    All,
+    /// Only rows tied to the caller (own campaigns, own leads and deals, self).
+    Own,
+    /// Nothing.
+    None,
+}
+
+/// What is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// A lead's email and full name.
+    LeadPersonalData,
+    /// Campaigns, their costs, ROI and attribution.
+    Campaigns,
+    /// Opportunities and revenue.
+    Opportunities,
+    /// Compensation statements.
+    Statements,
+    /// Users (name, role).
+    Users,
+    /// A user's email.
+    UserEmail,
+    /// The audit log.
+    AuditLog,
+    /// Leads without their personal data: stage, score, touchpoints, history.
+    Leads,
+}
+
+/// What is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Users, leads, touchpoints, opportunities, revenue (the CRM sync).
+    Ingest,
+    /// Campaigns and their costs.
+    Campaigns,
+    /// Scoring rules and the MQL threshold.
+    Scoring,
+    /// Compensation plans, assignments, period close and reopen.
+    Compensation,
+}
+
+pub fn read(role: Role, what: Read) -> Scope {
+    use Scope::*;
+    match (what, role) {
+        (Read::LeadPersonalData, Admin | MarketingManager | Integration) => All,
+        (Read::LeadPersonalData, Marketer | SalesRep) => Own,
+        (Read::LeadPersonalData, Finance | Analyst) => None,
+
+        (Read::Campaigns, Admin | Finance | MarketingManager | Analyst) => All,
+        (Read::Campaigns, Marketer) => Own,
+        (Read::Campaigns, SalesRep | Integration) => None,
+
+        (Read::Opportunities, Admin | Finance | MarketingManager | Analyst | Integration) => All,
+        (Read::Opportunities, SalesRep) => Own,
+        (Read::Opportunities, Marketer) => None,
+
+        (Read::Statements, Admin | Finance | MarketingManager) => All,
+        (Read::Statements, Marketer) => Own,
+        (Read::Statements, SalesRep | Analyst | Integration) => None,
+
+        (Read::Users, Admin | Finance | MarketingManager | Analyst | Integration) => All,
+        (Read::Users, Marketer | SalesRep) => Own,
+
+        (Read::UserEmail, Admin | Finance | MarketingManager | Integration) => All,
+        (Read::UserEmail, Marketer | SalesRep) => Own,
+        (Read::UserEmail, Analyst) => None,
+
+        (Read::AuditLog, Admin | Finance) => All,
+        (Read::AuditLog, _) => None,
+
+        (Read::Leads, _) => All,
+    }
+}
+
+pub fn write(role: Role, what: Write) -> Scope {
+    use Scope::*;
+    match (what, role) {
+        (Write::Ingest, Admin | Integration) => All,
+        (Write::Ingest, _) => None,
+
+        (Write::Campaigns, Admin | MarketingManager | Integration) => All,
+        (Write::Campaigns, Marketer) => Own,
+        (Write::Campaigns, _) => None,
+
+        (Write::Scoring, Admin | MarketingManager) => All,
+        (Write::Scoring, _) => None,
+
+        (Write::Compensation, Admin | Finance) => All,
+        (Write::Compensation, _) => None,
+    }
+}
+
+/// Which lead moves a role may make (the "lead transitions" row of SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransitionRights {
+    /// Any move the lifecycle allows.
+    Any,
+    /// Marketing's moves: INQUIRY/RECYCLED → MQL, and → RECYCLED or DISQUALIFIED.
+    Marketing,
+    /// Sales' moves on their own leads, unowned MQLs (accepting assigns the lead), and the
+    /// contacts of their own opportunities.
+    SalesOwn,
+    None,
+}
+
+pub fn transitions(role: Role) -> TransitionRights {
+    match role {
+        Admin | Integration => TransitionRights::Any,
+        MarketingManager => TransitionRights::Marketing,
+        SalesRep => TransitionRights::SalesOwn,
+        Finance | Marketer | Analyst => TransitionRights::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::ROLES;
+
+    #[test]
+    fn only_finance_and_admin_touch_compensation() {
+        let allowed: Vec<Role> = ROLES
+            .into_iter()
+            .filter(|r| write(*r, Write::Compensation) == Scope::All)
+            .collect();
+        assert_eq!(allowed, vec![Admin, Finance]);
+    }
+
+    #[test]
+    fn analysts_and_finance_never_see_lead_personal_data() {
+        assert_eq!(read(Analyst, Read::LeadPersonalData), Scope::None);
+        assert_eq!(read(Finance, Read::LeadPersonalData), Scope::None);
+        assert_eq!(read(Analyst, Read::UserEmail), Scope::None);
+    }
+}

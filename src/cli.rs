@@ -1,0 +1,240 @@
+//! The command line: serve, migrate, demo, token, export-schema.
+
+use std::net::TcpListener;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::{self, Caller, Role, Verifier};
+use crate::config::{Config, Secret};
+use crate::db::Db;
+use crate::graphql::{self, Limits};
+use crate::server::{self, AppState};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "funnelgraph",
+    version,
+    about = "GraphQL API that puts marketing and sales on one set of numbers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (migrations first).
+    Serve {
+        /// Without a configured JWT key: generate a random secret, print it once, and print a
+        /// dev token per role. Never use in production.
+        #[arg(long)]
+        dev: bool,
+        /// Load the demo company first when the database has no campaigns yet.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply the embedded migrations and exit.
+    Migrate,
+    /// Load the demo company into the configured database.
+    Demo,
+    /// Mint a signed HS256 token with FUNNELGRAPH_JWT_SECRET.
+    Token {
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        role: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Print the schema's SDL.
+    ExportSchema,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the verifier from the configuration, or says what is missing.
+pub fn verifier(config: &Config, dev_secret: Option<&Secret>) -> Result<Verifier, CliError> {
+    if config.jwt_jwks.is_some() {
+        return Err(CliError::Usage(
+            "FUNNELGRAPH_JWT_JWKS is not supported yet; use FUNNELGRAPH_JWT_SECRET or FUNNELGRAPH_JWT_PUBLIC_KEY".into(),
+        ));
+    }
+    let public = match &config.jwt_public_key {
+        Some(path) => Some((
+            path.clone(),
+            std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {path}: {e}")))?,
+        )),
+        None => None,
+    };
+    let secret = config.jwt_secret.as_ref().or(dev_secret);
+    Verifier::new(
+        secret.map(|s| s.expose().as_bytes()),
+        public.as_ref().map(|(p, pem)| (p.as_str(), pem.as_slice())),
+        config.jwt_issuer.clone(),
+        config.jwt_audience.clone(),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Connects, migrates, and builds the shared server state.
+pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> {
+    let db = Db::connect(&config.database)?;
+    let applied = db.migrate()?;
+    if applied > 0 {
+        tracing::info!(applied, "applied migrations");
+    }
+    let limits = Limits {
+        introspection: config.introspection,
+        ..Limits::default()
+    };
+    Ok(AppState {
+        db,
+        schema: graphql::build_schema(limits),
+        verifier,
+        currency: config.currency.clone(),
+        max_body_bytes: config.max_body_bytes,
+    })
+}
+
+fn print_tokens(secret: &Secret, config: &Config, bind: &str) {
+    println!("\nDev tokens (valid 24 h):");
+    for (sub, role) in crate::demo::TOKEN_USERS {
+        if let Ok(token) = auth::mint_hs256(
+            secret.expose().as_bytes(),
+            sub,
+            role,
+            24 * 3600,
+            config.jwt_issuer.as_deref(),
+            config.jwt_audience.as_deref(),
+        ) {
+            println!("  {:<18} {token}", role.as_str());
+        }
+    }
+    println!("\nTry it:");
+    println!("  curl -s http://{bind}/graphql -H 'Content-Type: application/json' \\");
+    println!("    -H \"Authorization: Bearer $TOKEN\" \\");
+    println!("    -d '{{\"query\":\"{{ me {{ name role }} campaigns(first: 5) {{ totalCount nodes {{ externalId name channel cost {{ amount }} }} }} }}\"}}'");
+    println!("  GraphiQL: http://{bind}/graphql (put the token in the Headers tab)\n");
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::from_env()?;
+    match cli.command {
+        Command::ExportSchema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = Db::connect(&config.database)?;
+            let applied = db.migrate()?;
+            println!(
+                "{applied} migration(s) applied to {}",
+                config.database.redacted()
+            );
+            Ok(())
+        }
+        Command::Token { sub, role, ttl } => {
+            let role: Role = role.parse().map_err(CliError::Usage)?;
+            let secret = config.jwt_secret.as_ref().ok_or_else(|| {
+                CliError::Usage("set FUNNELGRAPH_JWT_SECRET to mint tokens".into())
+            })?;
+            let token = auth::mint_hs256(
+                secret.expose().as_bytes(),
+                &sub,
+                role,
+                ttl,
+                config.jwt_issuer.as_deref(),
+                config.jwt_audience.as_deref(),
+            )
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Demo => {
+            let db = Db::connect(&config.database)?;
+            db.migrate()?;
+            let summary = crate::demo::load(&db, &config.currency)
+                .await
+                .map_err(|e| {
+                    CliError::Usage(format!(
+                        "demo data: {}",
+                        e.internal_detail().unwrap_or_else(|| e.message())
+                    ))
+                })?;
+            println!("{summary}");
+            if let Some(secret) = &config.jwt_secret {
+                print_tokens(secret, &config, &config.bind);
+            }
+            Ok(())
+        }
+        Command::Serve { dev, demo } => {
+            let dev_secret = if dev
+                && config.jwt_secret.is_none()
+                && config.jwt_public_key.is_none()
+            {
+                let secret = Secret::new(format!(
+                    "{:032x}{:032x}",
+                    rand::random::<u128>(),
+                    rand::random::<u128>()
+                ));
+                eprintln!("\n!!! DEVELOPMENT MODE: no JWT key configured, using a random secret for this run only:");
+                eprintln!("!!!   FUNNELGRAPH_JWT_SECRET={}", secret.expose());
+                eprintln!("!!! Never run production like this: set FUNNELGRAPH_JWT_SECRET or FUNNELGRAPH_JWT_PUBLIC_KEY.\n");
+                Some(secret)
+            } else {
+                None
+            };
+            let verifier = verifier(&config, dev_secret.as_ref()).map_err(|e| match e {
+                CliError::Usage(m) if m.contains("no JWT key") => CliError::Usage(
+                    "refusing to start without a JWT key: set FUNNELGRAPH_JWT_SECRET (HS256) or FUNNELGRAPH_JWT_PUBLIC_KEY, or pass --dev".into(),
+                ),
+                other => other,
+            })?;
+            let state = state(&config, verifier)?;
+            if demo {
+                let summary = crate::demo::load_if_empty(&state.db, &config.currency)
+                    .await
+                    .map_err(|e| {
+                        CliError::Usage(format!(
+                            "demo data: {}",
+                            e.internal_detail().unwrap_or_else(|| e.message())
+                        ))
+                    })?;
+                println!("{summary}");
+            }
+            if let Some(secret) = dev_secret.as_ref().or(config.jwt_secret.as_ref()) {
+                if dev {
+                    print_tokens(secret, &config, &config.bind);
+                }
+            }
+            let listener = TcpListener::bind(&config.bind)?;
+            tracing::info!(bind = %config.bind, database = %config.database.redacted(), "funnelgraph listening");
+            println!(
+                "funnelgraph listening on http://{} ({})",
+                config.bind,
+                config.database.redacted()
+            );
+            server::start(listener, state)?.await?;
+            Ok(())
+        }
+    }
+}
+
+/// The caller the demo loader acts as.
+pub fn demo_caller() -> Caller {
+    Caller {
+        sub: "demo-loader".into(),
+        role: Role::Integration,
+    }
+}

@@ -1,0 +1,99 @@
+//! Typed settings from `FUNNELGRAPH_*` environment variables (SPEC §1). Secrets are kept in
+//! a type that never prints them.
+
+use std::fmt;
+
+use crate::db::Target;
+
+/// A secret that `Debug` and logs never show.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: Target,
+    pub read_database: Option<Target>,
+    pub bind: String,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_public_key: Option<String>,
+    pub jwt_jwks: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub introspection: bool,
+    pub max_body_bytes: usize,
+    pub currency: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads the configuration through `get`, so tests need not touch the environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let database = Target::parse(
+            &get("FUNNELGRAPH_DATABASE_URL").unwrap_or_else(|| "funnelgraph.db".into()),
+        );
+        let read_database = get("FUNNELGRAPH_DATABASE_READ_URL").map(|u| Target::parse(&u));
+        let introspection = match get("FUNNELGRAPH_INTROSPECTION").as_deref() {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "FUNNELGRAPH_INTROSPECTION",
+                    reason: format!("expected true or false, got {other}"),
+                })
+            }
+        };
+        let max_body_bytes = match get("FUNNELGRAPH_MAX_BODY_BYTES") {
+            None => 1024 * 1024,
+            Some(v) => v.parse().map_err(|_| ConfigError {
+                name: "FUNNELGRAPH_MAX_BODY_BYTES",
+                reason: format!("expected a number of bytes, got {v}"),
+            })?,
+        };
+        let currency = get("FUNNELGRAPH_CURRENCY").unwrap_or_else(|| "USD".into());
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ConfigError {
+                name: "FUNNELGRAPH_CURRENCY",
+                reason: format!("expected an ISO 4217 code such as USD, got {currency}"),
+            });
+        }
+        Ok(Config {
+            database,
+            read_database,
+            bind: get("FUNNELGRAPH_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            jwt_secret: get("FUNNELGRAPH_JWT_SECRET").map(Secret::new),
+            jwt_public_key: get("FUNNELGRAPH_JWT_PUBLIC_KEY"),
+            jwt_jwks: get("FUNNELGRAPH_JWT_JWKS"),
+            jwt_issuer: get("FUNNELGRAPH_JWT_ISSUER"),
+            jwt_audience: get("FUNNELGRAPH_JWT_AUDIENCE"),
+            introspection,
+            max_body_bytes,
+            currency,
+        })
+    }
+}

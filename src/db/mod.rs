@@ -1,0 +1,297 @@
+//! The database: one connection type over SQLite and PostgreSQL (diesel `MultiConnection`),
+//! an r2d2 pool, embedded migrations, and the blocking-pool bridge every query goes through.
+
+pub mod schema;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::{
+    AnsiTransactionManager, Connection, Instrumentation, InstrumentationEvent, SimpleConnection,
+    TransactionManager,
+};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either database; queries written once with diesel's DSL run on both.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the data lives, parsed from `FUNNELGRAPH_DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Target {
+    /// A `postgres://` (or `postgresql://`) URL selects PostgreSQL; anything else is a SQLite
+    /// file path, with an optional `sqlite://` prefix.
+    pub fn parse(url: &str) -> Target {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Target::Postgres(url.to_string())
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            Target::Sqlite(path.to_string())
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Target::Sqlite(_) => Backend::Sqlite,
+            Target::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL with any password removed, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            Target::Sqlite(path) => format!("sqlite://{path}"),
+            Target::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let userinfo = &url[scheme + 3..at];
+                    let user = userinfo.split(':').next().unwrap_or("");
+                    format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("query: {0}")]
+    Query(#[from] DieselError),
+    #[error("connect: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("migrations: {0}")]
+    Migration(String),
+    #[error("blocking task failed: {0}")]
+    Join(String),
+}
+
+/// Counts the SQL statements run through a pool, so tests can prove there is no N+1.
+#[derive(Clone, Default)]
+struct StatementCounter(Arc<AtomicU64>);
+
+impl Instrumentation for StatementCounter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// r2d2 manager that opens the configured backend, never guessing from the URL twice.
+pub struct Manager {
+    target: Target,
+    counter: StatementCounter,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<AnyConnection, DbError> {
+        match &self.target {
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                // WAL lets readers run beside the one writer; FULL makes a commit durable
+                // before it is acknowledged; busy_timeout queues writers instead of failing.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )?;
+                conn.set_instrumentation(self.counter.clone());
+                Ok(AnyConnection::Sqlite(conn))
+            }
+            Target::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                conn.batch_execute("SET TIME ZONE 'UTC'")?;
+                conn.set_instrumentation(self.counter.clone());
+                Ok(AnyConnection::Postgresql(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::from)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// The database handle the services use: cheap to clone, safe to share.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+    statements: StatementCounter,
+}
+
+impl Db {
+    pub fn connect(target: &Target) -> Result<Db, DbError> {
+        let counter = StatementCounter::default();
+        let size = match target.backend() {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 12,
+        };
+        let manager = Manager {
+            target: target.clone(),
+            counter: counter.clone(),
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Db {
+            pool,
+            backend: target.backend(),
+            statements: counter,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Number of SQL statements this pool has run so far.
+    pub fn statements_run(&self) -> u64 {
+        self.statements.0.load(Ordering::Relaxed)
+    }
+
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    pub fn get(&self) -> Result<PooledConnection, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub fn migrate(&self) -> Result<usize, DbError> {
+        let mut conn = self.get()?;
+        let applied = match &mut *conn {
+            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+            AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        }
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+        Ok(applied.len())
+    }
+
+    /// Runs blocking database work on the blocking pool, never on an actix worker.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.get()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Join(e.to_string())))?
+    }
+
+    /// Runs a whole use case in one write transaction on the blocking pool, retrying it when
+    /// the database reports a conflict between concurrent writers (the work must be
+    /// repeatable, which a transaction that rolled back is).
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: Fn(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + RetryableError + Send + 'static,
+    {
+        self.run(move |conn| {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match write_transaction(conn, &work) {
+                    Err(e) if attempt < 8 && e.is_retryable() => {
+                        std::thread::sleep(Duration::from_millis(5 * attempt));
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Errors that may say "another writer got there first: try again".
+pub trait RetryableError {
+    fn is_retryable(&self) -> bool;
+}
+
+/// Whether a diesel error is a conflict between concurrent writers rather than bad input.
+pub fn is_write_conflict(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(kind, info) => match kind {
+            DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::UniqueViolation => true,
+            _ => {
+                let msg = info.message();
+                msg.contains("database is locked")
+                    || msg.contains("deadlock detected")
+                    || msg.contains("database table is locked")
+            }
+        },
+        _ => false,
+    }
+}
+
+/// One write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken up front
+/// and two writers never deadlock upgrading a read lock; a plain `BEGIN` on PostgreSQL.
+pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<DbError>,
+{
+    let begun = match conn {
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        AnyConnection::Postgresql(c) => {
+            <PgConnection as Connection>::TransactionManager::begin_transaction(c)
+        }
+    };
+    begun.map_err(|e| E::from(DbError::Query(e)))?;
+    match work(conn) {
+        Ok(value) => {
+            <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(|e| E::from(DbError::Query(e)))?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The original error is what the caller needs; a failed rollback marks the
+            // connection broken and the pool discards it.
+            let _ = <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}

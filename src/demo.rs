@@ -1,0 +1,485 @@
+//! A realistic demo company, loaded through the same use cases as the CRM sync: campaigns
+//! across channels with odd-cent costs, a few hundred leads with journeys through every
+//! stage (skips, recycles, disqualifications), multi-contact deals won and lost, bookings and
+//! a refund. Deterministic: the same data every time.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+
+use crate::auth::Role;
+use crate::db::Db;
+use crate::domain::money::Money;
+use crate::domain::stage::LeadStage;
+use crate::service::{self, AppResult, Ctx};
+
+/// The demo's people that get a printed dev token, one per role.
+pub const TOKEN_USERS: [(&str, Role); 7] = [
+    ("admin", Role::Admin),
+    ("finance", Role::Finance),
+    ("mara", Role::MarketingManager),
+    ("mark", Role::Marketer),
+    ("sam", Role::SalesRep),
+    ("ana", Role::Analyst),
+    ("crm-sync", Role::Integration),
+];
+
+const USERS: [(&str, &str, Role); 11] = [
+    ("admin", "Ada Admin", Role::Admin),
+    ("finance", "Fin Ance", Role::Finance),
+    ("mara", "Mara Manager", Role::MarketingManager),
+    ("mark", "Mark Eter", Role::Marketer),
+    ("mia", "Mia Campaigns", Role::Marketer),
+    ("max", "Max Events", Role::Marketer),
+    ("sam", "Sam Seller", Role::SalesRep),
+    ("sue", "Sue Closer", Role::SalesRep),
+    ("sid", "Sid Hunter", Role::SalesRep),
+    ("ana", "Ana Lyst", Role::Analyst),
+    ("crm-sync", "CRM Sync", Role::Integration),
+];
+
+/// (externalId, name, channel, owner, monthly cost in cents)
+const CAMPAIGNS: [(&str, &str, &str, &str, i64); 8] = [
+    (
+        "c-email-nurture",
+        "Spring nurture emails",
+        "email",
+        "mark",
+        61_237,
+    ),
+    (
+        "c-search-brand",
+        "Brand search",
+        "paid_search",
+        "mia",
+        412_519,
+    ),
+    (
+        "c-webinar-roi",
+        "Webinar: proving marketing ROI",
+        "webinar",
+        "mark",
+        180_003,
+    ),
+    (
+        "c-event-summit",
+        "Revenue Summit booth",
+        "event",
+        "max",
+        955_001,
+    ),
+    (
+        "c-social-ads",
+        "LinkedIn ads",
+        "paid_social",
+        "mia",
+        300_099,
+    ),
+    (
+        "c-ebook-funnel",
+        "E-book: the shared funnel",
+        "content",
+        "max",
+        72_341,
+    ),
+    (
+        "c-search-generic",
+        "Generic search",
+        "paid_search",
+        "mark",
+        233_317,
+    ),
+    (
+        "c-partner-coop",
+        "Partner co-marketing",
+        "partner",
+        "max",
+        120_011,
+    ),
+];
+
+const TOUCH_KINDS: [&str; 6] = [
+    "form_fill",
+    "email_click",
+    "webinar_attended",
+    "ad_click",
+    "event_visit",
+    "content_download",
+];
+const INDUSTRIES: [&str; 5] = [
+    "software",
+    "retail",
+    "finance",
+    "healthcare",
+    "manufacturing",
+];
+const TITLES: [&str; 6] = [
+    "CMO",
+    "VP Marketing",
+    "Marketing Ops",
+    "CFO",
+    "Head of Sales",
+    "Analyst",
+];
+const SALES: [&str; 3] = ["sam", "sue", "sid"];
+
+/// A small deterministic generator (xorshift64*), so the demo is the same on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+    fn minutes(&mut self, min_hours: i64, max_hours: i64) -> Duration {
+        let span = ((max_hours - min_hours) * 60).max(1) as u64;
+        Duration::minutes(min_hours * 60 + self.below(span) as i64)
+    }
+}
+
+fn money(cents: i64, currency: &str) -> (String, String) {
+    (
+        Money(cents).to_decimal_string(currency),
+        currency.to_string(),
+    )
+}
+
+/// Loads the demo unless the database already has campaigns.
+pub async fn load_if_empty(db: &Db, currency: &str) -> AppResult<String> {
+    let db2 = db.clone();
+    let existing = db2
+        .run(|conn| -> AppResult<i64> {
+            Ok(crate::repo::campaigns::count(conn, &Default::default())?)
+        })
+        .await?;
+    if existing > 0 {
+        return Ok(format!(
+            "database already holds {existing} campaigns; demo data not loaded again"
+        ));
+    }
+    load(db, currency).await
+}
+
+pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
+    let ctx = Ctx::for_caller(db.clone(), crate::cli::demo_caller(), currency.to_string()).await?;
+    let mut rng = Rng(0x5EED_F00D_CAFE_1234);
+    for (ext, name, role) in USERS {
+        service::users::upsert(
+            &ctx,
+            service::users::UserInput {
+                external_id: ext.into(),
+                name: name.into(),
+                email: Some(format!("{ext}@demo.funnelgraph.test")),
+                role,
+            },
+        )
+        .await?;
+    }
+    for (ext, name, channel, owner, monthly) in CAMPAIGNS {
+        service::campaigns::upsert(
+            &ctx,
+            service::campaigns::CampaignInput {
+                external_id: ext.into(),
+                name: name.into(),
+                channel: channel.into(),
+                owner_external_id: Some(owner.into()),
+                starts_on: NaiveDate::from_ymd_opt(2026, 1, 1),
+                ends_on: NaiveDate::from_ymd_opt(2026, 12, 31),
+                budget: Some(money(monthly * 12 + 99, currency)),
+            },
+        )
+        .await?;
+        for month in 1..=10u32 {
+            let day = NaiveDate::from_ymd_opt(2026, month, 28).unwrap_or_default();
+            let wobble = rng.below(20_000) as i64 - 10_000;
+            service::campaigns::record_cost(
+                &ctx,
+                service::campaigns::CostInput {
+                    external_id: format!("{ext}-cost-2026-{month:02}"),
+                    campaign_external_id: ext.into(),
+                    amount: money(monthly + wobble, currency),
+                    incurred_on: day,
+                },
+            )
+            .await?;
+        }
+    }
+    let start = Utc
+        .with_ymd_and_hms(2026, 1, 5, 8, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let mut counts = Counts::default();
+    let mut opportunity_no = 0;
+    let mut lead_ids = Vec::new();
+    for n in 1..=320 {
+        let ext = format!("L{n:04}");
+        let created = start + Duration::minutes(rng.below(290 * 24 * 60) as i64);
+        let industry = *rng.pick(&INDUSTRIES);
+        let size = [10, 50, 200, 1000, 5000][rng.below(5) as usize];
+        service::leads::upsert(
+            &ctx,
+            service::leads::LeadInput {
+                external_id: ext.clone(),
+                email: Some(format!("lead{n}@example.com")),
+                full_name: Some(format!("Demo Person {n}")),
+                company: Some(format!("Company {}", rng.below(120) + 1)),
+                title: Some(rng.pick(&TITLES).to_string()),
+                attributes: Some(vec![
+                    ("industry".into(), industry.into()),
+                    ("company_size".into(), size.to_string()),
+                ]),
+                created_at: created,
+            },
+        )
+        .await?;
+        counts.leads += 1;
+        // The first touch created the lead; later touches follow over the next weeks.
+        let mut t = created;
+        let touches = 1 + rng.below(5);
+        for k in 0..touches {
+            let campaign = rng.pick(&CAMPAIGNS).0;
+            let kind = if k == 0 {
+                "form_fill"
+            } else {
+                rng.pick(&TOUCH_KINDS)
+            };
+            service::leads::record_touchpoint(
+                &ctx,
+                service::leads::TouchpointInput {
+                    external_id: format!("{ext}-t{k}"),
+                    lead_external_id: ext.clone(),
+                    campaign_external_id: campaign.into(),
+                    kind: kind.into(),
+                    occurred_at: t,
+                },
+            )
+            .await?;
+            counts.touchpoints += 1;
+            t += rng.minutes(6, 24 * 9);
+        }
+        lead_ids.push(ext.clone());
+        let journey = Journey {
+            ctx: &ctx,
+            lead: ext.clone(),
+        };
+        // Journeys: most leads qualify, some skip ahead, some leak, some are recycled.
+        let mut at = t;
+        if rng.chance(28) {
+            continue; // stays an inquiry
+        }
+        if rng.chance(6) {
+            at += rng.minutes(24, 24 * 5);
+            journey
+                .go(LeadStage::Sql, at, "inbound demo request")
+                .await?;
+        } else {
+            at += rng.minutes(2, 24 * 6);
+            journey
+                .go(LeadStage::Mql, at, "met the lead definition")
+                .await?;
+            if rng.chance(12) {
+                at += rng.minutes(1, 24 * 3);
+                journey
+                    .go(LeadStage::Disqualified, at, "student, not a buyer")
+                    .await?;
+                counts.disqualified += 1;
+                continue;
+            }
+            if rng.chance(15) {
+                at += rng.minutes(12, 24 * 6);
+                journey
+                    .go(LeadStage::Recycled, at, "not ready: back to nurture")
+                    .await?;
+                counts.recycled += 1;
+                if rng.chance(50) {
+                    continue;
+                }
+                at += rng.minutes(24 * 10, 24 * 30);
+                journey.go(LeadStage::Mql, at, "re-engaged").await?;
+            }
+            if rng.chance(18) {
+                continue; // an MQL sales never acted on
+            }
+            at += rng.minutes(1, 24 * 5);
+            journey.go(LeadStage::Sal, at, "accepted by sales").await?;
+            if rng.chance(25) {
+                continue;
+            }
+            at += rng.minutes(24, 24 * 12);
+            journey
+                .go(LeadStage::Sql, at, "budget and need confirmed")
+                .await?;
+        }
+        if rng.chance(35) {
+            continue;
+        }
+        // An opportunity, sometimes with colleagues from earlier leads as further contacts.
+        opportunity_no += 1;
+        let opp = format!("OPP-{opportunity_no:03}");
+        at += rng.minutes(24, 24 * 10);
+        let mut contacts = Vec::new();
+        if lead_ids.len() > 5 && rng.chance(40) {
+            for _ in 0..(1 + rng.below(2)) {
+                let other = rng.pick(&lead_ids[..lead_ids.len() - 1]).clone();
+                if !contacts.contains(&other) {
+                    contacts.push(other);
+                }
+            }
+        }
+        let amount = 500_000 + rng.below(4_500_000) as i64 + 37;
+        service::opportunities::upsert(
+            &ctx,
+            service::opportunities::OpportunityInput {
+                external_id: opp.clone(),
+                name: format!("Deal {opportunity_no} with Company {}", rng.below(120) + 1),
+                primary_contact_external_id: ext.clone(),
+                contact_external_ids: contacts,
+                owner_external_id: Some(rng.pick(&SALES).to_string()),
+                amount: money(amount, currency),
+                created_at: at,
+            },
+        )
+        .await?;
+        counts.opportunities += 1;
+        let outcome = rng.below(100);
+        if outcome >= 85 {
+            continue; // still open
+        }
+        at += rng.minutes(24 * 7, 24 * 45);
+        let won = outcome < 55;
+        service::opportunities::close(
+            &ctx,
+            service::opportunities::CloseInput {
+                external_id: opp.clone(),
+                won,
+                closed_at: at,
+            },
+        )
+        .await?;
+        if !won {
+            counts.lost += 1;
+            if rng.chance(30) {
+                at += rng.minutes(24 * 5, 24 * 20);
+                journey
+                    .go(LeadStage::Recycled, at, "lost on timing: nurture again")
+                    .await?;
+                counts.recycled += 1;
+            }
+            continue;
+        }
+        counts.won += 1;
+        // Bookings: the first on closing, sometimes a second instalment.
+        let first = amount * 6 / 10 + 3;
+        let booked = at.date_naive();
+        book(&ctx, &format!("{opp}-r1"), &opp, first, booked, currency).await?;
+        counts.revenue += 1;
+        if rng.chance(50) {
+            book(
+                &ctx,
+                &format!("{opp}-r2"),
+                &opp,
+                amount - first,
+                booked + Duration::days(30),
+                currency,
+            )
+            .await?;
+            counts.revenue += 1;
+        }
+        if counts.refunds == 0 || rng.chance(8) {
+            book(
+                &ctx,
+                &format!("{opp}-refund"),
+                &opp,
+                -(first / 7) - 1,
+                booked + Duration::days(12),
+                currency,
+            )
+            .await?;
+            counts.refunds += 1;
+        }
+    }
+    Ok(format!(
+        "demo company loaded: {} users, {} campaigns, {} leads, {} touchpoints, {} opportunities ({} won, {} lost), {} bookings and {} refunds, {} recycled, {} disqualified",
+        USERS.len(),
+        CAMPAIGNS.len(),
+        counts.leads,
+        counts.touchpoints,
+        counts.opportunities,
+        counts.won,
+        counts.lost,
+        counts.revenue,
+        counts.refunds,
+        counts.recycled,
+        counts.disqualified
+    ))
+}
+
+#[derive(Default)]
+struct Counts {
+    leads: usize,
+    touchpoints: usize,
+    opportunities: usize,
+    won: usize,
+    lost: usize,
+    revenue: usize,
+    refunds: usize,
+    recycled: usize,
+    disqualified: usize,
+}
+
+struct Journey<'a> {
+    ctx: &'a Ctx,
+    lead: String,
+}
+
+impl Journey<'_> {
+    async fn go(&self, to: LeadStage, at: DateTime<Utc>, reason: &str) -> AppResult<()> {
+        service::leads::transition(
+            self.ctx,
+            service::leads::TransitionInput {
+                lead_external_id: self.lead.clone(),
+                to,
+                occurred_at: at,
+                reason: Some(reason.into()),
+                external_id: Some(format!(
+                    "{}-{}-{}",
+                    self.lead,
+                    to.as_str().to_lowercase(),
+                    at.timestamp()
+                )),
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+async fn book(
+    ctx: &Ctx,
+    ext: &str,
+    opp: &str,
+    cents: i64,
+    on: NaiveDate,
+    currency: &str,
+) -> AppResult<()> {
+    service::opportunities::record_revenue(
+        ctx,
+        service::opportunities::RevenueInput {
+            external_id: ext.into(),
+            opportunity_external_id: opp.into(),
+            amount: money(cents, currency),
+            booked_on: on,
+        },
+    )
+    .await
+    .map(|_| ())
+}

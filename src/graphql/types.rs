@@ -1,0 +1,605 @@
+//! The contract's object types over repository rows. Resolvers stay thin: they read through
+//! the request's loaders and ask `service` and `auth` what the caller may see.
+
+use async_graphql::{ComplexObject, Context, Enum, Interface, Object, Result, SimpleObject, ID};
+
+use super::ids;
+use super::scalars::{Date, DateTime, Decimal};
+use super::{error::forbidden, session, Session};
+use crate::auth;
+use crate::domain::money::Money as DomainMoney;
+use crate::domain::stage;
+use crate::repo::campaigns::CampaignRow;
+use crate::repo::leads::{LeadRow, TouchpointRow, TransitionRow};
+use crate::repo::opportunities::{OpportunityRow, RevenueRow};
+use crate::repo::users::UserRow;
+use crate::service::{self, AppError};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Role {
+    Admin,
+    Finance,
+    MarketingManager,
+    Marketer,
+    SalesRep,
+    Analyst,
+    Integration,
+}
+
+impl From<Role> for auth::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Admin => auth::Role::Admin,
+            Role::Finance => auth::Role::Finance,
+            Role::MarketingManager => auth::Role::MarketingManager,
+            Role::Marketer => auth::Role::Marketer,
+            Role::SalesRep => auth::Role::SalesRep,
+            Role::Analyst => auth::Role::Analyst,
+            Role::Integration => auth::Role::Integration,
+        }
+    }
+}
+
+impl From<auth::Role> for Role {
+    fn from(r: auth::Role) -> Self {
+        match r {
+            auth::Role::Admin => Role::Admin,
+            auth::Role::Finance => Role::Finance,
+            auth::Role::MarketingManager => Role::MarketingManager,
+            auth::Role::Marketer => Role::Marketer,
+            auth::Role::SalesRep => Role::SalesRep,
+            auth::Role::Analyst => Role::Analyst,
+            auth::Role::Integration => Role::Integration,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum LeadStage {
+    Inquiry,
+    Mql,
+    Sal,
+    Sql,
+    Opportunity,
+    Won,
+    Lost,
+    Recycled,
+    Disqualified,
+}
+
+impl From<LeadStage> for stage::LeadStage {
+    fn from(s: LeadStage) -> Self {
+        match s {
+            LeadStage::Inquiry => stage::LeadStage::Inquiry,
+            LeadStage::Mql => stage::LeadStage::Mql,
+            LeadStage::Sal => stage::LeadStage::Sal,
+            LeadStage::Sql => stage::LeadStage::Sql,
+            LeadStage::Opportunity => stage::LeadStage::Opportunity,
+            LeadStage::Won => stage::LeadStage::Won,
+            LeadStage::Lost => stage::LeadStage::Lost,
+            LeadStage::Recycled => stage::LeadStage::Recycled,
+            LeadStage::Disqualified => stage::LeadStage::Disqualified,
+        }
+    }
+}
+
+impl From<stage::LeadStage> for LeadStage {
+    fn from(s: stage::LeadStage) -> Self {
+        match s {
+            stage::LeadStage::Inquiry => LeadStage::Inquiry,
+            stage::LeadStage::Mql => LeadStage::Mql,
+            stage::LeadStage::Sal => LeadStage::Sal,
+            stage::LeadStage::Sql => LeadStage::Sql,
+            stage::LeadStage::Opportunity => LeadStage::Opportunity,
+            stage::LeadStage::Won => LeadStage::Won,
+            stage::LeadStage::Lost => LeadStage::Lost,
+            stage::LeadStage::Recycled => LeadStage::Recycled,
+            stage::LeadStage::Disqualified => LeadStage::Disqualified,
+        }
+    }
+}
+
+fn parse_stage(text: &str) -> Result<LeadStage> {
+    text.parse::<stage::LeadStage>()
+        .map(LeadStage::from)
+        .map_err(|e| AppError::Internal(e).into())
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum OpportunityStatus {
+    Open,
+    Won,
+    Lost,
+}
+
+impl OpportunityStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpportunityStatus::Open => "OPEN",
+            OpportunityStatus::Won => "WON",
+            OpportunityStatus::Lost => "LOST",
+        }
+    }
+}
+
+/// An amount of money in the reporting currency.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Money {
+    pub amount: Decimal,
+    pub currency: String,
+}
+
+impl Money {
+    pub fn new(session: &Session, minor_units: i64) -> Money {
+        let currency = session.ctx.currency.clone();
+        Money {
+            amount: Decimal(DomainMoney(minor_units).to_decimal_string(&currency)),
+            currency,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Period {
+    pub from: Date,
+    pub to: Date,
+}
+
+macro_rules! connection {
+    ($conn:ident, $edge:ident, $node:ident) => {
+        #[derive(SimpleObject, Clone)]
+        pub struct $edge {
+            pub cursor: String,
+            pub node: $node,
+        }
+
+        #[derive(SimpleObject, Clone)]
+        #[graphql(complex)]
+        pub struct $conn {
+            pub edges: Vec<$edge>,
+            pub page_info: PageInfo,
+            pub total_count: i64,
+        }
+
+        #[ComplexObject]
+        impl $conn {
+            async fn nodes(&self) -> Vec<$node> {
+                self.edges.iter().map(|e| e.node.clone()).collect()
+            }
+        }
+
+        impl $conn {
+            /// Builds a page from up to `limit + 1` rows fetched after the cursor.
+            pub fn from_rows(
+                mut rows: Vec<$node>,
+                limit: i64,
+                after: bool,
+                total_count: i64,
+                external_id: impl Fn(&$node) -> &str,
+            ) -> $conn {
+                let has_next_page = rows.len() as i64 > limit;
+                rows.truncate(limit as usize);
+                let edges: Vec<$edge> = rows
+                    .into_iter()
+                    .map(|node| $edge {
+                        cursor: ids::cursor(external_id(&node)),
+                        node,
+                    })
+                    .collect();
+                $conn {
+                    page_info: PageInfo {
+                        has_next_page,
+                        has_previous_page: after,
+                        start_cursor: edges.first().map(|e| e.cursor.clone()),
+                        end_cursor: edges.last().map(|e| e.cursor.clone()),
+                    },
+                    edges,
+                    total_count,
+                }
+            }
+        }
+    };
+}
+
+connection!(CampaignConnection, CampaignEdge, Campaign);
+connection!(LeadConnection, LeadEdge, Lead);
+connection!(OpportunityConnection, OpportunityEdge, Opportunity);
+
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID"))]
+pub enum Node {
+    User(User),
+    Campaign(Campaign),
+    Lead(Lead),
+    Touchpoint(Touchpoint),
+    Opportunity(Opportunity),
+    RevenueEvent(RevenueEvent),
+}
+
+/// Resolves a user reference the caller may or may not see.
+async fn user_ref(ctx: &Context<'_>, id: Option<i64>) -> Result<Option<User>> {
+    let Some(id) = id else { return Ok(None) };
+    let s = session(ctx);
+    if !service::users::can_see_user(&s.ctx, id) {
+        return Err(forbidden(format!(
+            "role {} may not see other users",
+            s.ctx.caller.role.as_str()
+        )));
+    }
+    Ok(s.loaders.users.load_one(id).await?.map(User))
+}
+
+#[derive(Clone, Debug)]
+pub struct User(pub UserRow);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ids::encode("User", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        if service::users::can_see_email(&session(ctx).ctx, &self.0.external_id) {
+            Ok(self.0.email.as_deref())
+        } else {
+            Err(forbidden("this role may not see users' email addresses"))
+        }
+    }
+    async fn role(&self) -> Result<Role> {
+        Ok(service::users::role_of(&self.0)?.into())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Campaign(pub CampaignRow);
+
+#[Object]
+impl Campaign {
+    async fn id(&self) -> ID {
+        ids::encode("Campaign", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn channel(&self) -> &str {
+        &self.0.channel
+    }
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        user_ref(ctx, self.0.owner_id).await
+    }
+    async fn starts_on(&self) -> Option<Date> {
+        self.0.starts_on.map(Date)
+    }
+    async fn ends_on(&self) -> Option<Date> {
+        self.0.ends_on.map(Date)
+    }
+    async fn budget(&self, ctx: &Context<'_>) -> Option<Money> {
+        self.0.budget_cents.map(|c| Money::new(session(ctx), c))
+    }
+    /// Money spent on the campaign; only what was incurred in `period` when given.
+    async fn cost(&self, ctx: &Context<'_>, period: Option<super::PeriodInput>) -> Result<Money> {
+        let s = session(ctx);
+        let range = period
+            .map(|p| p.checked())
+            .transpose()?
+            .map(|p| (p.from, p.to));
+        let cents = s
+            .loaders
+            .costs
+            .load_one((self.0.id, range))
+            .await?
+            .unwrap_or(0);
+        Ok(Money::new(s, cents))
+    }
+    /// The leads with at least one touchpoint on this campaign, by externalId.
+    #[graphql(complexity = "first.unwrap_or(ids::DEFAULT_PAGE).max(0) as usize * child_complexity")]
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<LeadConnection> {
+        super::query::campaign_leads(ctx, self.0.id, first, after).await
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LeadAttribute {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Lead(pub LeadRow);
+
+impl Lead {
+    /// FORBIDDEN unless the caller may see this lead's personal data.
+    async fn check_pii(&self, ctx: &Context<'_>) -> Result<()> {
+        let s = session(ctx);
+        let facts = if service::leads::pii_needs_facts(&s.ctx) {
+            let mut facts = service::leads::PiiFacts::default();
+            if s.ctx.caller.role == auth::Role::SalesRep {
+                facts.opportunity_owners = s
+                    .loaders
+                    .opportunity_owners
+                    .load_one(self.0.id)
+                    .await?
+                    .unwrap_or_default();
+            } else {
+                let touches = s
+                    .loaders
+                    .touchpoints_by_lead
+                    .load_one(self.0.id)
+                    .await?
+                    .unwrap_or_default();
+                let campaign_ids: Vec<i64> = touches.iter().map(|t| t.campaign_id).collect();
+                let campaigns = s.loaders.campaigns.load_many(campaign_ids).await?;
+                facts.campaign_owners = campaigns.values().filter_map(|c| c.owner_id).collect();
+            }
+            facts
+        } else {
+            service::leads::PiiFacts::default()
+        };
+        if service::leads::can_see_pii(&s.ctx, &self.0, || facts) {
+            Ok(())
+        } else {
+            Err(forbidden(format!(
+                "role {} may not see this lead's personal data",
+                s.ctx.caller.role.as_str()
+            )))
+        }
+    }
+}
+
+#[Object]
+impl Lead {
+    async fn id(&self) -> ID {
+        ids::encode("Lead", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        self.check_pii(ctx).await?;
+        Ok(self.0.email.as_deref())
+    }
+    async fn full_name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        self.check_pii(ctx).await?;
+        Ok(self.0.full_name.as_deref())
+    }
+    async fn company(&self) -> Option<&str> {
+        self.0.company.as_deref()
+    }
+    async fn title(&self) -> Option<&str> {
+        self.0.title.as_deref()
+    }
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<LeadAttribute>> {
+        let attrs = session(ctx)
+            .loaders
+            .attributes_by_lead
+            .load_one(self.0.id)
+            .await?;
+        Ok(attrs
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| LeadAttribute { key, value })
+            .collect())
+    }
+    async fn stage(&self) -> Result<LeadStage> {
+        parse_stage(&self.0.stage)
+    }
+    async fn score(&self) -> i32 {
+        self.0.score
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at.and_utc())
+    }
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        user_ref(ctx, self.0.owner_id).await
+    }
+    /// In time order, then externalId.
+    async fn touchpoints(&self, ctx: &Context<'_>) -> Result<Vec<Touchpoint>> {
+        let rows = session(ctx)
+            .loaders
+            .touchpoints_by_lead
+            .load_one(self.0.id)
+            .await?;
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Touchpoint)
+            .collect())
+    }
+    /// In time order, then externalId, then the order the moves were made.
+    async fn stage_history(&self, ctx: &Context<'_>) -> Result<Vec<StageTransition>> {
+        let mut rows = session(ctx)
+            .loaders
+            .transitions_by_lead
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        rows.sort_by(|a, b| {
+            (a.occurred_at, &a.external_id, a.id).cmp(&(b.occurred_at, &b.external_id, b.id))
+        });
+        Ok(rows.into_iter().map(StageTransition).collect())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Touchpoint(pub TouchpointRow);
+
+#[Object]
+impl Touchpoint {
+    async fn id(&self) -> ID {
+        ids::encode("Touchpoint", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn lead(&self, ctx: &Context<'_>) -> Result<Lead> {
+        let lead = session(ctx).loaders.leads.load_one(self.0.lead_id).await?;
+        lead.map(Lead)
+            .ok_or_else(|| AppError::Internal("touchpoint without lead".into()).into())
+    }
+    async fn campaign(&self, ctx: &Context<'_>) -> Result<Campaign> {
+        let s = session(ctx);
+        let campaign = s
+            .loaders
+            .campaigns
+            .load_one(self.0.campaign_id)
+            .await?
+            .ok_or_else(|| AppError::Internal("touchpoint without campaign".into()))?;
+        if !service::campaigns::can_see(&s.ctx, campaign.owner_id) {
+            return Err(forbidden(format!(
+                "role {} may not see this campaign",
+                s.ctx.caller.role.as_str()
+            )));
+        }
+        Ok(Campaign(campaign))
+    }
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    async fn occurred_at(&self) -> DateTime {
+        DateTime(self.0.occurred_at.and_utc())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StageTransition(pub TransitionRow);
+
+#[Object]
+impl StageTransition {
+    async fn from(&self) -> Result<Option<LeadStage>> {
+        self.0.from_stage.as_deref().map(parse_stage).transpose()
+    }
+    async fn to(&self) -> Result<LeadStage> {
+        parse_stage(&self.0.to_stage)
+    }
+    async fn occurred_at(&self) -> DateTime {
+        DateTime(self.0.occurred_at.and_utc())
+    }
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    /// The externalId the move was made with, when it had one.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Opportunity(pub OpportunityRow);
+
+#[Object]
+impl Opportunity {
+    async fn id(&self) -> ID {
+        ids::encode("Opportunity", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn primary_contact(&self, ctx: &Context<'_>) -> Result<Lead> {
+        let lead = session(ctx)
+            .loaders
+            .leads
+            .load_one(self.0.primary_contact_id)
+            .await?;
+        lead.map(Lead)
+            .ok_or_else(|| AppError::Internal("opportunity without primary contact".into()).into())
+    }
+    /// Every contact, the primary one first.
+    async fn contacts(&self, ctx: &Context<'_>) -> Result<Vec<Lead>> {
+        let s = session(ctx);
+        let ids = s
+            .loaders
+            .contacts
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        let leads = s.loaders.leads.load_many(ids.clone()).await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| leads.get(id).cloned().map(Lead))
+            .collect())
+    }
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        user_ref(ctx, self.0.owner_id).await
+    }
+    async fn amount(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.0.amount_cents)
+    }
+    async fn status(&self) -> Result<OpportunityStatus> {
+        match self.0.status.as_str() {
+            "OPEN" => Ok(OpportunityStatus::Open),
+            "WON" => Ok(OpportunityStatus::Won),
+            "LOST" => Ok(OpportunityStatus::Lost),
+            other => Err(AppError::Internal(format!("unknown opportunity status {other}")).into()),
+        }
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at.and_utc())
+    }
+    async fn closed_at(&self) -> Option<DateTime> {
+        self.0.closed_at.map(|t| DateTime(t.and_utc()))
+    }
+    /// Revenue booked on this deal, by booking date.
+    async fn revenue(&self, ctx: &Context<'_>) -> Result<Vec<RevenueEvent>> {
+        let rows = session(ctx).loaders.revenue.load_one(self.0.id).await?;
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(RevenueEvent)
+            .collect())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RevenueEvent(pub RevenueRow);
+
+#[Object]
+impl RevenueEvent {
+    async fn id(&self) -> ID {
+        ids::encode("RevenueEvent", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn opportunity(&self, ctx: &Context<'_>) -> Result<Opportunity> {
+        let opp = session(ctx)
+            .loaders
+            .opportunities
+            .load_one(self.0.opportunity_id)
+            .await?;
+        opp.map(Opportunity)
+            .ok_or_else(|| AppError::Internal("revenue without opportunity".into()).into())
+    }
+    async fn amount(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.0.amount_cents)
+    }
+    async fn booked_on(&self) -> Date {
+        Date(self.0.booked_on)
+    }
+}

@@ -1,0 +1,14 @@
+//! funnelgraph: a GraphQL API that puts marketing and sales on one set of numbers.
+//!
+//! Layers, with arrows pointing down only: `graphql` → `service` → `domain` + `repo` → `db`.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod graphql;
+pub mod repo;
+pub mod server;
+pub mod service;

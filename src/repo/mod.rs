@@ -1,0 +1,12 @@
+//! Rows in, rows out: one module per aggregate, no business rules. Every function takes a
+//! connection and runs on both databases.
+
+pub mod audit;
+pub mod campaigns;
+pub mod leads;
+pub mod opportunities;
+pub mod settings;
+pub mod users;
+
+/// Rows per `IN (...)` list: well under SQLite's and PostgreSQL's bind limits.
+pub const CHUNK: usize = 5_000;

@@ -1,0 +1,195 @@
+//! Campaigns and their costs: who may write them, who may see them.
+
+use chrono::NaiveDate;
+
+use super::{check_external_id, check_non_empty, not_found, AppError, AppResult, Ctx, Outcome};
+use crate::auth::{Read, Scope, Write};
+use crate::domain::money::Money;
+use crate::repo::campaigns::{
+    self as repo, CampaignFilter, CampaignRow, CampaignValues, CostValues,
+};
+use crate::repo::users;
+
+#[derive(Debug, Clone)]
+pub struct CampaignInput {
+    pub external_id: String,
+    pub name: String,
+    pub channel: String,
+    pub owner_external_id: Option<String>,
+    pub starts_on: Option<NaiveDate>,
+    pub ends_on: Option<NaiveDate>,
+    pub budget: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CostInput {
+    pub external_id: String,
+    pub campaign_external_id: String,
+    pub amount: (String, String),
+    pub incurred_on: NaiveDate,
+}
+
+/// Whether the caller may see a campaign owned by `owner_id`.
+pub fn can_see(ctx: &Ctx, owner_id: Option<i64>) -> bool {
+    match ctx.read_scope(Read::Campaigns) {
+        Scope::All => true,
+        Scope::Own => owner_id.is_some() && owner_id == ctx.user_id,
+        Scope::None => false,
+    }
+}
+
+/// The list filter for the caller: a MARKETER's lists hold their own campaigns.
+pub fn visible_filter(ctx: &Ctx, channel: Option<String>) -> AppResult<CampaignFilter> {
+    let scope = ctx.require_read(Read::Campaigns, "campaigns")?;
+    Ok(CampaignFilter {
+        channel,
+        owner_id: match scope {
+            Scope::Own => Some(ctx.user_id.unwrap_or(-1)),
+            _ => None,
+        },
+    })
+}
+
+pub async fn upsert(ctx: &Ctx, input: CampaignInput) -> AppResult<CampaignRow> {
+    let scope = ctx.require_write(Write::Campaigns, "write campaigns")?;
+    check_external_id("campaign", &input.external_id)?;
+    check_non_empty("name", &input.name)?;
+    check_non_empty("channel", &input.channel)?;
+    if let (Some(s), Some(e)) = (input.starts_on, input.ends_on) {
+        if e < s {
+            return Err(AppError::BadInput(format!(
+                "endsOn {e} is before startsOn {s}"
+            )));
+        }
+    }
+    let budget = match &input.budget {
+        Some((amount, currency)) => {
+            let m = ctx.parse_money(amount, currency)?;
+            if m < Money::ZERO {
+                return Err(AppError::BadInput("budget must not be negative".into()));
+            }
+            Some(m.0)
+        }
+        None => None,
+    };
+    // A marketer writes only campaigns they own, and owns what they create.
+    let owner_external_id = match (scope, &input.owner_external_id) {
+        (Scope::Own, Some(owner)) if owner != &ctx.caller.sub => {
+            return Err(AppError::Forbidden(
+                "a MARKETER may only write campaigns they own".into(),
+            ))
+        }
+        (Scope::Own, _) => Some(ctx.caller.sub.clone()),
+        (_, owner) => owner.clone(),
+    };
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let owner_id = match &owner_external_id {
+                Some(ext) => Some(
+                    users::by_external_id(conn, ext)?
+                        .ok_or_else(|| not_found("user", ext))?
+                        .id,
+                ),
+                None => None,
+            };
+            let values = CampaignValues {
+                external_id: &input.external_id,
+                name: &input.name,
+                channel: &input.channel,
+                owner_id,
+                starts_on: input.starts_on,
+                ends_on: input.ends_on,
+                budget_cents: budget,
+            };
+            let existing = repo::by_external_id(conn, &input.external_id)?;
+            let outcome = match existing {
+                None => {
+                    repo::insert(conn, &values)?;
+                    Outcome::Created
+                }
+                Some(row) => {
+                    if scope == Scope::Own && row.owner_id != ctx2.user_id {
+                        return Err(AppError::Forbidden(
+                            "a MARKETER may only write campaigns they own".into(),
+                        ));
+                    }
+                    let same = row.name == input.name
+                        && row.channel == input.channel
+                        && row.owner_id == owner_id
+                        && row.starts_on == input.starts_on
+                        && row.ends_on == input.ends_on
+                        && row.budget_cents == budget;
+                    if same {
+                        Outcome::Unchanged
+                    } else {
+                        repo::update(conn, row.id, &values)?;
+                        Outcome::Updated
+                    }
+                }
+            };
+            ctx2.audit(
+                conn,
+                "upsertCampaign",
+                Some(&input.external_id),
+                outcome.as_str(),
+            )?;
+            repo::by_external_id(conn, &input.external_id)?
+                .ok_or_else(|| AppError::Internal("campaign vanished after upsert".into()))
+        })
+        .await
+}
+
+pub async fn record_cost(ctx: &Ctx, input: CostInput) -> AppResult<CampaignRow> {
+    let scope = ctx.require_write(Write::Campaigns, "record campaign costs")?;
+    check_external_id("campaign cost", &input.external_id)?;
+    let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
+    if amount < Money::ZERO {
+        return Err(AppError::BadInput(
+            "a cost must not be negative; correct a cost by upserting it again with its externalId"
+                .into(),
+        ));
+    }
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let campaign = repo::by_external_id(conn, &input.campaign_external_id)?
+                .ok_or_else(|| not_found("campaign", &input.campaign_external_id))?;
+            if scope == Scope::Own && campaign.owner_id != ctx2.user_id {
+                return Err(AppError::Forbidden(
+                    "a MARKETER may only record costs of campaigns they own".into(),
+                ));
+            }
+            let values = CostValues {
+                external_id: &input.external_id,
+                campaign_id: campaign.id,
+                amount_cents: amount.0,
+                incurred_on: input.incurred_on,
+            };
+            let outcome = match repo::cost_by_external_id(conn, &input.external_id)? {
+                None => {
+                    repo::insert_cost(conn, &values)?;
+                    Outcome::Created
+                }
+                Some(row) => {
+                    if row.campaign_id == campaign.id
+                        && row.amount_cents == amount.0
+                        && row.incurred_on == input.incurred_on
+                    {
+                        Outcome::Unchanged
+                    } else {
+                        repo::update_cost(conn, row.id, &values)?;
+                        Outcome::Updated
+                    }
+                }
+            };
+            ctx2.audit(
+                conn,
+                "recordCampaignCost",
+                Some(&input.external_id),
+                outcome.as_str(),
+            )?;
+            Ok(campaign)
+        })
+        .await
+}

@@ -1,0 +1,364 @@
+//! Leads, touchpoints and the lifecycle moves of SPEC §3.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use super::{check_external_id, naive, not_found, AppError, AppResult, Ctx, Outcome};
+use crate::auth::{policy, Read, Scope, TransitionRights, Write};
+use crate::db::AnyConnection;
+use crate::domain::stage::{self, LeadStage, Step};
+use crate::repo::leads::{
+    self as repo, LeadRow, LeadValues, NewTransition, TouchpointRow, TouchpointValues,
+};
+use crate::repo::{campaigns, opportunities};
+
+#[derive(Debug, Clone)]
+pub struct LeadInput {
+    pub external_id: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub attributes: Option<Vec<(String, String)>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TouchpointInput {
+    pub external_id: String,
+    pub lead_external_id: String,
+    pub campaign_external_id: String,
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransitionInput {
+    pub lead_external_id: String,
+    pub to: LeadStage,
+    pub occurred_at: DateTime<Utc>,
+    pub reason: Option<String>,
+    pub external_id: Option<String>,
+}
+
+pub fn stage_of(lead: &LeadRow) -> AppResult<LeadStage> {
+    LeadStage::from_str(&lead.stage).map_err(AppError::Internal)
+}
+
+pub async fn upsert(ctx: &Ctx, input: LeadInput) -> AppResult<LeadRow> {
+    ctx.require_write(Write::Ingest, "upsert leads")?;
+    check_external_id("lead", &input.external_id)?;
+    if let Some(email) = &input.email {
+        if !email.contains('@') {
+            return Err(AppError::BadInput(format!(
+                "\"{email}\" is not an email address"
+            )));
+        }
+    }
+    let attributes = match &input.attributes {
+        None => None,
+        Some(list) => {
+            let mut sorted = list.clone();
+            sorted.sort();
+            for pair in sorted.windows(2) {
+                if pair[0].0 == pair[1].0 {
+                    return Err(AppError::BadInput(format!(
+                        "attribute \"{}\" is given twice",
+                        pair[0].0
+                    )));
+                }
+            }
+            if let Some((k, _)) = sorted.iter().find(|(k, _)| k.trim().is_empty()) {
+                return Err(AppError::BadInput(format!(
+                    "attribute key \"{k}\" is empty"
+                )));
+            }
+            Some(sorted)
+        }
+    };
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let values = LeadValues {
+                external_id: &input.external_id,
+                email: input.email.as_deref(),
+                full_name: input.full_name.as_deref(),
+                company: input.company.as_deref(),
+                title: input.title.as_deref(),
+                created_at: naive(input.created_at),
+            };
+            let outcome = match repo::by_external_id(conn, &input.external_id)? {
+                None => {
+                    let id = repo::insert(conn, &values, LeadStage::Inquiry.as_str())?;
+                    repo::insert_transition(
+                        conn,
+                        &NewTransition {
+                            lead_id: id,
+                            external_id: None,
+                            from_stage: None,
+                            to_stage: LeadStage::Inquiry.as_str(),
+                            occurred_at: values.created_at,
+                            actor: &ctx2.caller.sub,
+                            reason: Some("lead created"),
+                        },
+                    )?;
+                    if let Some(attrs) = &attributes {
+                        repo::replace_attributes(conn, id, attrs)?;
+                    }
+                    Outcome::Created
+                }
+                Some(row) => {
+                    let mut changed = false;
+                    let same_fields = row.email.as_deref() == values.email
+                        && row.full_name.as_deref() == values.full_name
+                        && row.company.as_deref() == values.company
+                        && row.title.as_deref() == values.title
+                        && row.created_at == values.created_at;
+                    if !same_fields {
+                        repo::update(conn, row.id, &values)?;
+                        if row.created_at != values.created_at {
+                            repo::move_creation_row(conn, row.id, values.created_at)?;
+                        }
+                        changed = true;
+                    }
+                    if let Some(attrs) = &attributes {
+                        let current: Vec<(String, String)> = repo::attributes_of(conn, &[row.id])?
+                            .into_iter()
+                            .map(|a| (a.key, a.value))
+                            .collect();
+                        if &current != attrs {
+                            repo::replace_attributes(conn, row.id, attrs)?;
+                            changed = true;
+                        }
+                    }
+                    if changed {
+                        Outcome::Updated
+                    } else {
+                        Outcome::Unchanged
+                    }
+                }
+            };
+            ctx2.audit(
+                conn,
+                "upsertLead",
+                Some(&input.external_id),
+                outcome.as_str(),
+            )?;
+            repo::by_external_id(conn, &input.external_id)?
+                .ok_or_else(|| AppError::Internal("lead vanished after upsert".into()))
+        })
+        .await
+}
+
+pub async fn record_touchpoint(ctx: &Ctx, input: TouchpointInput) -> AppResult<TouchpointRow> {
+    ctx.require_write(Write::Ingest, "record touchpoints")?;
+    check_external_id("touchpoint", &input.external_id)?;
+    super::check_non_empty("kind", &input.kind)?;
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let lead = repo::by_external_id(conn, &input.lead_external_id)?
+                .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
+            let campaign = campaigns::by_external_id(conn, &input.campaign_external_id)?
+                .ok_or_else(|| not_found("campaign", &input.campaign_external_id))?;
+            let values = TouchpointValues {
+                external_id: &input.external_id,
+                lead_id: lead.id,
+                campaign_id: campaign.id,
+                kind: &input.kind,
+                occurred_at: naive(input.occurred_at),
+            };
+            let outcome = match repo::touchpoint_by_external_id(conn, &input.external_id)? {
+                None => {
+                    repo::insert_touchpoint(conn, &values)?;
+                    Outcome::Created
+                }
+                Some(row) => {
+                    if row.lead_id == lead.id
+                        && row.campaign_id == campaign.id
+                        && row.kind == input.kind
+                        && row.occurred_at == values.occurred_at
+                    {
+                        Outcome::Unchanged
+                    } else {
+                        repo::update_touchpoint(conn, row.id, &values)?;
+                        Outcome::Updated
+                    }
+                }
+            };
+            ctx2.audit(
+                conn,
+                "recordTouchpoint",
+                Some(&input.external_id),
+                outcome.as_str(),
+            )?;
+            repo::touchpoint_by_external_id(conn, &input.external_id)?
+                .ok_or_else(|| AppError::Internal("touchpoint vanished after upsert".into()))
+        })
+        .await
+}
+
+/// Writes the steps of a move and sets the lead's current stage.
+pub(crate) fn apply_steps(
+    conn: &mut AnyConnection,
+    lead_id: i64,
+    steps: &[Step],
+    at: DateTime<Utc>,
+    actor: &str,
+    reason: Option<&str>,
+    external_id: Option<&str>,
+) -> AppResult<()> {
+    for step in steps {
+        repo::insert_transition(
+            conn,
+            &NewTransition {
+                lead_id,
+                external_id,
+                from_stage: Some(step.from.as_str()),
+                to_stage: step.to.as_str(),
+                occurred_at: naive(at),
+                actor,
+                reason,
+            },
+        )?;
+    }
+    if let Some(last) = steps.last() {
+        repo::set_stage(conn, lead_id, last.to.as_str())?;
+    }
+    Ok(())
+}
+
+pub async fn transition(ctx: &Ctx, input: TransitionInput) -> AppResult<LeadRow> {
+    let rights = policy::transitions(ctx.caller.role);
+    if rights == TransitionRights::None {
+        return Err(AppError::Forbidden(format!(
+            "role {} may not move leads",
+            ctx.caller.role.as_str()
+        )));
+    }
+    if let Some(ext) = &input.external_id {
+        check_external_id("transition", ext)?;
+    }
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let lead = repo::by_external_id(conn, &input.lead_external_id)?
+                .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
+            if let Some(ext) = &input.external_id {
+                if let Some(lead_id) = repo::transition_exists(conn, ext)? {
+                    if lead_id != lead.id {
+                        return Err(AppError::Conflict(format!(
+                            "transition externalId \"{ext}\" was already used for another lead"
+                        )));
+                    }
+                    ctx2.audit(conn, "transitionLead", Some(ext), "unchanged (replay)")?;
+                    return Ok(lead);
+                }
+            }
+            let from = stage_of(&lead)?;
+            let to = input.to;
+            check_rights(conn, &ctx2, rights, &lead, from, to)?;
+            let steps =
+                stage::plan_move(from, to).map_err(|e| AppError::BadInput(e.to_string()))?;
+            apply_steps(
+                conn,
+                lead.id,
+                &steps,
+                input.occurred_at,
+                &ctx2.caller.sub,
+                input.reason.as_deref(),
+                input.external_id.as_deref(),
+            )?;
+            // A sales rep accepting an unowned lead takes it.
+            if rights == TransitionRights::SalesOwn
+                && lead.owner_id.is_none()
+                && to.implies_reached(LeadStage::Sal)
+            {
+                if let Some(me) = ctx2.user_id {
+                    repo::set_owner(conn, lead.id, me)?;
+                }
+            }
+            ctx2.audit(
+                conn,
+                "transitionLead",
+                input
+                    .external_id
+                    .as_deref()
+                    .or(Some(&input.lead_external_id)),
+                &format!("{} {from} -> {to}", input.lead_external_id),
+            )?;
+            repo::by_id(conn, lead.id)?
+                .ok_or_else(|| AppError::Internal("lead vanished after transition".into()))
+        })
+        .await
+}
+
+fn check_rights(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    rights: TransitionRights,
+    lead: &LeadRow,
+    from: LeadStage,
+    to: LeadStage,
+) -> AppResult<()> {
+    use LeadStage::*;
+    let allowed = match rights {
+        TransitionRights::Any => true,
+        TransitionRights::None => false,
+        TransitionRights::Marketing => {
+            (to == Mql && matches!(from, Inquiry | Recycled))
+                || matches!(to, Recycled | Disqualified)
+        }
+        TransitionRights::SalesOwn => match ctx.user_id {
+            None => false,
+            Some(me) => {
+                lead.owner_id == Some(me)
+                    || (lead.owner_id.is_none() && from == Mql)
+                    || opportunities::owners_by_contact(conn, &[lead.id])?
+                        .iter()
+                        .any(|(_, owner)| *owner == me)
+            }
+        },
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "role {} may not move lead \"{}\" from {from} to {to}",
+            ctx.caller.role.as_str(),
+            lead.external_id
+        )))
+    }
+}
+
+/// Facts that decide whether the caller may see a lead's personal data.
+#[derive(Debug, Clone, Default)]
+pub struct PiiFacts {
+    /// Owners of the campaigns that touched the lead.
+    pub campaign_owners: Vec<i64>,
+    /// Owners of the opportunities that count the lead as a contact.
+    pub opportunity_owners: Vec<i64>,
+}
+
+/// Whether the caller may see a lead's email and full name (SPEC §6).
+pub fn can_see_pii(ctx: &Ctx, lead: &LeadRow, facts: impl FnOnce() -> PiiFacts) -> bool {
+    match ctx.read_scope(Read::LeadPersonalData) {
+        Scope::All => true,
+        Scope::None => false,
+        Scope::Own => {
+            let Some(me) = ctx.user_id else { return false };
+            match ctx.caller.role {
+                crate::auth::Role::SalesRep => {
+                    lead.owner_id == Some(me) || facts().opportunity_owners.contains(&me)
+                }
+                _ => facts().campaign_owners.contains(&me),
+            }
+        }
+    }
+}
+
+/// Whether the caller's role reads personal data only for some leads (so facts are needed).
+pub fn pii_needs_facts(ctx: &Ctx) -> bool {
+    ctx.read_scope(Read::LeadPersonalData) == Scope::Own
+}

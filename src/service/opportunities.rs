@@ -1,0 +1,291 @@
+//! Deals: created and closed by the CRM sync, moving their primary contact along the funnel;
+//! revenue booked on won deals.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::leads::{apply_steps, stage_of};
+use super::{
+    check_external_id, check_non_empty, naive, not_found, AppError, AppResult, Ctx, Outcome,
+};
+use crate::auth::{Read, Scope, Write};
+use crate::db::AnyConnection;
+use crate::domain::money::Money;
+use crate::domain::stage::{self, LeadStage};
+use crate::repo::opportunities::{
+    self as repo, OpportunityFilter, OpportunityRow, OpportunityValues, RevenueRow, RevenueValues,
+};
+use crate::repo::{leads, users};
+
+#[derive(Debug, Clone)]
+pub struct OpportunityInput {
+    pub external_id: String,
+    pub name: String,
+    pub primary_contact_external_id: String,
+    pub contact_external_ids: Vec<String>,
+    pub owner_external_id: Option<String>,
+    pub amount: (String, String),
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloseInput {
+    pub external_id: String,
+    pub won: bool,
+    pub closed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RevenueInput {
+    pub external_id: String,
+    pub opportunity_external_id: String,
+    pub amount: (String, String),
+    pub booked_on: NaiveDate,
+}
+
+/// Whether the caller may see an opportunity owned by `owner_id`.
+pub fn can_see(ctx: &Ctx, owner_id: Option<i64>) -> bool {
+    match ctx.read_scope(Read::Opportunities) {
+        Scope::All => true,
+        Scope::Own => owner_id.is_some() && owner_id == ctx.user_id,
+        Scope::None => false,
+    }
+}
+
+pub fn visible_filter(ctx: &Ctx, status: Option<String>) -> AppResult<OpportunityFilter> {
+    let scope = ctx.require_read(Read::Opportunities, "opportunities")?;
+    Ok(OpportunityFilter {
+        status,
+        owner_id: match scope {
+            Scope::Own => Some(ctx.user_id.unwrap_or(-1)),
+            _ => None,
+        },
+    })
+}
+
+pub async fn upsert(ctx: &Ctx, input: OpportunityInput) -> AppResult<OpportunityRow> {
+    ctx.require_write(Write::Ingest, "upsert opportunities")?;
+    check_external_id("opportunity", &input.external_id)?;
+    check_non_empty("name", &input.name)?;
+    let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
+    if amount < Money::ZERO {
+        return Err(AppError::BadInput(
+            "an opportunity amount must not be negative".into(),
+        ));
+    }
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let primary = leads::by_external_id(conn, &input.primary_contact_external_id)?
+                .ok_or_else(|| not_found("lead", &input.primary_contact_external_id))?;
+            let mut contact_ids = vec![primary.id];
+            for ext in &input.contact_external_ids {
+                let lead =
+                    leads::by_external_id(conn, ext)?.ok_or_else(|| not_found("lead", ext))?;
+                if !contact_ids.contains(&lead.id) {
+                    contact_ids.push(lead.id);
+                }
+            }
+            let owner_id = match &input.owner_external_id {
+                Some(ext) => Some(
+                    users::by_external_id(conn, ext)?
+                        .ok_or_else(|| not_found("user", ext))?
+                        .id,
+                ),
+                None => None,
+            };
+            let values = OpportunityValues {
+                external_id: &input.external_id,
+                name: &input.name,
+                primary_contact_id: primary.id,
+                owner_id,
+                amount_cents: amount.0,
+                created_at: naive(input.created_at),
+            };
+            let existing = repo::by_external_id(conn, &input.external_id)?;
+            let outcome = match &existing {
+                None => {
+                    let id = repo::insert(conn, &values)?;
+                    repo::replace_contacts(conn, id, &contact_ids)?;
+                    Outcome::Created
+                }
+                Some(row) => {
+                    let current_contacts: Vec<i64> = repo::contacts_of(conn, &[row.id])?
+                        .into_iter()
+                        .map(|(_, l)| l)
+                        .collect();
+                    let same = row.name == input.name
+                        && row.primary_contact_id == primary.id
+                        && row.owner_id == owner_id
+                        && row.amount_cents == amount.0
+                        && row.created_at == values.created_at
+                        && current_contacts == contact_ids;
+                    if same {
+                        Outcome::Unchanged
+                    } else {
+                        repo::update(conn, row.id, &values)?;
+                        repo::replace_contacts(conn, row.id, &contact_ids)?;
+                        Outcome::Updated
+                    }
+                }
+            };
+            let primary_changed = existing
+                .as_ref()
+                .is_none_or(|row| row.primary_contact_id != primary.id);
+            if primary_changed {
+                let stage = stage_of(&primary)?;
+                if !matches!(
+                    stage,
+                    LeadStage::Opportunity | LeadStage::Won | LeadStage::Lost
+                ) {
+                    let steps = stage::plan_forced(stage, LeadStage::Opportunity);
+                    let reason = format!("opportunity {} created", input.external_id);
+                    apply_steps(
+                        conn,
+                        primary.id,
+                        &steps,
+                        input.created_at,
+                        &ctx2.caller.sub,
+                        Some(&reason),
+                        None,
+                    )?;
+                }
+                if primary.owner_id.is_none() {
+                    if let Some(owner) = owner_id {
+                        leads::set_owner(conn, primary.id, owner)?;
+                    }
+                }
+            }
+            ctx2.audit(
+                conn,
+                "upsertOpportunity",
+                Some(&input.external_id),
+                outcome.as_str(),
+            )?;
+            repo::by_external_id(conn, &input.external_id)?
+                .ok_or_else(|| AppError::Internal("opportunity vanished after upsert".into()))
+        })
+        .await
+}
+
+pub async fn close(ctx: &Ctx, input: CloseInput) -> AppResult<OpportunityRow> {
+    ctx.require_write(Write::Ingest, "close opportunities")?;
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let opp = repo::by_external_id(conn, &input.external_id)?
+                .ok_or_else(|| not_found("opportunity", &input.external_id))?;
+            let status = if input.won { "WON" } else { "LOST" };
+            let at = naive(input.closed_at);
+            if opp.status != "OPEN" {
+                if opp.status == status && opp.closed_at == Some(at) {
+                    ctx2.audit(
+                        conn,
+                        "closeOpportunity",
+                        Some(&input.external_id),
+                        "unchanged (replay)",
+                    )?;
+                    return Ok(opp);
+                }
+                return Err(AppError::Conflict(format!(
+                    "opportunity \"{}\" is already closed {} at {}",
+                    opp.external_id,
+                    opp.status,
+                    opp.closed_at
+                        .map(|t| t.and_utc().to_rfc3339())
+                        .unwrap_or_default()
+                )));
+            }
+            if at < opp.created_at {
+                return Err(AppError::BadInput(format!(
+                    "closedAt {} is before the opportunity was created ({})",
+                    input.closed_at.to_rfc3339(),
+                    opp.created_at.and_utc().to_rfc3339()
+                )));
+            }
+            repo::close(conn, opp.id, status, at)?;
+            move_primary_on_close(conn, &ctx2, &opp, input.won, input.closed_at)?;
+            ctx2.audit(conn, "closeOpportunity", Some(&input.external_id), status)?;
+            repo::by_id(conn, opp.id)?
+                .ok_or_else(|| AppError::Internal("opportunity vanished".into()))
+        })
+        .await
+}
+
+fn move_primary_on_close(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    opp: &OpportunityRow,
+    won: bool,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    let lead = leads::by_id(conn, opp.primary_contact_id)?
+        .ok_or_else(|| AppError::Internal("primary contact vanished".into()))?;
+    let current = stage_of(&lead)?;
+    let target = if won { LeadStage::Won } else { LeadStage::Lost };
+    // A contact already won on another deal stays won; a lost one stays lost unless this wins.
+    let keep = current == LeadStage::Won || (current == LeadStage::Lost && !won);
+    if !keep {
+        let steps = stage::plan_forced(current, target);
+        let reason = format!("opportunity {} closed {}", opp.external_id, target);
+        apply_steps(
+            conn,
+            lead.id,
+            &steps,
+            at,
+            &ctx.caller.sub,
+            Some(&reason),
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+pub async fn record_revenue(ctx: &Ctx, input: RevenueInput) -> AppResult<RevenueRow> {
+    ctx.require_write(Write::Ingest, "record revenue")?;
+    check_external_id("revenue event", &input.external_id)?;
+    let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let opp = repo::by_external_id(conn, &input.opportunity_external_id)?
+                .ok_or_else(|| not_found("opportunity", &input.opportunity_external_id))?;
+            if opp.status != "WON" {
+                return Err(AppError::BadInput(format!(
+                    "revenue can only be booked on a WON opportunity; \"{}\" is {}",
+                    opp.external_id, opp.status
+                )));
+            }
+            let values = RevenueValues {
+                external_id: &input.external_id,
+                opportunity_id: opp.id,
+                amount_cents: amount.0,
+                booked_on: input.booked_on,
+            };
+            let outcome = match repo::revenue_by_external_id(conn, &input.external_id)? {
+                None => {
+                    repo::insert_revenue(conn, &values)?;
+                    Outcome::Created
+                }
+                Some(row) => {
+                    if row.opportunity_id == opp.id
+                        && row.amount_cents == amount.0
+                        && row.booked_on == input.booked_on
+                    {
+                        Outcome::Unchanged
+                    } else {
+                        repo::update_revenue(conn, row.id, &values)?;
+                        Outcome::Updated
+                    }
+                }
+            };
+            ctx2.audit(
+                conn,
+                "recordRevenue",
+                Some(&input.external_id),
+                outcome.as_str(),
+            )?;
+            repo::revenue_by_external_id(conn, &input.external_id)?
+                .ok_or_else(|| AppError::Internal("revenue event vanished after upsert".into()))
+        })
+        .await
+}

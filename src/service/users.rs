@@ -1,0 +1,102 @@
+//! Users: the CRM sync upserts them; `me` answers who the caller is.
+
+use std::str::FromStr;
+
+use super::{check_external_id, check_non_empty, AppError, AppResult, Ctx, Outcome};
+use crate::auth::{Role, Scope, Write};
+use crate::repo::users::{self, UserRow, UserValues};
+
+#[derive(Debug, Clone)]
+pub struct UserInput {
+    pub external_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub role: Role,
+}
+
+pub async fn upsert(ctx: &Ctx, input: UserInput) -> AppResult<UserRow> {
+    ctx.require_write(Write::Ingest, "upsert users")?;
+    check_external_id("user", &input.external_id)?;
+    check_non_empty("name", &input.name)?;
+    if let Some(email) = &input.email {
+        if !email.contains('@') {
+            return Err(AppError::BadInput(format!(
+                "\"{email}\" is not an email address"
+            )));
+        }
+    }
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let values = UserValues {
+                external_id: &input.external_id,
+                name: &input.name,
+                email: input.email.as_deref(),
+                role: input.role.as_str(),
+            };
+            let outcome = match users::by_external_id(conn, &input.external_id)? {
+                None => {
+                    users::insert(conn, &values)?;
+                    Outcome::Created
+                }
+                Some(row) => {
+                    if row.name == input.name
+                        && row.email == input.email
+                        && row.role == input.role.as_str()
+                    {
+                        Outcome::Unchanged
+                    } else {
+                        users::update(conn, row.id, &values)?;
+                        Outcome::Updated
+                    }
+                }
+            };
+            ctx2.audit(
+                conn,
+                "upsertUser",
+                Some(&input.external_id),
+                outcome.as_str(),
+            )?;
+            users::by_external_id(conn, &input.external_id)?
+                .ok_or_else(|| AppError::Internal("user vanished after upsert".into()))
+        })
+        .await
+}
+
+/// The caller's user row, or one made from the token when the `sub` has none yet.
+pub async fn me(ctx: &Ctx) -> AppResult<UserRow> {
+    let sub = ctx.caller.sub.clone();
+    let role = ctx.caller.role;
+    let found = ctx
+        .db
+        .run(move |conn| Ok::<_, AppError>(users::by_external_id(conn, &sub)?))
+        .await?;
+    Ok(found.unwrap_or_else(|| UserRow {
+        id: 0,
+        external_id: ctx.caller.sub.clone(),
+        name: ctx.caller.sub.clone(),
+        email: None,
+        role: role.as_str().to_string(),
+    }))
+}
+
+/// Whether the caller may see this user at all, and their email.
+pub fn can_see_user(ctx: &Ctx, user_id: i64) -> bool {
+    match ctx.read_scope(crate::auth::Read::Users) {
+        Scope::All => true,
+        Scope::Own => ctx.user_id == Some(user_id),
+        Scope::None => false,
+    }
+}
+
+pub fn can_see_email(ctx: &Ctx, user_external_id: &str) -> bool {
+    match ctx.read_scope(crate::auth::Read::UserEmail) {
+        Scope::All => true,
+        Scope::Own => ctx.caller.sub == user_external_id,
+        Scope::None => false,
+    }
+}
+
+pub fn role_of(row: &UserRow) -> AppResult<Role> {
+    Role::from_str(&row.role).map_err(AppError::Internal)
+}
