@@ -6,7 +6,11 @@ use funnelgraph::auth::{Claims, Role, Verifier};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 
 fn key(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/fixtures/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn claims(exp_offset: i64) -> Claims {
@@ -22,30 +26,64 @@ fn claims(exp_offset: i64) -> Claims {
 
 fn verifier(public: &str) -> Verifier {
     let pem = key(public);
-    Verifier::new(None, Some((public, &pem)), Some("funnelgraph-tests".into()), Some("funnelgraph".into())).unwrap()
+    Verifier::new(
+        None,
+        Some((public, &pem)),
+        Some("funnelgraph-tests".into()),
+        Some("funnelgraph".into()),
+    )
+    .unwrap()
 }
 
 #[test]
 fn rs256_es256_and_eddsa_tokens_verify_against_their_public_key() {
     let cases = [
-        (Algorithm::RS256, EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap(), "rsa-public.pem"),
-        (Algorithm::ES256, EncodingKey::from_ec_pem(&key("ec-private-pk8.pem")).unwrap(), "ec-public.pem"),
-        (Algorithm::EdDSA, EncodingKey::from_ed_pem(&key("ed-private.pem")).unwrap(), "ed-public.pem"),
+        (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap(),
+            "rsa-public.pem",
+        ),
+        (
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(&key("ec-private-pk8.pem")).unwrap(),
+            "ec-public.pem",
+        ),
+        (
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_pem(&key("ed-private.pem")).unwrap(),
+            "ed-public.pem",
+        ),
     ];
     for (alg, signing, public) in cases {
         let token = encode(&Header::new(alg), &claims(600), &signing).unwrap();
         let caller = verifier(public).verify(&token).unwrap();
-        assert_eq!((caller.sub.as_str(), caller.role), ("u1", Role::Analyst), "{alg:?}");
+        assert_eq!(
+            (caller.sub.as_str(), caller.role),
+            ("u1", Role::Analyst),
+            "{alg:?}"
+        );
         // The same token is refused by a server holding another algorithm's key.
-        let other = if public == "rsa-public.pem" { "ec-public.pem" } else { "rsa-public.pem" };
-        assert!(verifier(other).verify(&token).is_err(), "{alg:?} against {other}");
+        let other = if public == "rsa-public.pem" {
+            "ec-public.pem"
+        } else {
+            "rsa-public.pem"
+        };
+        assert!(
+            verifier(other).verify(&token).is_err(),
+            "{alg:?} against {other}"
+        );
     }
 }
 
 #[test]
 fn an_hs256_token_signed_with_the_public_key_is_refused() {
     // Key confusion: the attacker signs HS256 with the (public) RSA PEM as the HMAC secret.
-    let token = encode(&Header::new(Algorithm::HS256), &claims(600), &EncodingKey::from_secret(&key("rsa-public.pem"))).unwrap();
+    let token = encode(
+        &Header::new(Algorithm::HS256),
+        &claims(600),
+        &EncodingKey::from_secret(&key("rsa-public.pem")),
+    )
+    .unwrap();
     assert!(verifier("rsa-public.pem").verify(&token).is_err());
 }
 
@@ -67,6 +105,8 @@ fn issuer_and_audience_are_enforced_when_configured() {
 fn a_server_without_any_key_refuses_to_build_a_verifier() {
     assert!(Verifier::new(None, None, None, None).is_err());
     let config = funnelgraph::config::Config::from_lookup(|_| None).unwrap();
-    let err = funnelgraph::cli::verifier(&config, None).err().expect("no key configured");
+    let err = funnelgraph::cli::verifier(&config, None)
+        .err()
+        .expect("no key configured");
     assert!(err.to_string().contains("no JWT key"), "{err}");
 }
