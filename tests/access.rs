@@ -162,6 +162,21 @@ both_databases! {
             ("mutation($i: CampaignInput!) { upsertCampaign(input: $i) { id } }",
              json!({ "i": { "externalId": "c9", "name": "n", "channel": "email", "ownerExternalId": "m1" } }),
              vec![Role::Admin, Role::Integration, Role::MarketingManager]),
+            (
+                "mutation($i: CampaignCostInput!) { recordCampaignCost(input: $i) { id } }",
+                json!({ "i": { "externalId": "k9", "campaignExternalId": "c1", "amount": { "amount": "1.00", "currency": "USD" }, "incurredOn": "2026-01-01" } }),
+                vec![Role::Admin, Role::Integration, Role::MarketingManager],
+            ),
+            (
+                "mutation($i: CloseOpportunityInput!) { closeOpportunity(input: $i) { id } }",
+                json!({ "i": { "externalId": "O1", "won": true, "closedAt": "2026-02-01T00:00:00Z" } }),
+                vec![Role::Admin, Role::Integration],
+            ),
+            (
+                "mutation($i: RevenueInput!) { recordRevenue(input: $i) { id } }",
+                json!({ "i": { "externalId": "r9", "opportunityExternalId": "O1", "amount": { "amount": "1.00", "currency": "USD" }, "bookedOn": "2026-02-01" } }),
+                vec![Role::Admin, Role::Integration],
+            ),
         ];
         for (mutation, vars, allowed) in cases {
             for role in ROLES {
@@ -175,6 +190,8 @@ both_databases! {
         }
         let totals = app.ok("{ campaigns { totalCount } leads { totalCount } opportunities { totalCount } }", json!({}));
         assert_eq!(totals, json!({ "campaigns": { "totalCount": 2 }, "leads": { "totalCount": 2 }, "opportunities": { "totalCount": 1 } }), "refused writes wrote nothing");
+        let v = app.ok(r#"{ opportunity(externalId: "O1") { status revenue { id } } campaign(externalId: "c1") { cost { amount } } }"#, json!({}));
+        assert_eq!(v, json!({ "opportunity": { "status": "OPEN", "revenue": [] }, "campaign": { "cost": { "amount": "0.00" } } }));
     }
 
     fn a_marketer_writes_only_their_own_campaigns(app) {

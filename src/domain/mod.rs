@@ -1,6 +1,7 @@
 //! Pure domain logic, no I/O: money, periods, stages. Nothing here knows diesel, actix or
 //! async-graphql, so the rules can be read and tested alone.
 
+pub mod allocation;
 pub mod money;
 pub mod period;
 pub mod stage;
