@@ -104,6 +104,7 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         verifier,
         currency: config.currency.clone(),
         max_body_bytes: config.max_body_bytes,
+        reports: Default::default(),
     })
 }
 

@@ -170,7 +170,13 @@ pub async fn load_if_empty(db: &Db, currency: &str) -> AppResult<String> {
 }
 
 pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
-    let ctx = Ctx::for_caller(db.clone(), crate::cli::demo_caller(), currency.to_string()).await?;
+    let ctx = Ctx::for_caller(
+        db.clone(),
+        crate::cli::demo_caller(),
+        currency.to_string(),
+        Default::default(),
+    )
+    .await?;
     let mut rng = Rng(0x5EED_F00D_CAFE_1234);
     for (ext, name, role) in USERS {
         service::users::upsert(

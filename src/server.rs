@@ -23,6 +23,7 @@ pub struct AppState {
     pub verifier: Verifier,
     pub currency: String,
     pub max_body_bytes: usize,
+    pub reports: std::sync::Arc<crate::service::attribution::ReportCache>,
 }
 
 /// Binds the routes to `listener` and returns the running server (await it, or hand it to
@@ -215,7 +216,14 @@ async fn execute(
     }
     let span = tracing::info_span!("graphql", request_id = %rid, sub = %caller.sub, role = caller.role.as_str());
     async move {
-        let ctx = match Ctx::for_caller(state.db.clone(), caller, state.currency.clone()).await {
+        let ctx = match Ctx::for_caller(
+            state.db.clone(),
+            caller,
+            state.currency.clone(),
+            state.reports.clone(),
+        )
+        .await
+        {
             Ok(ctx) => ctx,
             Err(e) => {
                 let detail = e.internal_detail().unwrap_or_else(|| e.message());

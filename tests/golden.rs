@@ -76,6 +76,106 @@ fn snapshot(app: &TestApp) -> Value {
     json!({ "leads": leads, "rest": rest })
 }
 
+fn close_enough(got: &Value, want: &Value) -> bool {
+    match (got.as_f64(), want.as_f64()) {
+        (Some(g), Some(w)) => (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+        _ => got == want,
+    }
+}
+
+/// Compares one report with the golden answer; returns what differs.
+fn attribution_mismatches(app: &TestApp, expected: &Value) -> Vec<String> {
+    let query = "query($m: AttributionModel!, $p: PeriodInput!, $s: LeadStage, $g: AttributionGrouping) {
+        attribution(model: $m, period: $p, stage: $s, groupBy: $g) {
+            rows { key conversions revenue { amount } }
+            totalConversions totalRevenue { amount } unattributedConversions unattributedRevenue { amount }
+            removalEffects { campaign { externalId } removalEffect share } } }";
+    let v = app.ok(
+        query,
+        json!({ "m": expected["model"], "p": expected["period"], "s": expected["stage"], "g": expected["groupBy"] }),
+    );
+    let got = &v["attribution"];
+    let label = format!(
+        "{} {} {} {}",
+        expected["model"], expected["stage"], expected["groupBy"], expected["period"]["from"]
+    );
+    let mut out = Vec::new();
+    let got_rows: BTreeMap<String, (Value, Value)> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                (r["conversions"].clone(), r["revenue"]["amount"].clone()),
+            )
+        })
+        .collect();
+    let want_rows: BTreeMap<String, (Value, Value)> = expected["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                (r["conversions"].clone(), r["revenue"].clone()),
+            )
+        })
+        .collect();
+    for (key, (wc, wr)) in &want_rows {
+        match got_rows.get(key) {
+            None => out.push(format!("{label}: row {key} missing")),
+            Some((gc, gr)) => {
+                if !close_enough(gc, wc) {
+                    out.push(format!("{label}: {key} conversions {gc} != {wc}"));
+                }
+                if gr != wr {
+                    out.push(format!("{label}: {key} revenue {gr} != {wr}"));
+                }
+            }
+        }
+    }
+    for key in got_rows.keys().filter(|k| !want_rows.contains_key(*k)) {
+        out.push(format!("{label}: extra row {key} {:?}", got_rows[key]));
+    }
+    for (g, w) in [
+        (&got["totalConversions"], &expected["totalConversions"]),
+        (
+            &got["unattributedConversions"],
+            &expected["unattributedConversions"],
+        ),
+        (&got["totalRevenue"]["amount"], &expected["totalRevenue"]),
+        (
+            &got["unattributedRevenue"]["amount"],
+            &expected["unattributedRevenue"],
+        ),
+    ] {
+        if !close_enough(g, w) {
+            out.push(format!("{label}: total {g} != {w}"));
+        }
+    }
+    if let Some(effects) = expected.get("removalEffects").and_then(Value::as_object) {
+        let got_effects: BTreeMap<String, Value> = got["removalEffects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["campaign"]["externalId"].as_str().unwrap().to_string(),
+                    e["removalEffect"].clone(),
+                )
+            })
+            .collect();
+        for (c, w) in effects {
+            match got_effects.get(c) {
+                Some(g) if close_enough(g, w) => {}
+                other => out.push(format!("{label}: removal effect {c} {other:?} != {w}")),
+            }
+        }
+    }
+    out
+}
+
 both_databases! {
     fn the_golden_company_ingests_and_a_replay_changes_nothing(app) {
         let golden = golden();
@@ -142,5 +242,47 @@ both_databases! {
             assert_eq!(disqualified, expected["disqualified"].as_u64().unwrap());
             assert_eq!(lost, expected["lost"].as_u64().unwrap());
         }
+    }
+
+    fn every_golden_attribution_report_matches(app) {
+        let golden = golden();
+        apply_all(app, &golden);
+        let mut mismatches = Vec::new();
+        for expected in golden["expected"]["attribution"].as_array().unwrap() {
+            mismatches.extend(attribution_mismatches(app, expected));
+        }
+        assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    }
+
+    fn golden_campaign_roi_matches(app) {
+        let golden = golden();
+        apply_all(app, &golden);
+        let mut mismatches = Vec::new();
+        for expected in golden["expected"]["campaignRoi"].as_array().unwrap() {
+            let v = app.ok(
+                "query($m: AttributionModel!, $p: PeriodInput!) { campaignRoi(model: $m, period: $p) {
+                    campaign { externalId } cost { amount } attributedRevenue { amount } attributedPipeline { amount }
+                    roi roas inquiries mqls sals sqls opportunities wins } }",
+                json!({ "m": expected["model"], "p": expected["period"] }),
+            );
+            let rows = v["campaignRoi"].as_array().unwrap();
+            for want in expected["rows"].as_array().unwrap() {
+                let Some(got) = rows.iter().find(|r| r["campaign"]["externalId"] == want["campaign"]) else {
+                    mismatches.push(format!("{} missing", want["campaign"]));
+                    continue;
+                };
+                for field in ["roi", "roas", "inquiries", "mqls", "sals", "sqls", "opportunities", "wins"] {
+                    if !close_enough(&got[field], &want[field]) {
+                        mismatches.push(format!("{} {} {}: {} != {}", expected["model"], want["campaign"], field, got[field], want[field]));
+                    }
+                }
+                for (field, key) in [("cost", "cost"), ("attributedRevenue", "attributedRevenue"), ("attributedPipeline", "attributedPipeline")] {
+                    if got[field]["amount"] != want[key] {
+                        mismatches.push(format!("{} {} {}: {} != {}", expected["model"], want["campaign"], field, got[field]["amount"], want[key]));
+                    }
+                }
+            }
+        }
+        assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
     }
 }

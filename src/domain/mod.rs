@@ -2,6 +2,9 @@
 //! async-graphql, so the rules can be read and tested alone.
 
 pub mod allocation;
+pub mod attribution;
+pub mod markov;
 pub mod money;
 pub mod period;
+pub mod report;
 pub mod stage;

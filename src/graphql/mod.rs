@@ -6,6 +6,7 @@ pub mod ids;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod reports;
 pub mod scalars;
 pub mod types;
 
@@ -47,7 +48,7 @@ impl PeriodInput {
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(query::EntityQuery);
+pub struct QueryRoot(query::EntityQuery, reports::ReportQueryRoot);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]

@@ -565,6 +565,21 @@ impl Opportunity {
     async fn closed_at(&self) -> Option<DateTime> {
         self.0.closed_at.map(|t| DateTime(t.and_utc()))
     }
+    /// Each touchpoint's share of this deal under `model`: of its booked revenue as of its
+    /// close when WON, else of its amount as of its creation (365-day lookback).
+    async fn credits(
+        &self,
+        ctx: &Context<'_>,
+        model: super::reports::AttributionModel,
+    ) -> Result<Vec<super::reports::AttributionCredit>> {
+        let credits =
+            service::attribution::opportunity_credits(&session(ctx).ctx, self.0.id, model.into())
+                .await?;
+        Ok(credits
+            .into_iter()
+            .map(|credit| super::reports::AttributionCredit { credit })
+            .collect())
+    }
     /// Revenue booked on this deal, by booking date.
     async fn revenue(&self, ctx: &Context<'_>) -> Result<Vec<RevenueEvent>> {
         let rows = session(ctx).loaders.revenue.load_one(self.0.id).await?;

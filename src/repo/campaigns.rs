@@ -223,3 +223,27 @@ pub fn lead_count(conn: &mut AnyConnection, campaign_id: i64) -> QueryResult<i64
         .count()
         .get_result(conn)
 }
+
+/// Every campaign (a company has thousands at most).
+pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<CampaignRow>> {
+    campaigns::table
+        .select(CampaignRow::as_select())
+        .order(campaigns::external_id)
+        .load(conn)
+}
+
+/// Cost per campaign incurred in `[from, to)` (all time when no range).
+pub fn cost_totals(
+    conn: &mut AnyConnection,
+    range: Option<(NaiveDate, NaiveDate)>,
+) -> QueryResult<Vec<(i64, i64)>> {
+    let mut query = campaign_costs::table
+        .select((campaign_costs::campaign_id, campaign_costs::amount_cents))
+        .into_boxed();
+    if let Some((from, to)) = range {
+        query = query
+            .filter(campaign_costs::incurred_on.ge(from))
+            .filter(campaign_costs::incurred_on.lt(to));
+    }
+    query.load(conn)
+}

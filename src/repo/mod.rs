@@ -5,6 +5,7 @@ pub mod audit;
 pub mod campaigns;
 pub mod leads;
 pub mod opportunities;
+pub mod reports;
 pub mod settings;
 pub mod users;
 

@@ -1,6 +1,7 @@
 //! Use cases: load with `repo`, decide with `domain` and `auth`, write with `repo`, each
 //! write in one transaction.
 
+pub mod attribution;
 pub mod campaigns;
 pub mod leads;
 pub mod opportunities;
@@ -99,11 +100,18 @@ pub struct Ctx {
     /// The caller's row in `users`, when there is one.
     pub user_id: Option<i64>,
     pub currency: String,
+    /// Facts shared by reports, per data version.
+    pub reports: std::sync::Arc<attribution::ReportCache>,
 }
 
 impl Ctx {
     /// Builds the context of a request, looking up the caller's user row once.
-    pub async fn for_caller(db: Db, caller: Caller, currency: String) -> AppResult<Ctx> {
+    pub async fn for_caller(
+        db: Db,
+        caller: Caller,
+        currency: String,
+        reports: std::sync::Arc<attribution::ReportCache>,
+    ) -> AppResult<Ctx> {
         let sub = caller.sub.clone();
         let user_id = db
             .run(move |conn| {
@@ -115,6 +123,7 @@ impl Ctx {
             caller,
             user_id,
             currency,
+            reports,
         })
     }
 

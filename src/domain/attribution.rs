@@ -1,0 +1,392 @@
+//! Attribution models of SPEC §4 as pure functions: given a conversion and its eligible
+//! touchpoints (sorted by time, then externalId), the weight of each touch.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Model {
+    FirstTouch,
+    LastTouch,
+    Linear,
+    PositionBased,
+    WShaped,
+    FullPath,
+    TimeDecay,
+    Markov,
+}
+
+pub const MODELS: [Model; 8] = [
+    Model::FirstTouch,
+    Model::LastTouch,
+    Model::Linear,
+    Model::PositionBased,
+    Model::WShaped,
+    Model::FullPath,
+    Model::TimeDecay,
+    Model::Markov,
+];
+
+impl Model {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::FirstTouch => "FIRST_TOUCH",
+            Model::LastTouch => "LAST_TOUCH",
+            Model::Linear => "LINEAR",
+            Model::PositionBased => "POSITION_BASED",
+            Model::WShaped => "W_SHAPED",
+            Model::FullPath => "FULL_PATH",
+            Model::TimeDecay => "TIME_DECAY",
+            Model::Markov => "MARKOV",
+        }
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MODELS
+            .iter()
+            .copied()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown attribution model {s}"))
+    }
+}
+
+/// One touchpoint as attribution sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    pub id: i64,
+    pub external_id: String,
+    pub campaign_id: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// What a model needs to know about a conversion besides its touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conversion {
+    /// The instant of the conversion.
+    pub at: DateTime<Utc>,
+    /// When the lead (an opportunity's primary contact) first reached MQL, if ever.
+    pub mql_at: Option<DateTime<Utc>>,
+    /// When the opportunity was created (OPPORTUNITY and WON conversions only).
+    pub opportunity_created_at: Option<DateTime<Utc>>,
+    /// Whether this is a WON conversion (FULL_PATH's CLOSE role).
+    pub won: bool,
+}
+
+/// Sorts touches the way SPEC §4 orders them: by time, then externalId.
+pub fn sort_touches(touches: &mut [Touch]) {
+    touches.sort_by(|a, b| (a.at, &a.external_id).cmp(&(b.at, &b.external_id)));
+}
+
+/// The touches of sorted `touches` with `at − lookback ≤ time ≤ at`.
+pub fn eligible(touches: &[Touch], at: DateTime<Utc>, lookback_days: i64) -> Vec<Touch> {
+    let from = at - Duration::days(lookback_days);
+    touches
+        .iter()
+        .filter(|t| t.at >= from && t.at <= at)
+        .cloned()
+        .collect()
+}
+
+/// Parameters that only some models use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    pub half_life_days: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            half_life_days: 7.0,
+        }
+    }
+}
+
+/// The weight of each eligible touch (non-negative, summing to 1; empty for no touches).
+/// MARKOV needs the removal effect of each campaign.
+pub fn weights(
+    model: Model,
+    conversion: &Conversion,
+    touches: &[Touch],
+    params: Params,
+    removal_effects: &HashMap<i64, f64>,
+) -> Vec<f64> {
+    let n = touches.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut w = vec![0.0; n];
+    match model {
+        Model::FirstTouch => w[0] = 1.0,
+        Model::LastTouch => w[n - 1] = 1.0,
+        Model::Linear => w.iter_mut().for_each(|x| *x = 1.0 / n as f64),
+        Model::PositionBased => match n {
+            1 => w[0] = 1.0,
+            2 => w = vec![0.5, 0.5],
+            _ => {
+                w[0] = 0.4;
+                w[n - 1] = 0.4;
+                for x in &mut w[1..n - 1] {
+                    *x = 0.2 / (n - 2) as f64;
+                }
+            }
+        },
+        Model::WShaped => w = role_weights(conversion, touches, false),
+        Model::FullPath => w = role_weights(conversion, touches, true),
+        Model::TimeDecay => {
+            for (x, t) in w.iter_mut().zip(touches) {
+                let days = (conversion.at - t.at).num_milliseconds() as f64 / 86_400_000.0;
+                *x = (-days / params.half_life_days).exp2();
+            }
+            normalise(&mut w);
+        }
+        Model::Markov => w = markov_weights(touches, removal_effects),
+    }
+    w
+}
+
+fn normalise(w: &mut [f64]) {
+    let total: f64 = w.iter().sum();
+    if total > 0.0 {
+        w.iter_mut().for_each(|x| *x /= total);
+    }
+}
+
+/// Index of the last touch at or before `at`, if any.
+fn last_at_or_before(touches: &[Touch], at: DateTime<Utc>) -> Option<usize> {
+    touches.iter().rposition(|t| t.at <= at)
+}
+
+/// W_SHAPED (FIRST, MQL, OPPORTUNITY at 0.3 each) and FULL_PATH (plus CLOSE, 0.225 each):
+/// a touch's raw weight is the role weight times the roles it holds; touches holding none
+/// share 0.1; absent roles are simply absent; then everything is scaled to sum to 1.
+fn role_weights(conversion: &Conversion, touches: &[Touch], full_path: bool) -> Vec<f64> {
+    let n = touches.len();
+    let role_weight = if full_path { 0.225 } else { 0.3 };
+    let mut roles = vec![0u32; n];
+    roles[0] += 1;
+    if let Some(mql) = conversion.mql_at.filter(|m| *m <= conversion.at) {
+        if let Some(i) = last_at_or_before(touches, mql) {
+            roles[i] += 1;
+        }
+    }
+    if let Some(created) = conversion.opportunity_created_at {
+        if let Some(i) = last_at_or_before(touches, created) {
+            roles[i] += 1;
+        }
+    }
+    if full_path && conversion.won {
+        roles[n - 1] += 1;
+    }
+    let without_role = roles.iter().filter(|r| **r == 0).count();
+    let mut w: Vec<f64> = roles
+        .iter()
+        .map(|r| {
+            if *r > 0 {
+                role_weight * f64::from(*r)
+            } else {
+                0.1 / without_role as f64
+            }
+        })
+        .collect();
+    normalise(&mut w);
+    w
+}
+
+/// MARKOV: each distinct campaign on the touches gets RE(c) / Σ RE over those campaigns
+/// (equal shares when that sum is 0), spread equally over that campaign's touches.
+fn markov_weights(touches: &[Touch], removal_effects: &HashMap<i64, f64>) -> Vec<f64> {
+    let mut campaigns: Vec<i64> = touches.iter().map(|t| t.campaign_id).collect();
+    campaigns.sort_unstable();
+    campaigns.dedup();
+    let effect = |c: &i64| removal_effects.get(c).copied().unwrap_or(0.0).max(0.0);
+    let total: f64 = campaigns.iter().map(effect).sum();
+    let share = |c: &i64| {
+        if total > 0.0 {
+            effect(c) / total
+        } else {
+            1.0 / campaigns.len() as f64
+        }
+    };
+    let count = |c: i64| touches.iter().filter(|t| t.campaign_id == c).count() as f64;
+    touches
+        .iter()
+        .map(|t| share(&t.campaign_id) / count(t.campaign_id))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, d, 12, 0, 0).unwrap()
+    }
+
+    fn touches(days: &[(u32, i64)]) -> Vec<Touch> {
+        days.iter()
+            .enumerate()
+            .map(|(i, (d, c))| Touch {
+                id: i as i64,
+                external_id: format!("t{i}"),
+                campaign_id: *c,
+                at: day(*d),
+            })
+            .collect()
+    }
+
+    fn conv(at: u32) -> Conversion {
+        Conversion {
+            at: day(at),
+            mql_at: None,
+            opportunity_created_at: None,
+            won: false,
+        }
+    }
+
+    fn w(model: Model, c: &Conversion, t: &[Touch]) -> Vec<f64> {
+        weights(model, c, t, Params::default(), &HashMap::new())
+    }
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12)
+    }
+
+    #[test]
+    fn single_touch_models_credit_one_end() {
+        let t = touches(&[(1, 1), (2, 2), (3, 3)]);
+        assert_eq!(w(Model::FirstTouch, &conv(9), &t), vec![1.0, 0.0, 0.0]);
+        assert_eq!(w(Model::LastTouch, &conv(9), &t), vec![0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn position_based_for_one_two_three_and_four_touches() {
+        assert_eq!(
+            w(Model::PositionBased, &conv(9), &touches(&[(1, 1)])),
+            vec![1.0]
+        );
+        assert_eq!(
+            w(Model::PositionBased, &conv(9), &touches(&[(1, 1), (2, 1)])),
+            vec![0.5, 0.5]
+        );
+        assert!(close(
+            &w(
+                Model::PositionBased,
+                &conv(9),
+                &touches(&[(1, 1), (2, 1), (3, 1)])
+            ),
+            &[0.4, 0.2, 0.4]
+        ));
+        assert!(close(
+            &w(
+                Model::PositionBased,
+                &conv(9),
+                &touches(&[(1, 1), (2, 1), (3, 1), (4, 1)])
+            ),
+            &[0.4, 0.1, 0.1, 0.4]
+        ));
+    }
+
+    #[test]
+    fn w_shaped_with_all_three_roles_on_distinct_touches() {
+        // t1 FIRST, t2 MQL (last touch at or before MQL on day 2), t4 OPPORTUNITY (last touch
+        // at or before creation on day 4); t3 and t5 share 0.1. Total 1.0 already.
+        let t = touches(&[(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]);
+        let c = Conversion {
+            at: day(6),
+            mql_at: Some(day(2)),
+            opportunity_created_at: Some(day(4)),
+            won: true,
+        };
+        assert!(close(
+            &w(Model::WShaped, &c, &t),
+            &[0.3, 0.3, 0.05, 0.3, 0.05]
+        ));
+        // FULL_PATH adds CLOSE on t5: 0.225 × 4 + 0.1 for t3 alone.
+        assert!(close(
+            &w(Model::FullPath, &c, &t),
+            &[0.225, 0.225, 0.1, 0.225, 0.225]
+        ));
+    }
+
+    #[test]
+    fn roles_that_coincide_add_up_and_absent_roles_vanish() {
+        // One touch holds FIRST and MQL: raw 0.6, the other touch 0.1: scaled 6/7 and 1/7.
+        let t = touches(&[(1, 1), (3, 2)]);
+        let c = Conversion {
+            at: day(4),
+            mql_at: Some(day(2)),
+            opportunity_created_at: None,
+            won: false,
+        };
+        assert!(close(&w(Model::WShaped, &c, &t), &[6.0 / 7.0, 1.0 / 7.0]));
+        // MQL reached after the conversion: the role is absent.
+        let c = Conversion {
+            at: day(4),
+            mql_at: Some(day(5)),
+            opportunity_created_at: None,
+            won: false,
+        };
+        assert!(close(&w(Model::WShaped, &c, &t), &[0.75, 0.25]));
+        // A single touch holding every role gets everything.
+        let t = touches(&[(1, 1)]);
+        let c = Conversion {
+            at: day(4),
+            mql_at: Some(day(2)),
+            opportunity_created_at: Some(day(3)),
+            won: true,
+        };
+        assert_eq!(w(Model::FullPath, &c, &t), vec![1.0]);
+    }
+
+    #[test]
+    fn time_decay_halves_every_half_life() {
+        let t = touches(&[(1, 1), (8, 1), (15, 1)]);
+        let got = w(Model::TimeDecay, &conv(15), &t);
+        // raw 1/4, 1/2, 1 -> 1/7, 2/7, 4/7
+        assert!(close(&got, &[1.0 / 7.0, 2.0 / 7.0, 4.0 / 7.0]));
+    }
+
+    #[test]
+    fn markov_spreads_each_campaign_share_over_its_touches() {
+        let t = touches(&[(1, 1), (2, 2), (3, 1)]);
+        let effects = HashMap::from([(1, 0.3), (2, 0.1)]);
+        let got = weights(Model::Markov, &conv(9), &t, Params::default(), &effects);
+        assert!(close(&got, &[0.375, 0.25, 0.375]));
+        let got = weights(
+            Model::Markov,
+            &conv(9),
+            &t,
+            Params::default(),
+            &HashMap::new(),
+        );
+        assert!(
+            close(&got, &[0.25, 0.5, 0.25]),
+            "equal campaign shares when effects are all 0"
+        );
+    }
+
+    #[test]
+    fn the_lookback_edge_is_inclusive() {
+        let t = touches(&[(1, 1), (2, 2), (10, 3), (11, 4)]);
+        let got: Vec<i64> = eligible(&t, day(10), 8)
+            .iter()
+            .map(|t| t.campaign_id)
+            .collect();
+        assert_eq!(
+            got,
+            vec![2, 3],
+            "day 2 is exactly 8 days before; day 11 is after"
+        );
+        assert!(eligible(&t, day(10), 0).iter().all(|t| t.at == day(10)));
+    }
+
+    #[test]
+    fn no_touch_means_no_weights() {
+        assert!(w(Model::Linear, &conv(9), &[]).is_empty());
+    }
+}

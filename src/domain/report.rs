@@ -1,0 +1,352 @@
+//! An attribution report (SPEC §4) from the facts of one stage and period: weights per
+//! conversion, values split by largest remainder, rows grouped by campaign, channel or month.
+//! Rows plus the unattributed part always sum exactly to the total revenue.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::allocation::allocate;
+use super::attribution::{weights, Conversion, Model, Params, Touch};
+use super::money::MoneyError;
+
+/// One conversion with its eligible touches (sorted) and, for OPPORTUNITY, its pipeline value.
+#[derive(Debug, Clone)]
+pub struct ConversionFacts {
+    pub conversion: Conversion,
+    pub touches: Vec<Touch>,
+    pub value: Option<i64>,
+}
+
+/// A WON-stage revenue event, split with the weights of its opportunity as of its close.
+#[derive(Debug, Clone)]
+pub struct ValueFacts {
+    pub conversion: Conversion,
+    pub touches: Vec<Touch>,
+    pub amount: i64,
+}
+
+/// Everything a report of one stage and period needs, shared by all models.
+#[derive(Debug, Clone, Default)]
+pub struct StageFacts {
+    pub conversions: Vec<ConversionFacts>,
+    pub values: Vec<ValueFacts>,
+    /// MARKOV removal effect per campaign of the period's chain.
+    pub removal_effects: HashMap<i64, f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grouping {
+    Campaign,
+    Channel,
+    Month,
+}
+
+#[derive(Debug, Clone)]
+pub struct CampaignInfo {
+    pub external_id: String,
+    pub channel: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: String,
+    pub campaign_id: Option<i64>,
+    pub conversions: f64,
+    pub revenue: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub rows: Vec<Row>,
+    pub total_conversions: f64,
+    pub total_revenue: i64,
+    pub unattributed_conversions: f64,
+    pub unattributed_revenue: i64,
+}
+
+/// A touch's share of one conversion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credit {
+    pub touch: Touch,
+    pub weight: f64,
+    pub amount: i64,
+}
+
+/// The credits of one conversion (empty when it has no eligible touch): its weights and,
+/// when it carries money, the amount split by largest remainder.
+pub fn credits(
+    model: Model,
+    conversion: &Conversion,
+    touches: &[Touch],
+    params: Params,
+    removal_effects: &HashMap<i64, f64>,
+    amount: i64,
+) -> Vec<Credit> {
+    let w = weights(model, conversion, touches, params, removal_effects);
+    let parts = allocate(amount, &w);
+    touches
+        .iter()
+        .zip(w)
+        .zip(parts)
+        .map(|((t, weight), amount)| Credit {
+            touch: t.clone(),
+            weight,
+            amount,
+        })
+        .collect()
+}
+
+fn key_of(
+    grouping: Grouping,
+    touch: &Touch,
+    campaigns: &HashMap<i64, CampaignInfo>,
+) -> (String, Option<i64>) {
+    match grouping {
+        Grouping::Campaign => (
+            campaigns
+                .get(&touch.campaign_id)
+                .map(|c| c.external_id.clone())
+                .unwrap_or_default(),
+            Some(touch.campaign_id),
+        ),
+        Grouping::Channel => (
+            campaigns
+                .get(&touch.campaign_id)
+                .map(|c| c.channel.clone())
+                .unwrap_or_default(),
+            None,
+        ),
+        Grouping::Month => (touch.at.format("%Y-%m").to_string(), None),
+    }
+}
+
+/// Builds the report. Only credits on campaigns `visible` accepts make rows (a marketer's
+/// own); the totals and the unattributed part are always the company's.
+pub fn build(
+    facts: &StageFacts,
+    model: Model,
+    params: Params,
+    grouping: Grouping,
+    campaigns: &HashMap<i64, CampaignInfo>,
+    visible: impl Fn(i64) -> bool,
+) -> Result<Report, MoneyError> {
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut total_revenue: i64 = 0;
+    let mut unattributed_conversions = 0.0;
+    let mut unattributed_revenue: i64 = 0;
+    let add = |a: i64, b: i64| a.checked_add(b).ok_or(MoneyError::Arithmetic);
+    let credit = |rows: &mut BTreeMap<String, Row>,
+                  c: &Credit,
+                  conversions: f64|
+     -> Result<(), MoneyError> {
+        if !visible(c.touch.campaign_id) {
+            return Ok(());
+        }
+        let (key, campaign_id) = key_of(grouping, &c.touch, campaigns);
+        let row = rows.entry(key.clone()).or_insert(Row {
+            key,
+            campaign_id,
+            conversions: 0.0,
+            revenue: 0,
+        });
+        row.conversions += conversions;
+        row.revenue = add(row.revenue, c.amount)?;
+        Ok(())
+    };
+    for f in &facts.conversions {
+        let value = f.value.unwrap_or(0);
+        total_revenue = add(total_revenue, value)?;
+        let cs = credits(
+            model,
+            &f.conversion,
+            &f.touches,
+            params,
+            &facts.removal_effects,
+            value,
+        );
+        if cs.is_empty() {
+            unattributed_conversions += 1.0;
+            unattributed_revenue = add(unattributed_revenue, value)?;
+        }
+        for c in &cs {
+            credit(&mut rows, c, c.weight)?;
+        }
+    }
+    for v in &facts.values {
+        total_revenue = add(total_revenue, v.amount)?;
+        let cs = credits(
+            model,
+            &v.conversion,
+            &v.touches,
+            params,
+            &facts.removal_effects,
+            v.amount,
+        );
+        if cs.is_empty() {
+            unattributed_revenue = add(unattributed_revenue, v.amount)?;
+        }
+        for c in &cs {
+            credit(&mut rows, c, 0.0)?;
+        }
+    }
+    Ok(Report {
+        rows: rows.into_values().collect(),
+        total_conversions: facts.conversions.len() as f64,
+        total_revenue,
+        unattributed_conversions,
+        unattributed_revenue,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn touch(id: i64, campaign: i64, day: u32) -> Touch {
+        Touch {
+            id,
+            external_id: format!("t{id}"),
+            campaign_id: campaign,
+            at: Utc.with_ymd_and_hms(2026, 3, day, 0, 0, 0).unwrap(),
+        }
+    }
+
+    fn conversion(day: u32) -> Conversion {
+        Conversion {
+            at: Utc.with_ymd_and_hms(2026, 3, day, 0, 0, 0).unwrap(),
+            mql_at: None,
+            opportunity_created_at: None,
+            won: true,
+        }
+    }
+
+    fn campaigns() -> HashMap<i64, CampaignInfo> {
+        HashMap::from([
+            (
+                1,
+                CampaignInfo {
+                    external_id: "c1".into(),
+                    channel: "email".into(),
+                },
+            ),
+            (
+                2,
+                CampaignInfo {
+                    external_id: "c2".into(),
+                    channel: "email".into(),
+                },
+            ),
+            (
+                3,
+                CampaignInfo {
+                    external_id: "c3".into(),
+                    channel: "event".into(),
+                },
+            ),
+        ])
+    }
+
+    fn facts() -> StageFacts {
+        StageFacts {
+            conversions: vec![
+                ConversionFacts {
+                    conversion: conversion(10),
+                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)],
+                    value: None,
+                },
+                ConversionFacts {
+                    conversion: conversion(11),
+                    touches: vec![],
+                    value: None,
+                },
+            ],
+            values: vec![
+                ValueFacts {
+                    conversion: conversion(10),
+                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)],
+                    amount: 10_000,
+                },
+                ValueFacts {
+                    conversion: conversion(10),
+                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)],
+                    amount: -1_001,
+                },
+                ValueFacts {
+                    conversion: conversion(11),
+                    touches: vec![],
+                    amount: 555,
+                },
+            ],
+            removal_effects: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn rows_plus_unattributed_sum_to_the_total_to_the_cent() {
+        let r = build(
+            &facts(),
+            Model::Linear,
+            Params::default(),
+            Grouping::Campaign,
+            &campaigns(),
+            |_| true,
+        )
+        .unwrap();
+        assert_eq!(r.total_revenue, 9_554);
+        assert_eq!(r.unattributed_revenue, 555);
+        assert_eq!(
+            r.rows.iter().map(|r| r.revenue).sum::<i64>() + r.unattributed_revenue,
+            r.total_revenue
+        );
+        // 10000/3 → 3334, 3333, 3333; −1001/3 → −334, −334, −333 (ties to the earlier touch).
+        let revenue: Vec<i64> = r.rows.iter().map(|r| r.revenue).collect();
+        assert_eq!(revenue, vec![3000, 2999, 3000]);
+        assert_eq!(r.total_conversions, 2.0);
+        assert_eq!(r.unattributed_conversions, 1.0);
+        assert!((r.rows.iter().map(|r| r.conversions).sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn channel_and_month_grouping() {
+        let r = build(
+            &facts(),
+            Model::Linear,
+            Params::default(),
+            Grouping::Channel,
+            &campaigns(),
+            |_| true,
+        )
+        .unwrap();
+        let keys: Vec<&str> = r.rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, vec!["email", "event"]);
+        assert_eq!(r.rows[0].revenue, 3000 + 2999);
+        let r = build(
+            &facts(),
+            Model::Linear,
+            Params::default(),
+            Grouping::Month,
+            &campaigns(),
+            |_| true,
+        )
+        .unwrap();
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.rows[0].key, "2026-03");
+        assert_eq!(r.rows[0].revenue, 8999);
+    }
+
+    #[test]
+    fn a_restricted_view_keeps_the_company_totals() {
+        let r = build(
+            &facts(),
+            Model::Linear,
+            Params::default(),
+            Grouping::Campaign,
+            &campaigns(),
+            |c| c == 1,
+        )
+        .unwrap();
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.rows[0].key, "c1");
+        assert_eq!(r.total_revenue, 9_554);
+    }
+}

@@ -1,0 +1,306 @@
+//! Attribution and ROI: the report types of the contract and their entry points.
+
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+
+use super::scalars::Date;
+use super::types::{Campaign, LeadStage, Money, Period, Touchpoint};
+use super::{session, PeriodInput, Session};
+use crate::domain::attribution as model;
+use crate::domain::report::{Credit, Grouping};
+use crate::service::attribution::{self as service, ReportQuery};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum AttributionModel {
+    FirstTouch,
+    LastTouch,
+    Linear,
+    PositionBased,
+    WShaped,
+    FullPath,
+    TimeDecay,
+    Markov,
+}
+
+impl From<AttributionModel> for model::Model {
+    fn from(m: AttributionModel) -> Self {
+        match m {
+            AttributionModel::FirstTouch => model::Model::FirstTouch,
+            AttributionModel::LastTouch => model::Model::LastTouch,
+            AttributionModel::Linear => model::Model::Linear,
+            AttributionModel::PositionBased => model::Model::PositionBased,
+            AttributionModel::WShaped => model::Model::WShaped,
+            AttributionModel::FullPath => model::Model::FullPath,
+            AttributionModel::TimeDecay => model::Model::TimeDecay,
+            AttributionModel::Markov => model::Model::Markov,
+        }
+    }
+}
+
+impl From<model::Model> for AttributionModel {
+    fn from(m: model::Model) -> Self {
+        match m {
+            model::Model::FirstTouch => AttributionModel::FirstTouch,
+            model::Model::LastTouch => AttributionModel::LastTouch,
+            model::Model::Linear => AttributionModel::Linear,
+            model::Model::PositionBased => AttributionModel::PositionBased,
+            model::Model::WShaped => AttributionModel::WShaped,
+            model::Model::FullPath => AttributionModel::FullPath,
+            model::Model::TimeDecay => AttributionModel::TimeDecay,
+            model::Model::Markov => AttributionModel::Markov,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum AttributionGrouping {
+    Campaign,
+    Channel,
+    Month,
+}
+
+impl From<AttributionGrouping> for Grouping {
+    fn from(g: AttributionGrouping) -> Self {
+        match g {
+            AttributionGrouping::Campaign => Grouping::Campaign,
+            AttributionGrouping::Channel => Grouping::Channel,
+            AttributionGrouping::Month => Grouping::Month,
+        }
+    }
+}
+
+pub fn period_of(p: crate::domain::period::Period) -> Period {
+    Period {
+        from: Date(p.from),
+        to: Date(p.to),
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct AttributionRow {
+    /// Campaign externalId, channel name, or YYYY-MM, by grouping.
+    pub key: String,
+    pub campaign: Option<Campaign>,
+    pub conversions: f64,
+    /// WON: attributed booked revenue. OPPORTUNITY: attributed pipeline. Other stages: zero.
+    pub revenue: Money,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct RemovalEffect {
+    pub campaign: Campaign,
+    pub removal_effect: f64,
+    pub share: f64,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct AttributionReport {
+    pub model: AttributionModel,
+    pub stage: LeadStage,
+    pub period: Period,
+    pub rows: Vec<AttributionRow>,
+    pub total_conversions: f64,
+    pub total_revenue: Money,
+    pub unattributed_conversions: f64,
+    pub unattributed_revenue: Money,
+    /// MARKOV only; empty for the other models.
+    pub removal_effects: Vec<RemovalEffect>,
+}
+
+impl AttributionReport {
+    fn new(s: &Session, r: service::AttributionReport) -> AttributionReport {
+        AttributionReport {
+            model: r.query.model.into(),
+            stage: r.query.stage.into(),
+            period: period_of(r.query.period),
+            rows: r
+                .report
+                .rows
+                .iter()
+                .map(|row| AttributionRow {
+                    key: row.key.clone(),
+                    campaign: row
+                        .campaign_id
+                        .and_then(|id| r.campaigns.get(&id).cloned())
+                        .map(Campaign),
+                    conversions: row.conversions,
+                    revenue: Money::new(s, row.revenue),
+                })
+                .collect(),
+            total_conversions: r.report.total_conversions,
+            total_revenue: Money::new(s, r.report.total_revenue),
+            unattributed_conversions: r.report.unattributed_conversions,
+            unattributed_revenue: Money::new(s, r.report.unattributed_revenue),
+            removal_effects: r
+                .removal_effects
+                .into_iter()
+                .map(|(c, re, share)| RemovalEffect {
+                    campaign: Campaign(c),
+                    removal_effect: re,
+                    share,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A touchpoint's share of an opportunity.
+#[derive(Clone)]
+pub struct AttributionCredit {
+    pub credit: Credit,
+}
+
+#[Object]
+impl AttributionCredit {
+    async fn touchpoint(&self, ctx: &Context<'_>) -> Result<Touchpoint> {
+        let row = session(ctx)
+            .loaders
+            .touchpoints
+            .load_one(self.credit.touch.id)
+            .await?;
+        row.map(Touchpoint).ok_or_else(|| {
+            crate::service::AppError::Internal("credited touchpoint vanished".into()).into()
+        })
+    }
+    async fn campaign(&self, ctx: &Context<'_>) -> Result<Campaign> {
+        let row = session(ctx)
+            .loaders
+            .campaigns
+            .load_one(self.credit.touch.campaign_id)
+            .await?;
+        row.map(Campaign).ok_or_else(|| {
+            crate::service::AppError::Internal("credited campaign vanished".into()).into()
+        })
+    }
+    async fn weight(&self) -> f64 {
+        self.credit.weight
+    }
+    async fn amount(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.credit.amount)
+    }
+}
+
+pub struct CampaignRoi {
+    roi: service::CampaignRoi,
+}
+
+#[Object]
+impl CampaignRoi {
+    async fn campaign(&self) -> Campaign {
+        Campaign(self.roi.campaign.clone())
+    }
+    async fn cost(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.roi.cost)
+    }
+    async fn attributed_revenue(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.roi.revenue)
+    }
+    async fn attributed_pipeline(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.roi.pipeline)
+    }
+    /// (revenue − cost) / cost; null when the cost is zero.
+    async fn roi(&self) -> Option<f64> {
+        self.roi.roi()
+    }
+    /// revenue / cost; null when the cost is zero.
+    async fn roas(&self) -> Option<f64> {
+        self.roi.roas()
+    }
+    async fn inquiries(&self) -> f64 {
+        self.roi.conversions[0]
+    }
+    async fn mqls(&self) -> f64 {
+        self.roi.conversions[1]
+    }
+    async fn sals(&self) -> f64 {
+        self.roi.conversions[2]
+    }
+    async fn sqls(&self) -> f64 {
+        self.roi.conversions[3]
+    }
+    async fn opportunities(&self) -> f64 {
+        self.roi.conversions[4]
+    }
+    async fn wins(&self) -> f64 {
+        self.roi.conversions[5]
+    }
+    async fn cost_per_inquiry(&self, ctx: &Context<'_>) -> Option<Money> {
+        self.per(ctx, 0)
+    }
+    async fn cost_per_mql(&self, ctx: &Context<'_>) -> Option<Money> {
+        self.per(ctx, 1)
+    }
+    async fn cost_per_sal(&self, ctx: &Context<'_>) -> Option<Money> {
+        self.per(ctx, 2)
+    }
+    async fn cost_per_sql(&self, ctx: &Context<'_>) -> Option<Money> {
+        self.per(ctx, 3)
+    }
+    async fn cost_per_opportunity(&self, ctx: &Context<'_>) -> Option<Money> {
+        self.per(ctx, 4)
+    }
+    async fn cost_per_win(&self, ctx: &Context<'_>) -> Option<Money> {
+        self.per(ctx, 5)
+    }
+}
+
+impl CampaignRoi {
+    fn per(&self, ctx: &Context<'_>, stage: usize) -> Option<Money> {
+        self.roi
+            .cost_per(stage)
+            .map(|m| Money::new(session(ctx), m.0))
+    }
+}
+
+#[derive(Default)]
+pub struct ReportQueryRoot;
+
+#[Object]
+impl ReportQueryRoot {
+    /// Conversions and value at a stage, credited to campaigns, channels or months by a model.
+    #[allow(clippy::too_many_arguments)]
+    async fn attribution(
+        &self,
+        ctx: &Context<'_>,
+        model: AttributionModel,
+        period: PeriodInput,
+        #[graphql(default_with = "Some(LeadStage::Won)")] stage: Option<LeadStage>,
+        #[graphql(default_with = "Some(AttributionGrouping::Campaign)")] group_by: Option<
+            AttributionGrouping,
+        >,
+        #[graphql(default_with = "Some(7.0)")] half_life_days: Option<f64>,
+        #[graphql(default_with = "Some(365)")] lookback_days: Option<i32>,
+    ) -> Result<AttributionReport> {
+        let s = session(ctx);
+        let report = service::report(
+            &s.ctx,
+            ReportQuery {
+                model: model.into(),
+                stage: stage.unwrap_or(LeadStage::Won).into(),
+                period: period.checked()?,
+                grouping: group_by.unwrap_or(AttributionGrouping::Campaign).into(),
+                half_life_days: half_life_days.unwrap_or(7.0),
+                lookback_days: i64::from(lookback_days.unwrap_or(365)),
+            },
+        )
+        .await?;
+        Ok(AttributionReport::new(s, report))
+    }
+
+    /// Cost, attributed revenue and pipeline, conversions and cost per conversion, per campaign.
+    async fn campaign_roi(
+        &self,
+        ctx: &Context<'_>,
+        model: AttributionModel,
+        period: PeriodInput,
+        campaign_external_ids: Option<Vec<String>>,
+    ) -> Result<Vec<CampaignRoi>> {
+        let rows = service::campaign_roi(
+            &session(ctx).ctx,
+            model.into(),
+            period.checked()?,
+            campaign_external_ids,
+        )
+        .await?;
+        Ok(rows.into_iter().map(|roi| CampaignRoi { roi }).collect())
+    }
+}

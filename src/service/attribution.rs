@@ -1,0 +1,682 @@
+//! Attribution reports, opportunity credits and campaign ROI (SPEC §4): the facts of a stage
+//! and period are loaded once per data version and shared by every model asking for them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+
+use super::{AppError, AppResult, Ctx};
+use crate::auth::{Read, Scope};
+use crate::db::AnyConnection;
+use crate::domain::attribution::{eligible, sort_touches, Conversion, Model, Params, Touch};
+use crate::domain::markov::{collapse, removal_effects, Path};
+use crate::domain::money::{div_round_half_even, Money};
+use crate::domain::period::Period;
+use crate::domain::report::{
+    self, CampaignInfo, ConversionFacts, Credit, Grouping, Report, StageFacts, ValueFacts,
+};
+use crate::domain::stage::{LeadStage, FUNNEL};
+use crate::repo::campaigns::{self, CampaignRow};
+use crate::repo::leads::TouchpointRow;
+use crate::repo::opportunities::{self, OpportunityRow};
+use crate::repo::reports;
+
+/// What a report asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportQuery {
+    pub model: Model,
+    pub stage: LeadStage,
+    pub period: Period,
+    pub grouping: Grouping,
+    pub half_life_days: f64,
+    pub lookback_days: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FactsKey {
+    version: i64,
+    stage: LeadStage,
+    period: Period,
+    lookback_days: i64,
+}
+
+/// Facts of recent reports, keyed by the data version they were read at; a write makes a new
+/// version, so a cached entry is never stale.
+#[derive(Default)]
+pub struct ReportCache {
+    facts: Mutex<HashMap<FactsKey, Arc<StageFacts>>>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+impl ReportCache {
+    const CAPACITY: usize = 64;
+
+    fn get(&self, key: &FactsKey) -> Option<Arc<StageFacts>> {
+        let found = self.facts.lock().ok()?.get(key).cloned();
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        found
+    }
+
+    fn put(&self, key: FactsKey, facts: Arc<StageFacts>) {
+        if let Ok(mut map) = self.facts.lock() {
+            map.retain(|k, _| k.version == key.version);
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(key, facts);
+        }
+    }
+
+    /// (hits, misses) so far.
+    pub fn stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
+}
+
+/// A report with what the caller may see of it.
+#[derive(Debug, Clone)]
+pub struct AttributionReport {
+    pub query: ReportQuery,
+    pub report: Report,
+    /// (campaign, removal effect, share) for MARKOV, by campaign externalId.
+    pub removal_effects: Vec<(CampaignRow, f64, f64)>,
+    pub campaigns: HashMap<i64, CampaignRow>,
+}
+
+pub fn check_stage(stage: LeadStage) -> AppResult<()> {
+    if matches!(
+        stage,
+        LeadStage::Lost | LeadStage::Recycled | LeadStage::Disqualified
+    ) {
+        return Err(AppError::BadInput(format!(
+            "attribution has no conversions at {stage}; use INQUIRY, MQL, SAL, SQL, OPPORTUNITY or WON"
+        )));
+    }
+    Ok(())
+}
+
+fn check_params(half_life_days: f64, lookback_days: i64) -> AppResult<()> {
+    if !(half_life_days.is_finite() && half_life_days > 0.0) {
+        return Err(AppError::BadInput(
+            "halfLifeDays must be a positive number".into(),
+        ));
+    }
+    if !(0..=3650).contains(&lookback_days) {
+        return Err(AppError::BadInput(
+            "lookbackDays must be between 0 and 3650".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The stages whose reaching means having reached `stage` (LOST counts as OPPORTUNITY).
+fn reaching(stage: LeadStage) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = FUNNEL
+        .iter()
+        .filter(|s| s.implies_reached(stage))
+        .map(|s| s.as_str())
+        .collect();
+    if LeadStage::Lost.implies_reached(stage) {
+        out.push(LeadStage::Lost.as_str());
+    }
+    out
+}
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+fn to_touch(t: &TouchpointRow) -> Touch {
+    Touch {
+        id: t.id,
+        external_id: t.external_id.clone(),
+        campaign_id: t.campaign_id,
+        at: utc(t.occurred_at),
+    }
+}
+
+/// Every touch of some leads, sorted per lead.
+fn touches_by_lead(
+    conn: &mut AnyConnection,
+    lead_ids: &[i64],
+) -> AppResult<HashMap<i64, Vec<Touch>>> {
+    let mut out: HashMap<i64, Vec<Touch>> = HashMap::new();
+    for t in crate::repo::leads::touchpoints_of(conn, lead_ids)? {
+        out.entry(t.lead_id).or_default().push(to_touch(&t));
+    }
+    for list in out.values_mut() {
+        sort_touches(list);
+    }
+    Ok(out)
+}
+
+fn first_reach_of(
+    conn: &mut AnyConnection,
+    stage: LeadStage,
+    window: Option<(NaiveDateTime, NaiveDateTime)>,
+    lead_ids: Option<&[i64]>,
+) -> AppResult<HashMap<i64, DateTime<Utc>>> {
+    let rows = if stage == LeadStage::Inquiry {
+        reports::created(conn, window, lead_ids)?
+    } else {
+        reports::first_reach(conn, &reaching(stage), window, lead_ids)?
+    };
+    Ok(rows.into_iter().map(|(id, t)| (id, utc(t))).collect())
+}
+
+/// The merged, sorted touches of an opportunity's contacts.
+fn deal_touches(contacts: &[i64], touches: &HashMap<i64, Vec<Touch>>) -> Vec<Touch> {
+    let mut all: Vec<Touch> = contacts
+        .iter()
+        .flat_map(|c| touches.get(c).cloned().unwrap_or_default())
+        .collect();
+    sort_touches(&mut all);
+    all
+}
+
+struct Deals {
+    contacts: HashMap<i64, Vec<i64>>,
+    touches: HashMap<i64, Vec<Touch>>,
+    mql: HashMap<i64, DateTime<Utc>>,
+}
+
+impl Deals {
+    fn load(conn: &mut AnyConnection, opps: &[&OpportunityRow]) -> AppResult<Deals> {
+        let ids: Vec<i64> = opps.iter().map(|o| o.id).collect();
+        let mut contacts: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (opp, lead) in opportunities::contacts_of(conn, &ids)? {
+            contacts.entry(opp).or_default().push(lead);
+        }
+        let mut leads: Vec<i64> = contacts.values().flatten().copied().collect();
+        leads.sort_unstable();
+        leads.dedup();
+        let primaries: Vec<i64> = opps.iter().map(|o| o.primary_contact_id).collect();
+        Ok(Deals {
+            touches: touches_by_lead(conn, &leads)?,
+            mql: first_reach_of(conn, LeadStage::Mql, None, Some(&primaries))?,
+            contacts,
+        })
+    }
+
+    /// The conversion of a deal at `at` and its eligible touches.
+    fn conversion(
+        &self,
+        opp: &OpportunityRow,
+        at: DateTime<Utc>,
+        won: bool,
+        lookback: i64,
+    ) -> (Conversion, Vec<Touch>) {
+        let all = deal_touches(
+            self.contacts.get(&opp.id).map(Vec::as_slice).unwrap_or(&[]),
+            &self.touches,
+        );
+        (
+            Conversion {
+                at,
+                mql_at: self.mql.get(&opp.primary_contact_id).copied(),
+                opportunity_created_at: Some(utc(opp.created_at)),
+                won,
+            },
+            eligible(&all, at, lookback),
+        )
+    }
+}
+
+/// Reads the facts of a stage and period from the database.
+pub fn load_facts(
+    conn: &mut AnyConnection,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+) -> AppResult<StageFacts> {
+    let window = (period.start().naive_utc(), period.end().naive_utc());
+    let mut facts = StageFacts::default();
+    match stage {
+        LeadStage::Opportunity => {
+            let opps = reports::opportunities_created_between(conn, window.0, window.1)?;
+            let refs: Vec<&OpportunityRow> = opps.iter().collect();
+            let deals = Deals::load(conn, &refs)?;
+            for opp in &opps {
+                let (conversion, touches) =
+                    deals.conversion(opp, utc(opp.created_at), false, lookback);
+                facts.conversions.push(ConversionFacts {
+                    conversion,
+                    touches,
+                    value: Some(opp.amount_cents),
+                });
+            }
+        }
+        LeadStage::Won => {
+            let won = reports::opportunities_won_between(conn, window.0, window.1)?;
+            let revenue = reports::revenue_booked_between(conn, period.from, period.to)?;
+            let booked_on: Vec<i64> = revenue.iter().map(|r| r.opportunity_id).collect();
+            let others = opportunities::by_ids(conn, &booked_on)?;
+            let mut all: HashMap<i64, &OpportunityRow> =
+                others.values().map(|o| (o.id, o)).collect();
+            for o in &won {
+                all.insert(o.id, o);
+            }
+            let refs: Vec<&OpportunityRow> = all.values().copied().collect();
+            let deals = Deals::load(conn, &refs)?;
+            for opp in &won {
+                let at = utc(opp.closed_at.unwrap_or(opp.created_at));
+                let (conversion, touches) = deals.conversion(opp, at, true, lookback);
+                facts.conversions.push(ConversionFacts {
+                    conversion,
+                    touches,
+                    value: None,
+                });
+            }
+            for r in &revenue {
+                let Some(opp) = all.get(&r.opportunity_id) else {
+                    continue;
+                };
+                let at = utc(opp.closed_at.unwrap_or(opp.created_at));
+                let (conversion, touches) = deals.conversion(opp, at, true, lookback);
+                facts.values.push(ValueFacts {
+                    conversion,
+                    touches,
+                    amount: r.amount_cents,
+                });
+            }
+        }
+        _ => {
+            let reached = first_reach_of(conn, stage, Some(window), None)?;
+            let mut ids: Vec<i64> = reached.keys().copied().collect();
+            ids.sort_unstable();
+            let touches = touches_by_lead(conn, &ids)?;
+            let mql = first_reach_of(conn, LeadStage::Mql, None, Some(&ids))?;
+            for id in ids {
+                let at = reached[&id];
+                let all = touches.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+                facts.conversions.push(ConversionFacts {
+                    conversion: Conversion {
+                        at,
+                        mql_at: mql.get(&id).copied(),
+                        opportunity_created_at: None,
+                        won: false,
+                    },
+                    touches: eligible(all, at, lookback),
+                    value: None,
+                });
+            }
+        }
+    }
+    facts.removal_effects = removal_effects(&markov_paths(conn, stage, period, lookback)?);
+    Ok(facts)
+}
+
+/// One path per lead with a touch in [from − lookback, to) that had not reached the stage
+/// before `from` (SPEC §4, MARKOV).
+fn markov_paths(
+    conn: &mut AnyConnection,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+) -> AppResult<Vec<Path>> {
+    let start = period.start() - Duration::days(lookback);
+    let window = reports::touchpoints_between(conn, start.naive_utc(), period.end().naive_utc())?;
+    let mut by_lead: HashMap<i64, Vec<Touch>> = HashMap::new();
+    for t in &window {
+        by_lead.entry(t.lead_id).or_default().push(to_touch(t));
+    }
+    let ids: Vec<i64> = by_lead.keys().copied().collect();
+    let reached = first_reach_of(conn, stage, None, Some(&ids))?;
+    let mut leads: Vec<i64> = ids;
+    leads.sort_unstable();
+    let mut paths = Vec::new();
+    for id in leads {
+        let Some(touches) = by_lead.get_mut(&id) else {
+            continue;
+        };
+        sort_touches(touches);
+        let path = match reached.get(&id) {
+            Some(t) if *t < period.start() => continue,
+            Some(t) if period.holds(*t) => Path {
+                campaigns: collapse(
+                    eligible(touches, *t, lookback)
+                        .iter()
+                        .map(|x| x.campaign_id),
+                ),
+                converted: true,
+            },
+            _ => Path {
+                campaigns: collapse(touches.iter().map(|x| x.campaign_id)),
+                converted: false,
+            },
+        };
+        if !path.campaigns.is_empty() {
+            paths.push(path);
+        }
+    }
+    Ok(paths)
+}
+
+async fn facts(
+    ctx: &Ctx,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+) -> AppResult<(Arc<StageFacts>, Vec<CampaignRow>)> {
+    let cache = ctx.reports.clone();
+    ctx.db
+        .run(move |conn| {
+            let version = reports::data_version(conn)?;
+            let key = FactsKey {
+                version,
+                stage,
+                period,
+                lookback_days: lookback,
+            };
+            let campaigns = campaigns::all(conn)?;
+            if let Some(found) = cache.get(&key) {
+                return Ok((found, campaigns));
+            }
+            let loaded = Arc::new(load_facts(conn, stage, period, lookback)?);
+            cache.put(key, loaded.clone());
+            Ok((loaded, campaigns))
+        })
+        .await
+}
+
+/// Which campaigns' rows the caller may see.
+fn visible_campaigns(ctx: &Ctx, campaigns: &[CampaignRow]) -> AppResult<HashSet<i64>> {
+    let scope = ctx.require_read(Read::Campaigns, "attribution")?;
+    Ok(campaigns
+        .iter()
+        .filter(|c| {
+            scope == Scope::All
+                || (scope == Scope::Own && c.owner_id.is_some() && c.owner_id == ctx.user_id)
+        })
+        .map(|c| c.id)
+        .collect())
+}
+
+fn infos(campaigns: &[CampaignRow]) -> HashMap<i64, CampaignInfo> {
+    campaigns
+        .iter()
+        .map(|c| {
+            (
+                c.id,
+                CampaignInfo {
+                    external_id: c.external_id.clone(),
+                    channel: c.channel.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionReport> {
+    ctx.require_read(Read::Campaigns, "attribution")?;
+    check_stage(query.stage)?;
+    check_params(query.half_life_days, query.lookback_days)?;
+    let (facts, campaigns) = facts(ctx, query.stage, query.period, query.lookback_days).await?;
+    let visible = visible_campaigns(ctx, &campaigns)?;
+    let report = report::build(
+        &facts,
+        query.model,
+        Params {
+            half_life_days: query.half_life_days,
+        },
+        query.grouping,
+        &infos(&campaigns),
+        |c| visible.contains(&c),
+    )?;
+    let by_id: HashMap<i64, CampaignRow> = campaigns.into_iter().map(|c| (c.id, c)).collect();
+    let mut removal = Vec::new();
+    if query.model == Model::Markov {
+        let total: f64 = facts.removal_effects.values().sum();
+        for (id, re) in &facts.removal_effects {
+            if let (true, Some(c)) = (visible.contains(id), by_id.get(id)) {
+                removal.push((c.clone(), *re, if total > 0.0 { re / total } else { 0.0 }));
+            }
+        }
+        removal.sort_by(|a, b| a.0.external_id.cmp(&b.0.external_id));
+    }
+    Ok(AttributionReport {
+        query,
+        report,
+        removal_effects: removal,
+        campaigns: by_id,
+    })
+}
+
+/// The credits of one opportunity under a model: as of its close (its booked revenue) when
+/// WON, else as of its creation (its pipeline amount). MARKOV uses the chain of the 365 days
+/// up to that instant.
+pub async fn opportunity_credits(
+    ctx: &Ctx,
+    opportunity_id: i64,
+    model: Model,
+) -> AppResult<Vec<Credit>> {
+    ctx.require_read(Read::Campaigns, "attribution credits")?;
+    let visible_scope = ctx.read_scope(Read::Campaigns);
+    let me = ctx.user_id;
+    let (credits, owners) = ctx
+        .db
+        .run(move |conn| -> AppResult<_> {
+            let opp = opportunities::by_id(conn, opportunity_id)?
+                .ok_or_else(|| AppError::NotFound("no such opportunity".into()))?;
+            let won = opp.status == "WON";
+            let at = if won {
+                utc(opp.closed_at.unwrap_or(opp.created_at))
+            } else {
+                utc(opp.created_at)
+            };
+            let deals = Deals::load(conn, &[&opp])?;
+            let (conversion, touches) = deals.conversion(&opp, at, won, 365);
+            let effects = if model == Model::Markov {
+                let day = at.date_naive();
+                let period = Period::new(day - Duration::days(365), day + Duration::days(1))
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                let stage = if won {
+                    LeadStage::Won
+                } else {
+                    LeadStage::Opportunity
+                };
+                removal_effects(&markov_paths(conn, stage, period, 365)?)
+            } else {
+                HashMap::new()
+            };
+            let mut credits: Vec<Credit> = Vec::new();
+            if won {
+                for r in opportunities::revenue_of(conn, &[opp.id])? {
+                    let part = report::credits(
+                        model,
+                        &conversion,
+                        &touches,
+                        Params::default(),
+                        &effects,
+                        r.amount_cents,
+                    );
+                    if credits.is_empty() {
+                        credits = part;
+                    } else {
+                        for (c, p) in credits.iter_mut().zip(part) {
+                            c.amount = c
+                                .amount
+                                .checked_add(p.amount)
+                                .ok_or(AppError::Internal("credit overflow".into()))?;
+                        }
+                    }
+                }
+                if credits.is_empty() {
+                    credits = report::credits(
+                        model,
+                        &conversion,
+                        &touches,
+                        Params::default(),
+                        &effects,
+                        0,
+                    );
+                }
+            } else {
+                credits = report::credits(
+                    model,
+                    &conversion,
+                    &touches,
+                    Params::default(),
+                    &effects,
+                    opp.amount_cents,
+                );
+            }
+            let ids: Vec<i64> = credits.iter().map(|c| c.touch.campaign_id).collect();
+            let owners: HashMap<i64, Option<i64>> = campaigns::by_ids(conn, &ids)?
+                .into_values()
+                .map(|c| (c.id, c.owner_id))
+                .collect();
+            Ok((credits, owners))
+        })
+        .await?;
+    Ok(credits
+        .into_iter()
+        .filter(|c| {
+            visible_scope == Scope::All
+                || owners
+                    .get(&c.touch.campaign_id)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|o| Some(o) == me)
+        })
+        .collect())
+}
+
+/// One campaign's return over a period.
+#[derive(Debug, Clone)]
+pub struct CampaignRoi {
+    pub campaign: CampaignRow,
+    pub cost: i64,
+    pub revenue: i64,
+    pub pipeline: i64,
+    /// Conversions at INQUIRY, MQL, SAL, SQL, OPPORTUNITY, WON.
+    pub conversions: [f64; 6],
+}
+
+impl CampaignRoi {
+    pub fn roi(&self) -> Option<f64> {
+        (self.cost != 0).then(|| (self.revenue as f64 - self.cost as f64) / self.cost as f64)
+    }
+    pub fn roas(&self) -> Option<f64> {
+        (self.cost != 0).then(|| self.revenue as f64 / self.cost as f64)
+    }
+    /// cost / conversions, rounded half to even to the minor unit; None when there are none.
+    pub fn cost_per(&self, stage: usize) -> Option<Money> {
+        let x = self.conversions[stage];
+        if x <= 0.0 {
+            return None;
+        }
+        let exact = self.cost as f64 / x;
+        // Exact when the conversions are whole; otherwise the float quotient, rounded.
+        if x.fract() == 0.0 {
+            return div_round_half_even(i128::from(self.cost), x as i128)
+                .and_then(|v| i64::try_from(v).ok())
+                .map(Money);
+        }
+        Some(Money(exact.round_ties_even() as i64))
+    }
+}
+
+pub async fn campaign_roi(
+    ctx: &Ctx,
+    model: Model,
+    period: Period,
+    only: Option<Vec<String>>,
+) -> AppResult<Vec<CampaignRoi>> {
+    ctx.require_read(Read::Campaigns, "campaign ROI")?;
+    let stages = [
+        LeadStage::Inquiry,
+        LeadStage::Mql,
+        LeadStage::Sal,
+        LeadStage::Sql,
+        LeadStage::Opportunity,
+        LeadStage::Won,
+    ];
+    let mut reports = Vec::new();
+    for stage in stages {
+        reports.push(
+            report(
+                ctx,
+                ReportQuery {
+                    model,
+                    stage,
+                    period,
+                    grouping: Grouping::Campaign,
+                    half_life_days: 7.0,
+                    lookback_days: 365,
+                },
+            )
+            .await?,
+        );
+    }
+    let (campaigns, costs) = ctx
+        .db
+        .run(move |conn| -> AppResult<_> {
+            Ok((
+                campaigns::all(conn)?,
+                campaigns::cost_totals(conn, Some((period.from, period.to)))?,
+            ))
+        })
+        .await?;
+    let visible = visible_campaigns(ctx, &campaigns)?;
+    let mut cost_by: HashMap<i64, i64> = HashMap::new();
+    for (id, cents) in costs {
+        let slot = cost_by.entry(id).or_insert(0);
+        *slot = slot
+            .checked_add(cents)
+            .ok_or(AppError::Internal("cost overflow".into()))?;
+    }
+    let mut out = Vec::new();
+    for c in campaigns {
+        if !visible.contains(&c.id) {
+            if only.as_ref().is_some_and(|o| o.contains(&c.external_id)) {
+                return Err(AppError::Forbidden(format!(
+                    "campaign \"{}\" is not yours",
+                    c.external_id
+                )));
+            }
+            continue;
+        }
+        if let Some(o) = &only {
+            if !o.contains(&c.external_id) {
+                continue;
+            }
+        }
+        let row = |i: usize| {
+            reports[i]
+                .report
+                .rows
+                .iter()
+                .find(|r| r.campaign_id == Some(c.id))
+        };
+        let mut conversions = [0.0; 6];
+        for (i, slot) in conversions.iter_mut().enumerate() {
+            *slot = row(i).map(|r| r.conversions).unwrap_or(0.0);
+        }
+        out.push(CampaignRoi {
+            cost: cost_by.get(&c.id).copied().unwrap_or(0),
+            revenue: row(5).map(|r| r.revenue).unwrap_or(0),
+            pipeline: row(4).map(|r| r.revenue).unwrap_or(0),
+            conversions,
+            campaign: c,
+        });
+    }
+    if let Some(o) = &only {
+        for ext in o {
+            if !out.iter().any(|r| &r.campaign.external_id == ext) {
+                return Err(AppError::NotFound(format!(
+                    "no campaign with externalId \"{ext}\""
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
