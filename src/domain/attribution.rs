@@ -389,4 +389,67 @@ mod tests {
     fn no_touch_means_no_weights() {
         assert!(w(Model::Linear, &conv(9), &[]).is_empty());
     }
+
+    mod properties {
+        use super::super::*;
+        use chrono::TimeZone;
+        use proptest::prelude::*;
+
+        fn arb_touches() -> impl Strategy<Value = Vec<Touch>> {
+            prop::collection::vec((0i64..60 * 24, 1i64..6), 1..12).prop_map(|raw| {
+                raw.into_iter()
+                    .enumerate()
+                    .map(|(i, (minutes, campaign))| Touch {
+                        id: i as i64,
+                        external_id: format!("t{i:02}"),
+                        campaign_id: campaign,
+                        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+                            + Duration::minutes(minutes * 60),
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn weights_are_non_negative_and_sum_to_one(
+                mut touches in arb_touches(),
+                model in 0usize..8,
+                mql in prop::option::of(0i64..60),
+                created in prop::option::of(0i64..60),
+                effects in prop::collection::vec(0.0f64..1.0, 6),
+            ) {
+                sort_touches(&mut touches);
+                let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+                let conversion = Conversion {
+                    at: base + Duration::days(61),
+                    mql_at: mql.map(|d| base + Duration::days(d)),
+                    opportunity_created_at: created.map(|d| base + Duration::days(d)),
+                    won: true,
+                };
+                let effects: HashMap<i64, f64> = effects.iter().enumerate().map(|(i, e)| (i as i64, *e)).collect();
+                let w = weights(MODELS[model], &conversion, &touches, Params::default(), &effects);
+                prop_assert_eq!(w.len(), touches.len());
+                prop_assert!(w.iter().all(|x| *x >= 0.0));
+                prop_assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            }
+
+            #[test]
+            fn weights_do_not_depend_on_input_order(touches in arb_touches(), model in 0usize..8, seed in any::<u64>()) {
+                let mut sorted = touches.clone();
+                sort_touches(&mut sorted);
+                let mut shuffled = touches;
+                let len = shuffled.len();
+                for i in 0..len {
+                    let j = (seed.wrapping_mul(i as u64 + 7) % len as u64) as usize;
+                    shuffled.swap(i, j);
+                }
+                sort_touches(&mut shuffled);
+                let conversion = Conversion { at: Utc.with_ymd_and_hms(2026, 3, 5, 0, 0, 0).unwrap(), mql_at: None, opportunity_created_at: None, won: false };
+                let a = weights(MODELS[model], &conversion, &sorted, Params::default(), &HashMap::new());
+                let b = weights(MODELS[model], &conversion, &shuffled, Params::default(), &HashMap::new());
+                prop_assert_eq!(a, b);
+            }
+        }
+    }
 }
