@@ -49,6 +49,23 @@ pub enum Command {
     },
     /// Print the schema's SDL.
     ExportSchema,
+    /// Write a synthetic company into the (empty) configured database, for benchmarks.
+    Generate {
+        /// small (10,000 leads), medium (100,000) or large (1,000,000).
+        #[arg(long, default_value = "small")]
+        scale: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Time every report on the configured database, cold and warm.
+    Bench {
+        #[arg(long, default_value = "2026-04-01")]
+        from: String,
+        #[arg(long, default_value = "2026-07-01")]
+        to: String,
+        #[arg(long, default_value_t = 5)]
+        iterations: usize,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +149,38 @@ fn print_tokens(secret: &Secret, config: &Config, bind: &str) {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = Config::from_env()?;
     match cli.command {
+        Command::Generate { scale, seed } => {
+            let scale: crate::generate::Scale = scale.parse().map_err(CliError::Usage)?;
+            let db = Db::connect(&config.database)?;
+            db.migrate()?;
+            let summary = crate::generate::generate(&db, scale, seed, |line| eprintln!("{line}"))
+                .map_err(|e| {
+                CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
+            })?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::Bench {
+            from,
+            to,
+            iterations,
+        } => {
+            let day = |s: &str| {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map_err(|_| CliError::Usage(format!("{s} is not a date")))
+            };
+            let period = crate::domain::period::Period::new(day(&from)?, day(&to)?)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let db = Db::connect(&config.database)?;
+            db.migrate()?;
+            let lines = crate::bench::run(&db, &config.currency, period, iterations)
+                .await
+                .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))?;
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::ExportSchema => {
             print!("{}", graphql::sdl());
             Ok(())

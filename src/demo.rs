@@ -9,6 +9,7 @@ use crate::auth::Role;
 use crate::db::Db;
 use crate::domain::money::Money;
 use crate::domain::stage::LeadStage;
+use crate::rng::Rng;
 use crate::service::{self, AppResult, Ctx};
 
 /// The demo's people that get a printed dev token, one per role.
@@ -120,31 +121,6 @@ const TITLES: [&str; 6] = [
     "Analyst",
 ];
 const SALES: [&str; 3] = ["sam", "sue", "sid"];
-
-/// A small deterministic generator (xorshift64*), so the demo is the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-    fn minutes(&mut self, min_hours: i64, max_hours: i64) -> Duration {
-        let span = ((max_hours - min_hours) * 60).max(1) as u64;
-        Duration::minutes(min_hours * 60 + self.below(span) as i64)
-    }
-}
 
 fn money(cents: i64, currency: &str) -> (String, String) {
     (

@@ -3,12 +3,15 @@
 //! Layers, with arrows pointing down only: `graphql` → `service` → `domain` + `repo` → `db`.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod generate;
 pub mod graphql;
 pub mod repo;
+pub mod rng;
 pub mod server;
 pub mod service;

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::db::schema::{campaign_costs, campaigns, leads, touchpoints};
 use crate::db::AnyConnection;
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = campaigns)]
 pub struct CampaignRow {
     pub id: i64,
@@ -33,7 +33,7 @@ pub struct CampaignValues<'a> {
     pub budget_cents: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = campaign_costs)]
 pub struct CostRow {
     pub id: i64,

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::db::schema::{lead_attributes, leads, stage_transitions, touchpoints};
 use crate::db::AnyConnection;
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = leads)]
 pub struct LeadRow {
     pub id: i64,
@@ -34,7 +34,7 @@ pub struct LeadValues<'a> {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = lead_attributes)]
 pub struct AttributeRow {
     pub lead_id: i64,
@@ -42,7 +42,7 @@ pub struct AttributeRow {
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = touchpoints)]
 pub struct TouchpointRow {
     pub id: i64,
@@ -63,7 +63,7 @@ pub struct TouchpointValues<'a> {
     pub occurred_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = stage_transitions)]
 pub struct TransitionRow {
     pub id: i64,

@@ -2,6 +2,7 @@
 //! connection and runs on both databases.
 
 pub mod audit;
+pub mod bulk;
 pub mod campaigns;
 pub mod leads;
 pub mod opportunities;

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::db::schema::{opportunities, opportunity_contacts, revenue_events};
 use crate::db::AnyConnection;
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = opportunities)]
 pub struct OpportunityRow {
     pub id: i64,
@@ -33,7 +33,7 @@ pub struct OpportunityValues<'a> {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = revenue_events)]
 pub struct RevenueRow {
     pub id: i64,

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use crate::db::schema::users;
 use crate::db::AnyConnection;
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub id: i64,

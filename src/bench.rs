@@ -1,0 +1,126 @@
+//! `funnelgraph bench`: times every report on the configured database, cold (facts read from
+//! the database) and warm (facts shared from the cache), and prints p50/p99 per report.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::{Caller, Role};
+use crate::db::Db;
+use crate::domain::attribution::MODELS;
+use crate::domain::period::Period;
+use crate::domain::report::Grouping;
+use crate::domain::stage::LeadStage;
+use crate::service::attribution::{self, ReportCache, ReportQuery};
+use crate::service::{AppResult, Ctx};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+fn line(name: &str, mut warm: Vec<f64>) -> String {
+    warm.sort_by(f64::total_cmp);
+    format!(
+        "{name:<34} warm p50 {:>8.1} ms   p99 {:>8.1} ms",
+        percentile(&warm, 0.5),
+        percentile(&warm, 0.99)
+    )
+}
+
+/// Runs the benchmark and returns its report, one line per report.
+pub async fn run(
+    db: &Db,
+    currency: &str,
+    period: Period,
+    iterations: usize,
+) -> AppResult<Vec<String>> {
+    let caller = Caller {
+        sub: "bench".into(),
+        role: Role::Admin,
+    };
+    let mut out = vec![format!(
+        "period {} .. {}, {} warm iterations, backend {:?}",
+        period.from,
+        period.to,
+        iterations,
+        db.backend()
+    )];
+    let stages = [
+        LeadStage::Inquiry,
+        LeadStage::Mql,
+        LeadStage::Sal,
+        LeadStage::Sql,
+        LeadStage::Opportunity,
+        LeadStage::Won,
+    ];
+    for stage in stages {
+        // Cold: a fresh cache, so the stage's facts are read from the database once; every
+        // model then shares them (a dashboard asking for all eight pays the read once).
+        let ctx = Ctx::for_caller(
+            db.clone(),
+            caller.clone(),
+            currency.into(),
+            Arc::new(ReportCache::default()),
+        )
+        .await?;
+        let first = ReportQuery {
+            model: MODELS[0],
+            stage,
+            period,
+            grouping: Grouping::Campaign,
+            half_life_days: 7.0,
+            lookback_days: 365,
+        };
+        let t = Instant::now();
+        attribution::report(&ctx, first).await?;
+        let cold = t.elapsed().as_secs_f64() * 1000.0;
+        out.push(format!(
+            "{:<34} cold {cold:>9.1} ms  (reads the facts of the stage)",
+            format!("attribution {}", stage.as_str())
+        ));
+        for model in MODELS {
+            let query = ReportQuery { model, ..first };
+            let mut warm = Vec::new();
+            for _ in 0..iterations {
+                let t = Instant::now();
+                attribution::report(&ctx, query).await?;
+                warm.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            out.push(line(
+                &format!("  {} {}", model.as_str(), stage.as_str()),
+                warm,
+            ));
+        }
+    }
+    for model in [
+        crate::domain::attribution::Model::WShaped,
+        crate::domain::attribution::Model::Markov,
+    ] {
+        let ctx = Ctx::for_caller(
+            db.clone(),
+            caller.clone(),
+            currency.into(),
+            Arc::new(ReportCache::default()),
+        )
+        .await?;
+        let t = Instant::now();
+        attribution::campaign_roi(&ctx, model, period, None).await?;
+        let cold = t.elapsed().as_secs_f64() * 1000.0;
+        out.push(format!(
+            "{:<34} cold {cold:>9.1} ms",
+            format!("campaignRoi {}", model.as_str())
+        ));
+        let mut warm = Vec::new();
+        for _ in 0..iterations {
+            let t = Instant::now();
+            attribution::campaign_roi(&ctx, model, period, None).await?;
+            warm.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        out.push(line(&format!("  campaignRoi {}", model.as_str()), warm));
+    }
+    Ok(out)
+}

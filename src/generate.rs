@@ -1,0 +1,449 @@
+//! `funnelgraph generate`: a realistic synthetic company written straight to the database in
+//! batched transactions, for benchmarks. Deterministic for a seed. `large` is 2,000 campaigns
+//! over 8 channels, 1,000,000 leads, about 5,000,000 touchpoints and 100,000 opportunities,
+//! dated 2025-01-01 to 2026-12-31; `medium` is a tenth, `small` a hundredth.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+
+use crate::db::{write_transaction, AnyConnection, Db};
+use crate::domain::stage::LeadStage::{self, *};
+use crate::repo::bulk;
+use crate::repo::campaigns::{CampaignRow, CostRow};
+use crate::repo::leads::{LeadRow, TouchpointRow, TransitionRow};
+use crate::repo::opportunities::{OpportunityRow, RevenueRow};
+use crate::repo::users::UserRow;
+use crate::rng::Rng;
+use crate::service::{AppError, AppResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    Small,
+    Medium,
+    Large,
+}
+
+impl std::str::FromStr for Scale {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "small" => Ok(Scale::Small),
+            "medium" => Ok(Scale::Medium),
+            "large" => Ok(Scale::Large),
+            other => Err(format!("unknown scale {other}: use small, medium or large")),
+        }
+    }
+}
+
+impl Scale {
+    fn divisor(self) -> usize {
+        match self {
+            Scale::Small => 100,
+            Scale::Medium => 10,
+            Scale::Large => 1,
+        }
+    }
+    pub fn leads(self) -> usize {
+        1_000_000 / self.divisor()
+    }
+    pub fn campaigns(self) -> usize {
+        2_000 / self.divisor()
+    }
+}
+
+const CHANNELS: [&str; 8] = [
+    "email",
+    "paid_search",
+    "paid_social",
+    "webinar",
+    "event",
+    "content",
+    "partner",
+    "direct_mail",
+];
+const KINDS: [&str; 6] = [
+    "form_fill",
+    "email_click",
+    "webinar_attended",
+    "ad_click",
+    "event_visit",
+    "content_download",
+];
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub users: usize,
+    pub campaigns: usize,
+    pub costs: usize,
+    pub leads: usize,
+    pub touchpoints: usize,
+    pub transitions: usize,
+    pub opportunities: usize,
+    pub won: usize,
+    pub revenue_events: usize,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = self.users
+            + self.campaigns
+            + self.costs
+            + self.leads
+            + self.touchpoints
+            + self.transitions
+            + self.opportunities
+            + self.revenue_events;
+        write!(
+            f,
+            "generated {} users, {} campaigns, {} costs, {} leads, {} touchpoints, {} stage moves, {} opportunities ({} won), {} revenue events: {} rows in {:.1} s ({:.0} rows/s)",
+            self.users, self.campaigns, self.costs, self.leads, self.touchpoints, self.transitions, self.opportunities,
+            self.won, self.revenue_events, rows, self.seconds, rows as f64 / self.seconds.max(1e-9)
+        )
+    }
+}
+
+fn t(base: DateTime<Utc>) -> chrono::NaiveDateTime {
+    base.naive_utc()
+}
+
+/// Everything generated for one chunk of leads, written in one transaction.
+#[derive(Default)]
+struct Chunk {
+    leads: Vec<LeadRow>,
+    touchpoints: Vec<TouchpointRow>,
+    transitions: Vec<TransitionRow>,
+    opportunities: Vec<OpportunityRow>,
+    contacts: Vec<(i64, i64, i32)>,
+    revenue: Vec<RevenueRow>,
+}
+
+struct Ids {
+    touchpoint: i64,
+    transition: i64,
+    opportunity: i64,
+    revenue: i64,
+}
+
+/// Writes the data set; refuses a database that already has leads.
+pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> AppResult<Summary> {
+    let started = Instant::now();
+    let mut conn = db.get()?;
+    let conn: &mut AnyConnection = &mut conn;
+    if crate::repo::leads::count(conn, None)? > 0 {
+        return Err(AppError::Conflict(
+            "the database already holds leads; generate into an empty one".into(),
+        ));
+    }
+    let mut rng = Rng::new(seed);
+    let mut summary = Summary::default();
+    let start = Utc
+        .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let end = Utc
+        .with_ymd_and_hms(2026, 12, 31, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let marketers = (scale.campaigns() / 50).max(4);
+    let reps = (scale.leads() / 10_000).max(5);
+    let mut users = vec![
+        (1, "admin", "ADMIN"),
+        (2, "finance", "FINANCE"),
+        (3, "mara", "MARKETING_MANAGER"),
+        (4, "ana", "ANALYST"),
+        (5, "crm-sync", "INTEGRATION"),
+    ]
+    .into_iter()
+    .map(|(id, ext, role)| UserRow {
+        id,
+        external_id: ext.into(),
+        name: ext.into(),
+        email: Some(format!("{ext}@gen.test")),
+        role: role.into(),
+    })
+    .collect::<Vec<_>>();
+    let first_marketer = 6i64;
+    for m in 0..marketers as i64 {
+        users.push(UserRow {
+            id: first_marketer + m,
+            external_id: format!("m{m}"),
+            name: format!("Marketer {m}"),
+            email: Some(format!("m{m}@gen.test")),
+            role: "MARKETER".into(),
+        });
+    }
+    let first_rep = first_marketer + marketers as i64;
+    for r in 0..reps as i64 {
+        users.push(UserRow {
+            id: first_rep + r,
+            external_id: format!("s{r}"),
+            name: format!("Rep {r}"),
+            email: Some(format!("s{r}@gen.test")),
+            role: "SALES_REP".into(),
+        });
+    }
+    let campaigns: Vec<CampaignRow> = (0..scale.campaigns())
+        .map(|i| CampaignRow {
+            id: i as i64 + 1,
+            external_id: format!("c{i:04}"),
+            name: format!("Campaign {i}"),
+            channel: CHANNELS[i % CHANNELS.len()].into(),
+            owner_id: Some(first_marketer + (i % marketers) as i64),
+            starts_on: NaiveDate::from_ymd_opt(2025, 1, 1),
+            ends_on: NaiveDate::from_ymd_opt(2026, 12, 31),
+            budget_cents: Some(1_000_000 + (i as i64 * 7919) % 9_000_000),
+        })
+        .collect();
+    let mut costs = Vec::new();
+    for c in &campaigns {
+        for month in 0..24u32 {
+            let day = NaiveDate::from_ymd_opt(2025 + (month / 12) as i32, month % 12 + 1, 28)
+                .unwrap_or_default();
+            costs.push(CostRow {
+                id: costs.len() as i64 + 1,
+                external_id: format!("{}-{}", c.external_id, day.format("%Y-%m")),
+                campaign_id: c.id,
+                amount_cents: 10_000 + rng.below(400_000) as i64,
+                incurred_on: day,
+            });
+        }
+    }
+    write_transaction(conn, |conn| -> AppResult<()> {
+        bulk::users(conn, &users)?;
+        bulk::campaigns(conn, &campaigns)?;
+        bulk::costs(conn, &costs)?;
+        Ok(())
+    })?;
+    summary.users = users.len();
+    summary.campaigns = campaigns.len();
+    summary.costs = costs.len();
+    let total = scale.leads();
+    let mut ids = Ids {
+        touchpoint: 1,
+        transition: 1,
+        opportunity: 1,
+        revenue: 1,
+    };
+    let chunk_size = 20_000;
+    let mut lead_id = 1i64;
+    while (lead_id as usize) <= total {
+        let upto = (lead_id as usize + chunk_size - 1).min(total) as i64;
+        let mut chunk = Chunk::default();
+        for id in lead_id..=upto {
+            journey(
+                &mut rng,
+                &mut chunk,
+                &mut ids,
+                id,
+                &campaigns,
+                first_rep,
+                reps as i64,
+                start,
+                end,
+            );
+        }
+        write_transaction(conn, |conn| -> AppResult<()> {
+            bulk::leads(conn, &chunk.leads)?;
+            bulk::touchpoints(conn, &chunk.touchpoints)?;
+            bulk::transitions(conn, &chunk.transitions)?;
+            bulk::opportunities(conn, &chunk.opportunities)?;
+            bulk::contacts(conn, &chunk.contacts)?;
+            bulk::revenue(conn, &chunk.revenue)?;
+            Ok(())
+        })?;
+        summary.leads += chunk.leads.len();
+        summary.touchpoints += chunk.touchpoints.len();
+        summary.transitions += chunk.transitions.len();
+        summary.opportunities += chunk.opportunities.len();
+        summary.won += chunk
+            .opportunities
+            .iter()
+            .filter(|o| o.status == "WON")
+            .count();
+        summary.revenue_events += chunk.revenue.len();
+        progress(&format!(
+            "leads {:>9}/{total} ({:>3}%)  {:.1} s",
+            upto,
+            upto as usize * 100 / total,
+            started.elapsed().as_secs_f64()
+        ));
+        lead_id = upto + 1;
+    }
+    bulk::fix_sequences(conn, db.backend())?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// One lead's life: touches, moves through the funnel, and sometimes a deal.
+#[allow(clippy::too_many_arguments)]
+fn journey(
+    rng: &mut Rng,
+    chunk: &mut Chunk,
+    ids: &mut Ids,
+    lead_id: i64,
+    campaigns: &[CampaignRow],
+    first_rep: i64,
+    reps: i64,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) {
+    let span_minutes = (end - start).num_minutes() as u64;
+    let created = start + Duration::minutes(rng.below(span_minutes) as i64);
+    // A few campaigns draw most leads: pick with a skew towards low indexes.
+    let n = campaigns.len() as u64;
+    let mut at = created;
+    let touches = 1 + rng.below(9);
+    for k in 0..touches {
+        let skewed = (rng.below(n) * rng.below(n)) / n;
+        let campaign = &campaigns[skewed as usize];
+        chunk.touchpoints.push(TouchpointRow {
+            id: ids.touchpoint,
+            external_id: format!("t{:09}", ids.touchpoint),
+            lead_id,
+            campaign_id: campaign.id,
+            kind: if k == 0 {
+                "form_fill".into()
+            } else {
+                rng.pick(&KINDS).to_string()
+            },
+            occurred_at: t(at),
+        });
+        ids.touchpoint += 1;
+        at += rng.minutes(1, 24 * 20);
+    }
+    let mut stage = Inquiry;
+    let mut owner = None;
+    let mut moves: Vec<(LeadStage, LeadStage, DateTime<Utc>)> = vec![];
+    let go = |moves: &mut Vec<(LeadStage, LeadStage, DateTime<Utc>)>,
+              stage: &mut LeadStage,
+              to: LeadStage,
+              when: DateTime<Utc>| {
+        for step in crate::domain::stage::plan_forced(*stage, to) {
+            moves.push((step.from, step.to, when));
+        }
+        *stage = to;
+    };
+    let mut opportunity = None;
+    if rng.chance(5) {
+        at += rng.minutes(2, 24 * 4);
+        go(&mut moves, &mut stage, Sql, at);
+    } else if rng.chance(60) {
+        at += rng.minutes(1, 24 * 5);
+        go(&mut moves, &mut stage, Mql, at);
+        let roll = rng.below(100);
+        if roll < 10 {
+            at += rng.minutes(12, 24 * 10);
+            go(&mut moves, &mut stage, Recycled, at);
+        } else if roll < 15 {
+            at += rng.minutes(12, 24 * 10);
+            go(&mut moves, &mut stage, Disqualified, at);
+        } else if roll < 70 {
+            at += rng.minutes(1, 24 * 6);
+            go(&mut moves, &mut stage, Sal, at);
+            if rng.chance(70) {
+                at += rng.minutes(24, 24 * 14);
+                go(&mut moves, &mut stage, Sql, at);
+            }
+        }
+    }
+    if stage == Sal || stage == Sql {
+        owner = Some(first_rep + rng.below(reps as u64) as i64);
+    }
+    if stage == Sql && rng.chance(43) {
+        at += rng.minutes(24, 24 * 10);
+        go(&mut moves, &mut stage, Opportunity, at);
+        opportunity = Some(at);
+    }
+    if let Some(created_at) = opportunity {
+        let opp_id = ids.opportunity;
+        ids.opportunity += 1;
+        let amount = 100_000 + rng.below(4_900_000) as i64 + 37;
+        let roll = rng.below(100);
+        let closed = created_at + rng.minutes(24 * 7, 24 * 90);
+        let (status, closed_at) = if closed >= end || roll >= 70 {
+            ("OPEN", None)
+        } else if roll < 30 {
+            go(&mut moves, &mut stage, Won, closed);
+            ("WON", Some(closed))
+        } else {
+            go(&mut moves, &mut stage, Lost, closed);
+            ("LOST", Some(closed))
+        };
+        chunk.opportunities.push(OpportunityRow {
+            id: opp_id,
+            external_id: format!("o{opp_id:08}"),
+            name: format!("Deal {opp_id}"),
+            primary_contact_id: lead_id,
+            owner_id: owner,
+            amount_cents: amount,
+            status: status.into(),
+            created_at: t(created_at),
+            closed_at: closed_at.map(t),
+        });
+        chunk.contacts.push((opp_id, lead_id, 0));
+        if lead_id > 1 && rng.chance(20) {
+            let colleague = lead_id - 1 - rng.below(((lead_id - 1) as u64).min(50)) as i64;
+            if chunk.leads.first().is_some_and(|l| l.id <= colleague) {
+                chunk.contacts.push((opp_id, colleague, 1));
+            }
+        }
+        if let (true, Some(closed)) = (status == "WON", closed_at) {
+            let first = amount * (60 + rng.below(41) as i64) / 100;
+            let mut book = |cents: i64, on: DateTime<Utc>| {
+                chunk.revenue.push(RevenueRow {
+                    id: ids.revenue,
+                    external_id: format!("r{:08}", ids.revenue),
+                    opportunity_id: opp_id,
+                    amount_cents: cents,
+                    booked_on: on.date_naive(),
+                });
+                ids.revenue += 1;
+            };
+            book(first, closed);
+            if rng.chance(33) {
+                book(amount - first, closed + Duration::days(30));
+            }
+            if rng.chance(2) {
+                book(-(first / 10) - 1, closed + Duration::days(14));
+            }
+        }
+    }
+    chunk.transitions.push(TransitionRow {
+        id: ids.transition,
+        lead_id,
+        external_id: None,
+        from_stage: None,
+        to_stage: Inquiry.as_str().into(),
+        occurred_at: t(created),
+        actor: "generate".into(),
+        reason: Some("lead created".into()),
+    });
+    ids.transition += 1;
+    for (from, to, when) in moves {
+        chunk.transitions.push(TransitionRow {
+            id: ids.transition,
+            lead_id,
+            external_id: None,
+            from_stage: Some(from.as_str().into()),
+            to_stage: to.as_str().into(),
+            occurred_at: t(when),
+            actor: "generate".into(),
+            reason: None,
+        });
+        ids.transition += 1;
+    }
+    chunk.leads.push(LeadRow {
+        id: lead_id,
+        external_id: format!("L{lead_id:08}"),
+        email: Some(format!("lead{lead_id}@example.com")),
+        full_name: Some(format!("Person {lead_id}")),
+        company: Some(format!("Company {}", lead_id % 5_000)),
+        title: None,
+        stage: stage.as_str().into(),
+        score: 0,
+        owner_id: owner,
+        created_at: t(created),
+    });
+}
