@@ -421,6 +421,16 @@ fn journey(
         reason: Some("lead created".into()),
     });
     ids.transition += 1;
+    let mut reach: [Option<chrono::NaiveDateTime>; 6] = [None; 6];
+    for (_, to, when) in &moves {
+        if let Some(rank) = to.funnel_rank() {
+            for slot in reach.iter_mut().take(rank + 1).skip(1) {
+                if slot.is_none_or(|t0| t0 > t(*when)) {
+                    *slot = Some(t(*when));
+                }
+            }
+        }
+    }
     for (from, to, when) in moves {
         chunk.transitions.push(TransitionRow {
             id: ids.transition,
@@ -445,5 +455,10 @@ fn journey(
         score: 0,
         owner_id: owner,
         created_at: t(created),
+        mql_at: reach[1],
+        sal_at: reach[2],
+        sql_at: reach[3],
+        opportunity_at: reach[4],
+        won_at: reach[5],
     });
 }

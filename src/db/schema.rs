@@ -46,6 +46,11 @@ diesel::table! {
         score -> Integer,
         owner_id -> Nullable<BigInt>,
         created_at -> Timestamp,
+        mql_at -> Nullable<Timestamp>,
+        sal_at -> Nullable<Timestamp>,
+        sql_at -> Nullable<Timestamp>,
+        opportunity_at -> Nullable<Timestamp>,
+        won_at -> Nullable<Timestamp>,
     }
 }
 
@@ -154,4 +159,60 @@ diesel::allow_tables_to_appear_in_same_query!(
     revenue_events,
     audit_log,
     settings,
+);
+
+diesel::table! {
+    compensation_plans (id) {
+        id -> BigInt,
+        external_id -> Text,
+        name -> Text,
+        model -> Text,
+        revenue_rate -> Text,
+        quota_cents -> Nullable<BigInt>,
+        accelerator_rate -> Nullable<Text>,
+        qualified_lead_bonus_cents -> BigInt,
+        cap_cents -> Nullable<BigInt>,
+        clawback_days -> Integer,
+    }
+}
+
+diesel::table! {
+    plan_assignments (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        plan_id -> BigInt,
+        effective_from -> Date,
+    }
+}
+
+diesel::table! {
+    closed_periods (id) {
+        id -> BigInt,
+        period_from -> Date,
+        period_to -> Date,
+        closed_at -> Timestamp,
+        closed_by -> Text,
+        statements -> Integer,
+    }
+}
+
+diesel::table! {
+    frozen_statements (id) {
+        id -> BigInt,
+        closed_period_id -> BigInt,
+        user_external_id -> Text,
+        body -> Text,
+    }
+}
+
+diesel::joinable!(plan_assignments -> users (user_id));
+diesel::joinable!(plan_assignments -> compensation_plans (plan_id));
+diesel::joinable!(frozen_statements -> closed_periods (closed_period_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    compensation_plans,
+    plan_assignments,
+    closed_periods,
+    frozen_statements,
+    users,
 );

@@ -21,6 +21,12 @@ pub struct LeadRow {
     pub score: i32,
     pub owner_id: Option<i64>,
     pub created_at: NaiveDateTime,
+    /// First reach of MQL, SAL, SQL, OPPORTUNITY and WON, kept as moves are written.
+    pub mql_at: Option<NaiveDateTime>,
+    pub sal_at: Option<NaiveDateTime>,
+    pub sql_at: Option<NaiveDateTime>,
+    pub opportunity_at: Option<NaiveDateTime>,
+    pub won_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
@@ -180,6 +186,43 @@ pub fn set_stage(conn: &mut AnyConnection, id: i64, stage: &str) -> QueryResult<
     diesel::update(leads::table.find(id))
         .set(leads::stage.eq(stage))
         .execute(conn)
+}
+
+/// Records that the lead reached funnel rank `rank` (1 = MQL … 5 = WON) at `at`: every stage
+/// up to it counts as reached then, unless it was reached earlier.
+pub fn record_reach(
+    conn: &mut AnyConnection,
+    id: i64,
+    rank: usize,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    macro_rules! earliest {
+        ($col:ident) => {
+            diesel::update(
+                leads::table
+                    .find(id)
+                    .filter(leads::$col.is_null().or(leads::$col.gt(at))),
+            )
+            .set(leads::$col.eq(Some(at)))
+            .execute(conn)?
+        };
+    }
+    if rank >= 1 {
+        earliest!(mql_at);
+    }
+    if rank >= 2 {
+        earliest!(sal_at);
+    }
+    if rank >= 3 {
+        earliest!(sql_at);
+    }
+    if rank >= 4 {
+        earliest!(opportunity_at);
+    }
+    if rank >= 5 {
+        earliest!(won_at);
+    }
+    Ok(())
 }
 
 pub fn set_owner(conn: &mut AnyConnection, id: i64, owner_id: i64) -> QueryResult<usize> {

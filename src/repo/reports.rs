@@ -1,90 +1,64 @@
 //! Reads for the reports: the facts of a period, fetched in a few set-based queries.
 
 use chrono::{NaiveDate, NaiveDateTime};
-use diesel::dsl::min;
 use diesel::prelude::*;
 
-use crate::db::schema::{leads, opportunities, revenue_events, stage_transitions, touchpoints};
+use crate::db::schema::{leads, opportunities, revenue_events, touchpoints};
 use crate::db::AnyConnection;
 use crate::repo::leads::TouchpointRow;
 use crate::repo::opportunities::{OpportunityRow, RevenueRow};
 
-/// (lead id, first time of a move into one of `stages`), for the leads whose first such
-/// move lies in `[from, to)` when a window is given, or for `lead_ids` when given.
-pub fn first_reach(
+/// (lead id, first reach of funnel rank `rank`: 0 = INQUIRY (createdAt) … 5 = WON) for the
+/// leads whose first reach lies in `[from, to)` when a window is given, or for `lead_ids`.
+pub fn reach(
     conn: &mut AnyConnection,
-    stages: &[&str],
+    rank: usize,
     window: Option<(NaiveDateTime, NaiveDateTime)>,
     lead_ids: Option<&[i64]>,
 ) -> QueryResult<Vec<(i64, NaiveDateTime)>> {
-    let stages: Vec<String> = stages.iter().map(|s| s.to_string()).collect();
-    let run = |conn: &mut AnyConnection,
-               ids: Option<&[i64]>|
-     -> QueryResult<Vec<(i64, Option<NaiveDateTime>)>> {
-        let mut query = stage_transitions::table
-            .filter(stage_transitions::to_stage.eq_any(stages.clone()))
-            .group_by(stage_transitions::lead_id)
-            .select((
-                stage_transitions::lead_id,
-                min(stage_transitions::occurred_at),
-            ))
-            .into_boxed();
-        if let Some(ids) = ids {
-            query = query.filter(stage_transitions::lead_id.eq_any(ids.to_vec()));
-        }
-        if let Some((from, to)) = window {
-            query = query
-                .filter(stage_transitions::occurred_at.lt(to))
-                .having(min(stage_transitions::occurred_at).ge(from));
-        }
-        query.load(conn)
-    };
-    let rows = match lead_ids {
-        None => run(conn, None)?,
-        Some(ids) => {
-            let mut out = Vec::new();
-            for chunk in ids.chunks(super::CHUNK) {
-                out.extend(run(conn, Some(chunk))?);
+    macro_rules! by_column {
+        ($col:expr) => {{
+            let run = |conn: &mut AnyConnection,
+                       ids: Option<&[i64]>|
+             -> QueryResult<Vec<(i64, Option<NaiveDateTime>)>> {
+                let mut query = leads::table
+                    .select((leads::id, $col.nullable()))
+                    .filter($col.nullable().is_not_null())
+                    .into_boxed();
+                if let Some((from, to)) = window {
+                    query = query
+                        .filter($col.nullable().ge(from))
+                        .filter($col.nullable().lt(to));
+                }
+                if let Some(ids) = ids {
+                    query = query.filter(leads::id.eq_any(ids.to_vec()));
+                }
+                query.load(conn)
+            };
+            match lead_ids {
+                None => run(conn, None)?,
+                Some(ids) => {
+                    let mut out = Vec::new();
+                    for chunk in ids.chunks(super::CHUNK) {
+                        out.extend(run(conn, Some(chunk))?);
+                    }
+                    out
+                }
             }
-            out
-        }
+        }};
+    }
+    let rows = match rank {
+        0 => by_column!(leads::created_at),
+        1 => by_column!(leads::mql_at),
+        2 => by_column!(leads::sal_at),
+        3 => by_column!(leads::sql_at),
+        4 => by_column!(leads::opportunity_at),
+        _ => by_column!(leads::won_at),
     };
     Ok(rows
         .into_iter()
         .filter_map(|(id, t)| t.map(|t| (id, t)))
         .collect())
-}
-
-/// (lead id, createdAt) of the leads created in `[from, to)`, or of `lead_ids`.
-pub fn created(
-    conn: &mut AnyConnection,
-    window: Option<(NaiveDateTime, NaiveDateTime)>,
-    lead_ids: Option<&[i64]>,
-) -> QueryResult<Vec<(i64, NaiveDateTime)>> {
-    let run = |conn: &mut AnyConnection, ids: Option<&[i64]>| {
-        let mut query = leads::table
-            .select((leads::id, leads::created_at))
-            .into_boxed();
-        if let Some((from, to)) = window {
-            query = query
-                .filter(leads::created_at.ge(from))
-                .filter(leads::created_at.lt(to));
-        }
-        if let Some(ids) = ids {
-            query = query.filter(leads::id.eq_any(ids.to_vec()));
-        }
-        query.load::<(i64, NaiveDateTime)>(conn)
-    };
-    match lead_ids {
-        None => run(conn, None),
-        Some(ids) => {
-            let mut out = Vec::new();
-            for chunk in ids.chunks(super::CHUNK) {
-                out.extend(run(conn, Some(chunk))?);
-            }
-            Ok(out)
-        }
-    }
 }
 
 /// Touchpoints that occurred in `[from, to)`.

@@ -16,7 +16,7 @@ use crate::domain::period::Period;
 use crate::domain::report::{
     self, CampaignInfo, ConversionFacts, Credit, Grouping, Report, StageFacts, ValueFacts,
 };
-use crate::domain::stage::{LeadStage, FUNNEL};
+use crate::domain::stage::LeadStage;
 use crate::repo::campaigns::{self, CampaignRow};
 use crate::repo::leads::TouchpointRow;
 use crate::repo::opportunities::{self, OpportunityRow};
@@ -39,6 +39,9 @@ struct FactsKey {
     stage: LeadStage,
     period: Period,
     lookback_days: i64,
+    /// Whether the MARKOV removal effects are in (they cost a read of every touch of the
+    /// window, so only MARKOV reports pay for them).
+    markov: bool,
 }
 
 /// Facts of recent reports, keyed by the data version they were read at; a write makes a new
@@ -117,19 +120,6 @@ fn check_params(half_life_days: f64, lookback_days: i64) -> AppResult<()> {
     Ok(())
 }
 
-/// The stages whose reaching means having reached `stage` (LOST counts as OPPORTUNITY).
-fn reaching(stage: LeadStage) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = FUNNEL
-        .iter()
-        .filter(|s| s.implies_reached(stage))
-        .map(|s| s.as_str())
-        .collect();
-    if LeadStage::Lost.implies_reached(stage) {
-        out.push(LeadStage::Lost.as_str());
-    }
-    out
-}
-
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
@@ -164,11 +154,8 @@ fn first_reach_of(
     window: Option<(NaiveDateTime, NaiveDateTime)>,
     lead_ids: Option<&[i64]>,
 ) -> AppResult<HashMap<i64, DateTime<Utc>>> {
-    let rows = if stage == LeadStage::Inquiry {
-        reports::created(conn, window, lead_ids)?
-    } else {
-        reports::first_reach(conn, &reaching(stage), window, lead_ids)?
-    };
+    let rank = stage.funnel_rank().unwrap_or(0);
+    let rows = reports::reach(conn, rank, window, lead_ids)?;
     Ok(rows.into_iter().map(|(id, t)| (id, utc(t))).collect())
 }
 
@@ -237,6 +224,7 @@ pub fn load_facts(
     period: Period,
     lookback: i64,
 ) -> AppResult<StageFacts> {
+    let started = std::time::Instant::now();
     let window = (period.start().naive_utc(), period.end().naive_utc());
     let mut facts = StageFacts::default();
     match stage {
@@ -310,7 +298,11 @@ pub fn load_facts(
             }
         }
     }
-    facts.removal_effects = removal_effects(&markov_paths(conn, stage, period, lookback)?);
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        conversions = facts.conversions.len(),
+        "report facts read"
+    );
     Ok(facts)
 }
 
@@ -365,6 +357,7 @@ async fn facts(
     stage: LeadStage,
     period: Period,
     lookback: i64,
+    markov: bool,
 ) -> AppResult<(Arc<StageFacts>, Vec<CampaignRow>)> {
     let cache = ctx.reports.clone();
     ctx.db
@@ -375,12 +368,25 @@ async fn facts(
                 stage,
                 period,
                 lookback_days: lookback,
+                markov,
             };
             let campaigns = campaigns::all(conn)?;
             if let Some(found) = cache.get(&key) {
                 return Ok((found, campaigns));
             }
-            let loaded = Arc::new(load_facts(conn, stage, period, lookback)?);
+            let plain = FactsKey {
+                markov: false,
+                ..key
+            };
+            let mut loaded = match cache.get(&plain) {
+                Some(found) => (*found).clone(),
+                None => load_facts(conn, stage, period, lookback)?,
+            };
+            if markov {
+                loaded.removal_effects =
+                    removal_effects(&markov_paths(conn, stage, period, lookback)?);
+            }
+            let loaded = Arc::new(loaded);
             cache.put(key, loaded.clone());
             Ok((loaded, campaigns))
         })
@@ -419,7 +425,14 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
     ctx.require_read(Read::Campaigns, "attribution")?;
     check_stage(query.stage)?;
     check_params(query.half_life_days, query.lookback_days)?;
-    let (facts, campaigns) = facts(ctx, query.stage, query.period, query.lookback_days).await?;
+    let (facts, campaigns) = facts(
+        ctx,
+        query.stage,
+        query.period,
+        query.lookback_days,
+        query.model == Model::Markov,
+    )
+    .await?;
     let visible = visible_campaigns(ctx, &campaigns)?;
     let report = report::build(
         &facts,

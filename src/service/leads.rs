@@ -226,6 +226,9 @@ pub(crate) fn apply_steps(
     if let Some(last) = steps.last() {
         repo::set_stage(conn, lead_id, last.to.as_str())?;
     }
+    if let Some(rank) = steps.iter().filter_map(|s| s.to.funnel_rank()).max() {
+        repo::record_reach(conn, lead_id, rank, naive(at))?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,10 @@
+DROP INDEX leads_won_at;
+DROP INDEX leads_opportunity_at;
+DROP INDEX leads_sql_at;
+DROP INDEX leads_sal_at;
+DROP INDEX leads_mql_at;
+ALTER TABLE leads DROP COLUMN won_at;
+ALTER TABLE leads DROP COLUMN opportunity_at;
+ALTER TABLE leads DROP COLUMN sql_at;
+ALTER TABLE leads DROP COLUMN sal_at;
+ALTER TABLE leads DROP COLUMN mql_at;
