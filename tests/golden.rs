@@ -32,7 +32,8 @@ fn input_type(field: &str) -> Option<&'static str> {
         "upsertOpportunity" => "OpportunityInput",
         "closeOpportunity" => "CloseOpportunityInput",
         "recordRevenue" => "RevenueInput",
-        // Compensation plans arrive with the compensation issue.
+        "upsertCompensationPlan" => "CompensationPlanInput",
+        "assignCompensationPlan" => "PlanAssignmentInput",
         _ => return None,
     })
 }
@@ -180,7 +181,7 @@ both_databases! {
     fn the_golden_company_ingests_and_a_replay_changes_nothing(app) {
         let golden = golden();
         let applied = apply_all(app, &golden);
-        assert_eq!(applied, 441);
+        assert_eq!(applied, 447);
         let first = snapshot(app);
         assert_eq!(first["leads"].as_array().unwrap().len(), 60);
         assert_eq!(first["rest"]["campaigns"]["nodes"].as_array().unwrap().len(), 5);
@@ -281,6 +282,41 @@ both_databases! {
                         mismatches.push(format!("{} {} {}: {} != {}", expected["model"], want["campaign"], field, got[field]["amount"], want[key]));
                     }
                 }
+            }
+        }
+        assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    }
+
+    fn golden_compensation_statements_match(app) {
+        let golden = golden();
+        apply_all(app, &golden);
+        let mut mismatches = Vec::new();
+        for expected in golden["expected"]["compensationStatements"].as_array().unwrap() {
+            let v = app.ok(
+                "query($u: String!, $p: PeriodInput!) { compensationStatement(userExternalId: $u, period: $p) {
+                    status attributedRevenue { amount } qualifiedLeads total { amount }
+                    lines { kind campaign { externalId } opportunity { externalId } amount { amount } } } }",
+                json!({ "u": expected["userExternalId"], "p": expected["period"] }),
+            );
+            let got = &v["compensationStatement"];
+            let label = format!("{} {}", expected["userExternalId"], expected["period"]["from"]);
+            if got["attributedRevenue"]["amount"] != expected["attributedRevenue"] {
+                mismatches.push(format!("{label}: attributedRevenue {} != {}", got["attributedRevenue"]["amount"], expected["attributedRevenue"]));
+            }
+            if !close_enough(&got["qualifiedLeads"], &expected["qualifiedLeads"]) {
+                mismatches.push(format!("{label}: qualifiedLeads {} != {}", got["qualifiedLeads"], expected["qualifiedLeads"]));
+            }
+            if got["total"]["amount"] != expected["total"] {
+                mismatches.push(format!("{label}: total {} != {}", got["total"]["amount"], expected["total"]));
+            }
+            let got_lines: Vec<Value> = got["lines"].as_array().unwrap().iter().map(|l| json!({
+                "kind": l["kind"], "campaign": l["campaign"]["externalId"], "opportunity": l["opportunity"]["externalId"], "amount": l["amount"]["amount"]
+            })).collect();
+            let want_lines: Vec<Value> = expected["lines"].as_array().unwrap().iter().map(|l| json!({
+                "kind": l["kind"], "campaign": l.get("campaign").cloned().unwrap_or(Value::Null), "opportunity": l.get("opportunity").cloned().unwrap_or(Value::Null), "amount": l["amount"]
+            })).collect();
+            if got_lines != want_lines {
+                mismatches.push(format!("{label}: lines\n  got  {got_lines:?}\n  want {want_lines:?}"));
             }
         }
         assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));

@@ -3,6 +3,7 @@
 
 pub mod allocation;
 pub mod attribution;
+pub mod compensation;
 pub mod markov;
 pub mod money;
 pub mod period;

@@ -22,6 +22,8 @@ pub struct ValueFacts {
     pub conversion: Conversion,
     pub touches: Vec<Touch>,
     pub amount: i64,
+    pub revenue_event_id: i64,
+    pub opportunity_id: i64,
 }
 
 /// Everything a report of one stage and period needs, shared by all models.
@@ -265,16 +267,22 @@ mod tests {
                     conversion: conversion(10),
                     touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)],
                     amount: 10_000,
+                    revenue_event_id: 1,
+                    opportunity_id: 1,
                 },
                 ValueFacts {
                     conversion: conversion(10),
                     touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)],
                     amount: -1_001,
+                    revenue_event_id: 2,
+                    opportunity_id: 1,
                 },
                 ValueFacts {
                     conversion: conversion(11),
                     touches: vec![],
                     amount: 555,
+                    revenue_event_id: 3,
+                    opportunity_id: 2,
                 },
             ],
             removal_effects: HashMap::new(),

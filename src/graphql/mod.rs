@@ -1,6 +1,7 @@
 //! The GraphQL API: schema build with its limits, the per-request session, and the roots
 //! merged from per-area objects.
 
+pub mod compensation;
 pub mod error;
 pub mod ids;
 pub mod loaders;
@@ -48,11 +49,15 @@ impl PeriodInput {
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(query::EntityQuery, reports::ReportQueryRoot);
+pub struct QueryRoot(
+    query::EntityQuery,
+    reports::ReportQueryRoot,
+    compensation::CompensationQuery,
+);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(mutation::EntityMutation);
+pub struct MutationRoot(mutation::EntityMutation, compensation::CompensationMutation);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

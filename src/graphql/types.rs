@@ -222,6 +222,7 @@ pub enum Node {
     Touchpoint(Touchpoint),
     Opportunity(Opportunity),
     RevenueEvent(RevenueEvent),
+    CompensationPlan(super::compensation::CompensationPlan),
 }
 
 /// Resolves a user reference the caller may or may not see.

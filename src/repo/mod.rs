@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bulk;
 pub mod campaigns;
+pub mod compensation;
 pub mod leads;
 pub mod opportunities;
 pub mod reports;

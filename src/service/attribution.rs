@@ -273,6 +273,8 @@ pub fn load_facts(
                     conversion,
                     touches,
                     amount: r.amount_cents,
+                    revenue_event_id: r.id,
+                    opportunity_id: opp.id,
                 });
             }
         }
@@ -308,7 +310,7 @@ pub fn load_facts(
 
 /// One path per lead with a touch in [from − lookback, to) that had not reached the stage
 /// before `from` (SPEC §4, MARKOV).
-fn markov_paths(
+pub(crate) fn markov_paths(
     conn: &mut AnyConnection,
     stage: LeadStage,
     period: Period,

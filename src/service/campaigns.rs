@@ -2,6 +2,7 @@
 
 use chrono::NaiveDate;
 
+use super::compensation::check_open;
 use super::{check_external_id, check_non_empty, not_found, AppError, AppResult, Ctx, Outcome};
 use crate::auth::{Read, Scope, Write};
 use crate::domain::money::Money;
@@ -168,6 +169,7 @@ pub async fn record_cost(ctx: &Ctx, input: CostInput) -> AppResult<CampaignRow> 
             };
             let outcome = match repo::cost_by_external_id(conn, &input.external_id)? {
                 None => {
+                    check_open(conn, input.incurred_on, "a cost")?;
                     repo::insert_cost(conn, &values)?;
                     Outcome::Created
                 }
@@ -178,6 +180,8 @@ pub async fn record_cost(ctx: &Ctx, input: CostInput) -> AppResult<CampaignRow> 
                     {
                         Outcome::Unchanged
                     } else {
+                        check_open(conn, row.incurred_on, "the cost being changed")?;
+                        check_open(conn, input.incurred_on, "a cost")?;
                         repo::update_cost(conn, row.id, &values)?;
                         Outcome::Updated
                     }

@@ -3,6 +3,7 @@
 
 pub mod attribution;
 pub mod campaigns;
+pub mod compensation;
 pub mod leads;
 pub mod opportunities;
 pub mod users;

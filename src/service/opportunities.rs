@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::compensation::check_open;
 use super::leads::{apply_steps, stage_of};
 use super::{
     check_external_id, check_non_empty, naive, not_found, AppError, AppResult, Ctx, Outcome,
@@ -263,6 +264,7 @@ pub async fn record_revenue(ctx: &Ctx, input: RevenueInput) -> AppResult<Revenue
             };
             let outcome = match repo::revenue_by_external_id(conn, &input.external_id)? {
                 None => {
+                    check_open(conn, input.booked_on, "revenue")?;
                     repo::insert_revenue(conn, &values)?;
                     Outcome::Created
                 }
@@ -273,6 +275,9 @@ pub async fn record_revenue(ctx: &Ctx, input: RevenueInput) -> AppResult<Revenue
                     {
                         Outcome::Unchanged
                     } else {
+                        // A replay is fine; moving money in or out of a closed period is not.
+                        check_open(conn, row.booked_on, "the revenue event being changed")?;
+                        check_open(conn, input.booked_on, "revenue")?;
                         repo::update_revenue(conn, row.id, &values)?;
                         Outcome::Updated
                     }

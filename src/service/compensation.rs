@@ -1,0 +1,538 @@
+//! Marketer compensation (SPEC §5): plans and assignments, statements computed live or read
+//! frozen, and period close and reopen.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::attribution::{load_facts, markov_paths};
+use super::{check_external_id, check_non_empty, not_found, AppError, AppResult, Ctx, Outcome};
+use crate::auth::{Read, Scope, Write};
+use crate::db::AnyConnection;
+use crate::domain::attribution::{Model, Params};
+use crate::domain::compensation::{self as pay, EventCredit, Terms};
+use crate::domain::markov::removal_effects;
+use crate::domain::money::{Decimal, Money};
+use crate::domain::period::Period;
+use crate::domain::report::{self, CampaignInfo, Grouping};
+use crate::domain::stage::LeadStage;
+use crate::repo::compensation::{self as repo, ClosedPeriodRow, PlanRow, PlanValues};
+use crate::repo::users::{self, UserRow};
+use crate::repo::{campaigns, opportunities, reports};
+
+#[derive(Debug, Clone)]
+pub struct PlanInput {
+    pub external_id: String,
+    pub name: String,
+    pub model: Model,
+    pub revenue_rate: String,
+    pub quota: Option<(String, String)>,
+    pub accelerator_rate: Option<String>,
+    pub qualified_lead_bonus: (String, String),
+    pub cap: Option<(String, String)>,
+    pub clawback_days: i32,
+}
+
+/// A plan as a statement saw it (frozen statements keep the plan they were computed with).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    pub id: i64,
+    pub external_id: String,
+    pub name: String,
+    pub model: String,
+    pub revenue_rate: String,
+    pub quota_cents: Option<i64>,
+    pub accelerator_rate: Option<String>,
+    pub qualified_lead_bonus_cents: i64,
+    pub cap_cents: Option<i64>,
+    pub clawback_days: i32,
+}
+
+impl From<PlanRow> for PlanRecord {
+    fn from(p: PlanRow) -> Self {
+        PlanRecord {
+            id: p.id,
+            external_id: p.external_id,
+            name: p.name,
+            model: p.model,
+            revenue_rate: p.revenue_rate,
+            quota_cents: p.quota_cents,
+            accelerator_rate: p.accelerator_rate,
+            qualified_lead_bonus_cents: p.qualified_lead_bonus_cents,
+            cap_cents: p.cap_cents,
+            clawback_days: p.clawback_days,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineRecord {
+    pub kind: String,
+    pub campaign_id: Option<i64>,
+    pub campaign_external_id: Option<String>,
+    pub opportunity_id: Option<i64>,
+    pub opportunity_external_id: Option<String>,
+    pub basis_cents: Option<i64>,
+    pub rate: Option<String>,
+    pub amount_cents: i64,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementRecord {
+    pub user_id: i64,
+    pub user_external_id: String,
+    pub plan: PlanRecord,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// OPEN (computed now) or CLOSED (frozen at period close).
+    pub status: String,
+    pub attributed_revenue_cents: i64,
+    pub qualified_leads: f64,
+    pub total_cents: i64,
+    pub lines: Vec<LineRecord>,
+}
+
+fn parse_rate(field: &str, text: &str) -> AppResult<Decimal> {
+    let rate = Decimal::parse(text).map_err(|e| AppError::BadInput(format!("{field}: {e}")))?;
+    if rate.units < 0 {
+        return Err(AppError::BadInput(format!("{field} must not be negative")));
+    }
+    Ok(rate)
+}
+
+fn terms(plan: &PlanRecord) -> AppResult<Terms> {
+    let bad = |e: AppError| {
+        AppError::Internal(format!(
+            "stored plan {} is invalid: {}",
+            plan.external_id,
+            e.message()
+        ))
+    };
+    Ok(Terms {
+        revenue_rate: parse_rate("revenueRate", &plan.revenue_rate).map_err(bad)?,
+        quota: plan.quota_cents,
+        accelerator_rate: plan
+            .accelerator_rate
+            .as_deref()
+            .map(|r| parse_rate("acceleratorRate", r))
+            .transpose()
+            .map_err(bad)?,
+        qualified_lead_bonus: plan.qualified_lead_bonus_cents,
+        cap: plan.cap_cents,
+        clawback_days: i64::from(plan.clawback_days),
+    })
+}
+
+pub async fn upsert_plan(ctx: &Ctx, input: PlanInput) -> AppResult<PlanRow> {
+    ctx.require_write(Write::Compensation, "write compensation plans")?;
+    check_external_id("compensation plan", &input.external_id)?;
+    check_non_empty("name", &input.name)?;
+    parse_rate("revenueRate", &input.revenue_rate)?;
+    if let Some(r) = &input.accelerator_rate {
+        parse_rate("acceleratorRate", r)?;
+        if input.quota.is_none() {
+            return Err(AppError::BadInput(
+                "an acceleratorRate needs a quota to accelerate above".into(),
+            ));
+        }
+    }
+    let non_negative = |field: &str, m: &Option<(String, String)>| -> AppResult<Option<i64>> {
+        match m {
+            None => Ok(None),
+            Some((amount, currency)) => {
+                let money = ctx.parse_money(amount, currency)?;
+                if money < Money::ZERO {
+                    return Err(AppError::BadInput(format!("{field} must not be negative")));
+                }
+                Ok(Some(money.0))
+            }
+        }
+    };
+    let quota = non_negative("quota", &input.quota)?;
+    let cap = non_negative("cap", &input.cap)?;
+    let bonus = non_negative(
+        "qualifiedLeadBonus",
+        &Some(input.qualified_lead_bonus.clone()),
+    )?
+    .unwrap_or(0);
+    if input.clawback_days < 0 {
+        return Err(AppError::BadInput(
+            "clawbackDays must not be negative".into(),
+        ));
+    }
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let values = PlanValues {
+                external_id: &input.external_id,
+                name: &input.name,
+                model: input.model.as_str(),
+                revenue_rate: &input.revenue_rate,
+                quota_cents: quota,
+                accelerator_rate: input.accelerator_rate.as_deref(),
+                qualified_lead_bonus_cents: bonus,
+                cap_cents: cap,
+                clawback_days: input.clawback_days,
+            };
+            let outcome = match repo::plan_by_external_id(conn, &input.external_id)? {
+                None => {
+                    repo::insert_plan(conn, &values)?;
+                    Outcome::Created
+                }
+                Some(row) => {
+                    repo::update_plan(conn, row.id, &values)?;
+                    Outcome::Updated
+                }
+            };
+            ctx2.audit(
+                conn,
+                "upsertCompensationPlan",
+                Some(&input.external_id),
+                outcome.as_str(),
+            )?;
+            repo::plan_by_external_id(conn, &input.external_id)?
+                .ok_or_else(|| AppError::Internal("plan vanished after upsert".into()))
+        })
+        .await
+}
+
+pub async fn assign_plan(
+    ctx: &Ctx,
+    user_external_id: String,
+    plan_external_id: String,
+    from: NaiveDate,
+) -> AppResult<PlanRow> {
+    ctx.require_write(Write::Compensation, "assign compensation plans")?;
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let user = users::by_external_id(conn, &user_external_id)?
+                .ok_or_else(|| not_found("user", &user_external_id))?;
+            let plan = repo::plan_by_external_id(conn, &plan_external_id)?
+                .ok_or_else(|| not_found("compensation plan", &plan_external_id))?;
+            repo::assign(conn, user.id, plan.id, from)?;
+            ctx2.audit(
+                conn,
+                "assignCompensationPlan",
+                Some(&user_external_id),
+                &format!("{plan_external_id} from {from}"),
+            )?;
+            Ok(plan)
+        })
+        .await
+}
+
+/// Computes a marketer's statement for a period from the data as it is now.
+pub fn compute(
+    conn: &mut AnyConnection,
+    user: &UserRow,
+    period: Period,
+    currency: &str,
+) -> AppResult<StatementRecord> {
+    let plan: PlanRecord = repo::plan_in_effect(conn, user.id, period.from)?
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "user \"{}\" has no compensation plan in effect on {}",
+                user.external_id, period.from
+            ))
+        })?
+        .into();
+    let model = Model::from_str(&plan.model).map_err(AppError::Internal)?;
+    let terms = terms(&plan)?;
+    let owned: HashMap<i64, String> = campaigns::all(conn)?
+        .into_iter()
+        .filter(|c| c.owner_id == Some(user.id))
+        .map(|c| (c.id, c.external_id))
+        .collect();
+    let effects_for =
+        |conn: &mut AnyConnection, stage: LeadStage| -> AppResult<HashMap<i64, f64>> {
+            if model == Model::Markov {
+                Ok(removal_effects(&markov_paths(conn, stage, period, 365)?))
+            } else {
+                Ok(HashMap::new())
+            }
+        };
+    // Commission and clawback: each revenue event booked in the period, split as its deal closed.
+    let won = load_facts(conn, LeadStage::Won, period, 365)?;
+    let won_effects = effects_for(conn, LeadStage::Won)?;
+    let revenue: HashMap<i64, _> = reports::revenue_booked_between(conn, period.from, period.to)?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    let opp_ids: Vec<i64> = won.values.iter().map(|v| v.opportunity_id).collect();
+    let opps = opportunities::by_ids(conn, &opp_ids)?;
+    let first_positive: HashMap<i64, NaiveDate> = repo::first_positive_bookings(conn, &opp_ids)?
+        .into_iter()
+        .collect();
+    let mut credits = Vec::new();
+    for v in &won.values {
+        let (Some(event), Some(opp)) = (
+            revenue.get(&v.revenue_event_id),
+            opps.get(&v.opportunity_id),
+        ) else {
+            continue;
+        };
+        let mut per_campaign: HashMap<i64, i64> = HashMap::new();
+        for c in report::credits(
+            model,
+            &v.conversion,
+            &v.touches,
+            Params::default(),
+            &won_effects,
+            v.amount,
+        ) {
+            if owned.contains_key(&c.touch.campaign_id) {
+                let slot = per_campaign.entry(c.touch.campaign_id).or_insert(0);
+                *slot = slot
+                    .checked_add(c.amount)
+                    .ok_or_else(|| AppError::Internal("credit overflow".into()))?;
+            }
+        }
+        for (campaign_id, credit) in per_campaign {
+            credits.push(EventCredit {
+                booked_on: event.booked_on,
+                revenue_external_id: event.external_id.clone(),
+                campaign_external_id: owned[&campaign_id].clone(),
+                opportunity_external_id: opp.external_id.clone(),
+                campaign_id,
+                opportunity_id: opp.id,
+                credit,
+                refund: event.amount_cents < 0,
+                first_positive_booked_on: first_positive.get(&opp.id).copied(),
+            });
+        }
+    }
+    // Lead bonus: the SAL conversions of the period credited to the marketer's campaigns.
+    let mut sal = load_facts(conn, LeadStage::Sal, period, 365)?;
+    sal.removal_effects = effects_for(conn, LeadStage::Sal)?;
+    let infos: HashMap<i64, CampaignInfo> = owned
+        .iter()
+        .map(|(id, ext)| {
+            (
+                *id,
+                CampaignInfo {
+                    external_id: ext.clone(),
+                    channel: String::new(),
+                },
+            )
+        })
+        .collect();
+    let sal_report = report::build(
+        &sal,
+        model,
+        Params::default(),
+        Grouping::Campaign,
+        &infos,
+        |c| owned.contains_key(&c),
+    )?;
+    let qualified: f64 = sal_report.rows.iter().map(|r| r.conversions).sum();
+    let statement = pay::statement(&terms, &credits, qualified, currency)?;
+    let opp_ext: HashMap<i64, String> = opps
+        .values()
+        .map(|o| (o.id, o.external_id.clone()))
+        .collect();
+    Ok(StatementRecord {
+        user_id: user.id,
+        user_external_id: user.external_id.clone(),
+        plan,
+        from: period.from,
+        to: period.to,
+        status: "OPEN".into(),
+        attributed_revenue_cents: statement.attributed_revenue,
+        qualified_leads: statement.qualified_leads,
+        total_cents: statement.total,
+        lines: statement
+            .lines
+            .into_iter()
+            .map(|l| LineRecord {
+                kind: l.kind.as_str().into(),
+                campaign_external_id: l.campaign_id.and_then(|c| owned.get(&c).cloned()),
+                campaign_id: l.campaign_id,
+                opportunity_external_id: l.opportunity_id.and_then(|o| opp_ext.get(&o).cloned()),
+                opportunity_id: l.opportunity_id,
+                basis_cents: l.basis,
+                rate: l.rate,
+                amount_cents: l.amount,
+                description: l.description,
+            })
+            .collect(),
+    })
+}
+
+fn exact_closed(conn: &mut AnyConnection, period: Period) -> AppResult<Option<ClosedPeriodRow>> {
+    Ok(repo::closed_periods(conn)?
+        .into_iter()
+        .find(|c| c.period_from == period.from && c.period_to == period.to))
+}
+
+fn thaw(body: &str) -> AppResult<StatementRecord> {
+    serde_json::from_str(body)
+        .map_err(|e| AppError::Internal(format!("frozen statement unreadable: {e}")))
+}
+
+/// A marketer's statement: the frozen one for exactly a closed period, else computed live.
+pub async fn statement(
+    ctx: &Ctx,
+    user_external_id: String,
+    period: Period,
+) -> AppResult<StatementRecord> {
+    match ctx.require_read(Read::Statements, "compensation statements")? {
+        Scope::Own if user_external_id != ctx.caller.sub => {
+            return Err(AppError::Forbidden(
+                "a MARKETER reads only their own statement".into(),
+            ))
+        }
+        _ => {}
+    }
+    let currency = ctx.currency.clone();
+    ctx.db
+        .run(move |conn| {
+            let user = users::by_external_id(conn, &user_external_id)?
+                .ok_or_else(|| not_found("user", &user_external_id))?;
+            if let Some(closed) = exact_closed(conn, period)? {
+                let frozen = repo::frozen(conn, closed.id, Some(&user_external_id))?;
+                return match frozen.first() {
+                    Some(body) => thaw(body),
+                    None => Err(AppError::NotFound(format!(
+                        "no statement was frozen for \"{user_external_id}\" when {}..{} was closed",
+                        period.from, period.to
+                    ))),
+                };
+            }
+            compute(conn, &user, period, &currency)
+        })
+        .await
+}
+
+/// Every statement of a period, as finance exports them: frozen when the period is closed.
+pub async fn statements(ctx: &Ctx, period: Period) -> AppResult<Vec<StatementRecord>> {
+    let scope = ctx.require_read(Read::Statements, "compensation statements")?;
+    let currency = ctx.currency.clone();
+    let me = ctx.caller.sub.clone();
+    let all = ctx
+        .db
+        .run(move |conn| {
+            if let Some(closed) = exact_closed(conn, period)? {
+                return repo::frozen(conn, closed.id, None)?
+                    .iter()
+                    .map(|b| thaw(b))
+                    .collect();
+            }
+            payable(conn, period, &currency)
+        })
+        .await?;
+    Ok(all
+        .into_iter()
+        .filter(|s| scope == Scope::All || s.user_external_id == me)
+        .collect())
+}
+
+/// The statements of every marketer who owns a campaign and has a plan in effect.
+fn payable(
+    conn: &mut AnyConnection,
+    period: Period,
+    currency: &str,
+) -> AppResult<Vec<StatementRecord>> {
+    let owners: std::collections::HashSet<i64> = campaigns::all(conn)?
+        .into_iter()
+        .filter_map(|c| c.owner_id)
+        .collect();
+    let mut user_ids: Vec<i64> = repo::users_with_plans(conn, period.from)?
+        .into_iter()
+        .filter(|u| owners.contains(u))
+        .collect();
+    user_ids.sort_unstable();
+    let mut users: Vec<UserRow> = users::by_ids(conn, &user_ids)?.into_values().collect();
+    users.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    users
+        .iter()
+        .map(|u| compute(conn, u, period, currency))
+        .collect()
+}
+
+pub async fn close_period(ctx: &Ctx, period: Period) -> AppResult<ClosedPeriodRow> {
+    ctx.require_write(Write::Compensation, "close periods")?;
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            if let Some(other) = repo::closed_periods(conn)?.into_iter().find(|c| {
+                Period {
+                    from: c.period_from,
+                    to: c.period_to,
+                }
+                .overlaps(&period)
+            }) {
+                return Err(AppError::Conflict(format!(
+                    "{}..{} overlaps the closed period {}..{}",
+                    period.from, period.to, other.period_from, other.period_to
+                )));
+            }
+            let statements = payable(conn, period, &ctx2.currency)?;
+            let now = Utc::now().naive_utc();
+            let id = repo::insert_closed(
+                conn,
+                period.from,
+                period.to,
+                now,
+                &ctx2.caller.sub,
+                statements.len() as i32,
+            )?;
+            for s in &statements {
+                let frozen = StatementRecord {
+                    status: "CLOSED".into(),
+                    ..s.clone()
+                };
+                let body = serde_json::to_string(&frozen)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                repo::freeze(conn, id, &s.user_external_id, &body)?;
+            }
+            let label = format!("{}..{}", period.from, period.to);
+            ctx2.audit(
+                conn,
+                "closePeriod",
+                Some(&label),
+                &format!("{} statements frozen", statements.len()),
+            )?;
+            exact_closed(conn, period)?
+                .ok_or_else(|| AppError::Internal("closed period vanished".into()))
+        })
+        .await
+}
+
+pub async fn reopen_period(ctx: &Ctx, period: Period) -> AppResult<bool> {
+    ctx.require_write(Write::Compensation, "reopen periods")?;
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let closed = exact_closed(conn, period)?.ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "{}..{} is not a closed period",
+                    period.from, period.to
+                ))
+            })?;
+            repo::delete_closed(conn, closed.id)?;
+            let label = format!("{}..{}", period.from, period.to);
+            ctx2.audit(
+                conn,
+                "reopenPeriod",
+                Some(&label),
+                &format!("{} frozen statements dropped", closed.statements),
+            )?;
+            Ok(true)
+        })
+        .await
+}
+
+/// PERIOD_CLOSED when `day` lies in a closed period (money facts may not move there).
+pub fn check_open(conn: &mut AnyConnection, day: NaiveDate, what: &str) -> AppResult<()> {
+    match repo::closed_holding(conn, day)? {
+        Some(c) => Err(AppError::PeriodClosed(format!(
+            "{what} dated {day} falls in the closed period {}..{}; reopen it first",
+            c.period_from, c.period_to
+        ))),
+        None => Ok(()),
+    }
+}
