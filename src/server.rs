@@ -39,6 +39,8 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_we
             .route("/graphql", web::get().to(graphql_get))
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
+            .route("/export/statements.csv", web::get().to(export_statements))
+            .route("/export/attribution.csv", web::get().to(export_attribution))
     })
     .listen(listener)?
     .shutdown_timeout(10)
@@ -289,6 +291,237 @@ pub fn http_status(e: &AppError) -> StatusCode {
         "QUERY_TOO_COMPLEX" => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// Authenticates a non-GraphQL request and builds its context, or answers the error.
+async fn caller_ctx(req: &HttpRequest, state: &AppState, rid: &str) -> Result<Ctx, HttpResponse> {
+    let auth_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = bearer_token(auth_header)
+        .and_then(|t| state.verifier.verify(t))
+        .map_err(|e| {
+            json_response(
+                StatusCode::UNAUTHORIZED,
+                &error_body(&e.to_string(), "UNAUTHENTICATED"),
+                rid,
+            )
+        })?;
+    Ctx::for_caller(
+        state.db.clone(),
+        caller,
+        state.currency.clone(),
+        state.reports.clone(),
+    )
+    .await
+    .map_err(|e| app_error_response(&e, rid))
+}
+
+fn app_error_response(e: &AppError, rid: &str) -> HttpResponse {
+    if let Some(detail) = e.internal_detail() {
+        tracing::error!(request_id = %rid, error = %detail, "internal error");
+    }
+    let mut body = error_body(&e.message(), e.code());
+    if e.code() == "INTERNAL" {
+        body["errors"][0]["extensions"]["requestId"] = json!(rid);
+    }
+    json_response(http_status(e), &body, rid)
+}
+
+/// One CSV field, quoted when it must be (RFC 4180).
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+fn csv_response(name: &str, body: String, rid: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .insert_header(("x-request-id", rid.to_string()))
+        .body(body)
+}
+
+type Params = std::collections::HashMap<String, String>;
+
+fn query_params(req: &HttpRequest) -> Params {
+    web::Query::<Params>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+fn period_param(params: &Params) -> Result<crate::domain::period::Period, AppError> {
+    let day = |name: &str| -> Result<chrono::NaiveDate, AppError> {
+        let text = params.get(name).ok_or_else(|| {
+            AppError::BadInput(format!("query parameter {name}=YYYY-MM-DD is required"))
+        })?;
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| AppError::BadInput(format!("{name}={text} is not a date (YYYY-MM-DD)")))
+    };
+    crate::domain::period::Period::new(day("from")?, day("to")?)
+        .map_err(|e| AppError::BadInput(e.to_string()))
+}
+
+/// `GET /export/statements.csv?from=&to=`: one row per statement line, for finance.
+async fn export_statements(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let rid = request_id();
+    let ctx = match caller_ctx(&req, &state, &rid).await {
+        Ok(ctx) => ctx,
+        Err(response) => return response,
+    };
+    let result = async {
+        let period = period_param(&query_params(&req))?;
+        crate::service::compensation::statements(&ctx, period).await
+    }
+    .await;
+    let statements = match result {
+        Ok(s) => s,
+        Err(e) => return app_error_response(&e, &rid),
+    };
+    let currency = &state.currency;
+    let money = |c: Option<i64>| crate::graphql::compensation::decimal_cell(c, currency);
+    let mut body = csv_line(
+        &[
+            "marketer",
+            "period_from",
+            "period_to",
+            "status",
+            "kind",
+            "campaign",
+            "opportunity",
+            "basis",
+            "rate",
+            "amount",
+            "currency",
+            "description",
+        ]
+        .map(String::from),
+    );
+    for s in &statements {
+        for l in &s.lines {
+            body.push_str(&csv_line(&[
+                s.user_external_id.clone(),
+                s.from.to_string(),
+                s.to.to_string(),
+                s.status.clone(),
+                l.kind.clone(),
+                l.campaign_external_id.clone().unwrap_or_default(),
+                l.opportunity_external_id.clone().unwrap_or_default(),
+                money(l.basis_cents),
+                l.rate.clone().unwrap_or_default(),
+                money(Some(l.amount_cents)),
+                currency.clone(),
+                l.description.clone(),
+            ]));
+        }
+    }
+    csv_response("statements.csv", body, &rid)
+}
+
+/// `GET /export/attribution.csv?model=&from=&to=&stage=&groupBy=`: a report's rows for BI.
+async fn export_attribution(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    use crate::domain::report::Grouping;
+    use crate::service::attribution::{report, ReportQuery};
+    let rid = request_id();
+    let ctx = match caller_ctx(&req, &state, &rid).await {
+        Ok(ctx) => ctx,
+        Err(response) => return response,
+    };
+    let params = query_params(&req);
+    let parsed = (|| -> Result<ReportQuery, AppError> {
+        let model = params
+            .get("model")
+            .ok_or_else(|| {
+                AppError::BadInput("query parameter model (e.g. W_SHAPED) is required".into())
+            })?
+            .parse()
+            .map_err(AppError::BadInput)?;
+        let stage = params
+            .get("stage")
+            .map(String::as_str)
+            .unwrap_or("WON")
+            .parse()
+            .map_err(AppError::BadInput)?;
+        let grouping = match params
+            .get("groupBy")
+            .map(String::as_str)
+            .unwrap_or("CAMPAIGN")
+        {
+            "CAMPAIGN" => Grouping::Campaign,
+            "CHANNEL" => Grouping::Channel,
+            "MONTH" => Grouping::Month,
+            other => {
+                return Err(AppError::BadInput(format!(
+                    "groupBy={other}: use CAMPAIGN, CHANNEL or MONTH"
+                )))
+            }
+        };
+        let number = |name: &str, default: f64| -> Result<f64, AppError> {
+            params.get(name).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| AppError::BadInput(format!("{name}={v} is not a number")))
+            })
+        };
+        Ok(ReportQuery {
+            model,
+            stage,
+            period: period_param(&params)?,
+            grouping,
+            half_life_days: number("halfLifeDays", 7.0)?,
+            lookback_days: number("lookbackDays", 365.0)? as i64,
+        })
+    })();
+    let result = match parsed {
+        Ok(query) => report(&ctx, query).await,
+        Err(e) => Err(e),
+    };
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => return app_error_response(&e, &rid),
+    };
+    let currency = &state.currency;
+    let money = |c: i64| crate::graphql::compensation::decimal_cell(Some(c), currency);
+    let mut body =
+        csv_line(&["key", "campaign", "conversions", "revenue", "currency"].map(String::from));
+    for row in &r.report.rows {
+        let campaign = row
+            .campaign_id
+            .and_then(|id| r.campaigns.get(&id))
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        body.push_str(&csv_line(&[
+            row.key.clone(),
+            campaign,
+            row.conversions.to_string(),
+            money(row.revenue),
+            currency.clone(),
+        ]));
+    }
+    body.push_str(&csv_line(&[
+        "(unattributed)".into(),
+        String::new(),
+        r.report.unattributed_conversions.to_string(),
+        money(r.report.unattributed_revenue),
+        currency.clone(),
+    ]));
+    csv_response("attribution.csv", body, &rid)
 }
 
 const GRAPHIQL_HTML: &str = r#"<!doctype html>
