@@ -294,10 +294,12 @@ fn journey(
     // A few campaigns draw most leads: pick with a skew towards low indexes.
     let n = campaigns.len() as u64;
     let mut at = created;
+    let mut source = None;
     let touches = 1 + rng.below(9);
     for k in 0..touches {
         let skewed = (rng.below(n) * rng.below(n)) / n;
         let campaign = &campaigns[skewed as usize];
+        source.get_or_insert(campaign.id);
         chunk.touchpoints.push(TouchpointRow {
             id: ids.touchpoint,
             external_id: format!("t{:09}", ids.touchpoint),
@@ -460,5 +462,6 @@ fn journey(
         sql_at: reach[3],
         opportunity_at: reach[4],
         won_at: reach[5],
+        source_campaign_id: source,
     });
 }

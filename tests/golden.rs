@@ -321,4 +321,70 @@ both_databases! {
         }
         assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
     }
+
+    fn golden_funnels_match(app) {
+        let golden = golden();
+        apply_all(app, &golden);
+        let mut mismatches = Vec::new();
+        for expected in golden["expected"]["funnel"].as_array().unwrap() {
+            let v = app.ok(
+                "query($p: PeriodInput!) { funnel(period: $p) { cohortSize recycled disqualified lost
+                    stages { stage entered convertedToNext conversionRate medianDaysToNext }
+                    marketingTime { count medianDays p90Days meanDays } salesCycle { count medianDays p90Days meanDays }
+                    handoffTime { count medianDays p90Days meanDays } } }",
+                json!({ "p": expected["period"] }),
+            );
+            let got = &v["funnel"];
+            let label = expected["period"]["from"].to_string();
+            for field in ["cohortSize", "recycled", "disqualified", "lost"] {
+                if got[field] != expected[field] {
+                    mismatches.push(format!("{label} {field}: {} != {}", got[field], expected[field]));
+                }
+            }
+            for (g, w) in got["stages"].as_array().unwrap().iter().zip(expected["stages"].as_array().unwrap()) {
+                for field in ["stage", "entered", "convertedToNext", "conversionRate", "medianDaysToNext"] {
+                    if !close_enough(&g[field], &w[field]) {
+                        mismatches.push(format!("{label} {} {field}: {} != {}", w["stage"], g[field], w[field]));
+                    }
+                }
+            }
+            for timeframe in ["marketingTime", "salesCycle", "handoffTime"] {
+                for (mine, theirs) in [("count", "count"), ("medianDays", "median"), ("p90Days", "p90"), ("meanDays", "mean")] {
+                    if !close_enough(&got[timeframe][mine], &expected[timeframe][theirs]) {
+                        mismatches.push(format!("{label} {timeframe}.{mine}: {} != {}", got[timeframe][mine], expected[timeframe][theirs]));
+                    }
+                }
+            }
+        }
+        assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    }
+
+    fn golden_leakage_matches(app) {
+        let golden = golden();
+        apply_all(app, &golden);
+        let mut mismatches = Vec::new();
+        for expected in golden["expected"]["leakage"].as_array().unwrap() {
+            let v = app.ok(
+                "query($p: PeriodInput!, $s: Int, $a: DateTime) { leakage(period: $p, slaHours: $s, asOf: $a) {
+                    slaHours asOf mqls decidedWithinSla decidedLate undecided leaked leakageRate recycledBySales
+                    disqualifiedBySales wastedSpend { amount } leakedLeads(first: 500) { totalCount nodes { externalId } } } }",
+                json!({ "p": expected["period"], "s": expected["slaHours"], "a": expected["asOf"] }),
+            );
+            let got = &v["leakage"];
+            let label = expected["period"]["from"].to_string();
+            for field in ["slaHours", "asOf", "mqls", "decidedWithinSla", "decidedLate", "undecided", "leaked", "leakageRate", "recycledBySales", "disqualifiedBySales"] {
+                if !close_enough(&got[field], &expected[field]) {
+                    mismatches.push(format!("{label} {field}: {} != {}", got[field], expected[field]));
+                }
+            }
+            if got["wastedSpend"]["amount"] != expected["wastedSpend"] {
+                mismatches.push(format!("{label} wastedSpend: {} != {}", got["wastedSpend"]["amount"], expected["wastedSpend"]));
+            }
+            let leads: Vec<Value> = got["leakedLeads"]["nodes"].as_array().unwrap().iter().map(|n| n["externalId"].clone()).collect();
+            if json!(leads) != expected["leakedLeads"] {
+                mismatches.push(format!("{label} leakedLeads: {leads:?} != {}", expected["leakedLeads"]));
+            }
+        }
+        assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    }
 }

@@ -51,6 +51,7 @@ diesel::table! {
         sql_at -> Nullable<Timestamp>,
         opportunity_at -> Nullable<Timestamp>,
         won_at -> Nullable<Timestamp>,
+        source_campaign_id -> Nullable<BigInt>,
     }
 }
 
@@ -216,3 +217,19 @@ diesel::allow_tables_to_appear_in_same_query!(
     frozen_statements,
     users,
 );
+
+diesel::table! {
+    scoring_rules (id) {
+        id -> BigInt,
+        external_id -> Text,
+        name -> Text,
+        kind -> Text,
+        field -> Nullable<Text>,
+        operator -> Nullable<Text>,
+        value -> Nullable<Text>,
+        touch_kind -> Nullable<Text>,
+        points -> Integer,
+        max_points -> Nullable<Integer>,
+        active -> Bool,
+    }
+}

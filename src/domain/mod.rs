@@ -8,4 +8,6 @@ pub mod markov;
 pub mod money;
 pub mod period;
 pub mod report;
+pub mod scoring;
 pub mod stage;
+pub mod stats;

@@ -106,6 +106,12 @@ loader!(
     }
 );
 
+loader!(
+    /// Every scoring rule (one key, 0): read once per request.
+    RulesLoader, i64 => Vec<crate::repo::scoring::RuleRow>,
+    |conn, _keys| HashMap::from([(0, crate::repo::scoring::all(conn)?)])
+);
+
 /// A campaign's cost, optionally only inside a period of days.
 pub type CostKey = (i64, Option<(NaiveDate, NaiveDate)>);
 
@@ -146,6 +152,7 @@ pub struct Loaders {
     pub revenue: DataLoader<RevenueByOpportunity>,
     pub opportunity_owners: DataLoader<OpportunityOwnersByLead>,
     pub costs: DataLoader<CostByCampaign>,
+    pub rules: DataLoader<RulesLoader>,
 }
 
 impl Loaders {
@@ -166,6 +173,7 @@ impl Loaders {
             revenue: make(RevenueByOpportunity(db.clone())),
             opportunity_owners: make(OpportunityOwnersByLead(db.clone())),
             costs: make(CostByCampaign(db.clone())),
+            rules: make(RulesLoader(db.clone())),
         }
     }
 }

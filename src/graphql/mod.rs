@@ -3,6 +3,7 @@
 
 pub mod compensation;
 pub mod error;
+pub mod funnel;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
@@ -53,11 +54,16 @@ pub struct QueryRoot(
     query::EntityQuery,
     reports::ReportQueryRoot,
     compensation::CompensationQuery,
+    funnel::FunnelQuery,
 );
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(mutation::EntityMutation, compensation::CompensationMutation);
+pub struct MutationRoot(
+    mutation::EntityMutation,
+    compensation::CompensationMutation,
+    funnel::FunnelMutation,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

@@ -223,6 +223,7 @@ pub enum Node {
     Opportunity(Opportunity),
     RevenueEvent(RevenueEvent),
     CompensationPlan(super::compensation::CompensationPlan),
+    ScoringRule(super::funnel::ScoringRule),
 }
 
 /// Resolves a user reference the caller may or may not see.
@@ -407,6 +408,13 @@ impl Lead {
     }
     async fn score(&self) -> i32 {
         self.0.score
+    }
+    /// Each active rule's contribution to the score, so sales can see why a lead is hot.
+    async fn score_breakdown(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::funnel::ScoreContribution>> {
+        super::funnel::breakdown(ctx, self).await
     }
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at.and_utc())

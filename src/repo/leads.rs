@@ -27,6 +27,8 @@ pub struct LeadRow {
     pub sql_at: Option<NaiveDateTime>,
     pub opportunity_at: Option<NaiveDateTime>,
     pub won_at: Option<NaiveDateTime>,
+    /// The campaign of the earliest touchpoint.
+    pub source_campaign_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
@@ -122,6 +124,10 @@ pub fn by_ids(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<HashMap<i64,
         }
     }
     Ok(out)
+}
+
+pub fn all_ids(conn: &mut AnyConnection) -> QueryResult<Vec<i64>> {
+    leads::table.select(leads::id).order(leads::id).load(conn)
 }
 
 pub fn ids_by_external_ids(
@@ -223,6 +229,26 @@ pub fn record_reach(
         earliest!(won_at);
     }
     Ok(())
+}
+
+/// Re-derives the lead's source campaign from its earliest touchpoint.
+pub fn refresh_source(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    let source: Option<i64> = touchpoints::table
+        .filter(touchpoints::lead_id.eq(id))
+        .order((touchpoints::occurred_at, touchpoints::external_id))
+        .select(touchpoints::campaign_id)
+        .first(conn)
+        .optional()?;
+    diesel::update(leads::table.find(id))
+        .set(leads::source_campaign_id.eq(source))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn set_score(conn: &mut AnyConnection, id: i64, score: i32) -> QueryResult<usize> {
+    diesel::update(leads::table.find(id))
+        .set(leads::score.eq(score))
+        .execute(conn)
 }
 
 pub fn set_owner(conn: &mut AnyConnection, id: i64, owner_id: i64) -> QueryResult<usize> {

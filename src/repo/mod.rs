@@ -8,6 +8,7 @@ pub mod compensation;
 pub mod leads;
 pub mod opportunities;
 pub mod reports;
+pub mod scoring;
 pub mod settings;
 pub mod users;
 

@@ -122,3 +122,43 @@ pub fn data_version(conn: &mut AnyConnection) -> QueryResult<i64> {
         .first::<Option<i64>>(conn)
         .map(|v| v.unwrap_or(0))
 }
+
+/// The leads created in `[from, to)`.
+pub fn cohort(
+    conn: &mut AnyConnection,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> QueryResult<Vec<crate::repo::leads::LeadRow>> {
+    use crate::repo::leads::LeadRow;
+    leads::table
+        .filter(leads::created_at.ge(from))
+        .filter(leads::created_at.lt(to))
+        .select(LeadRow::as_select())
+        .order(leads::external_id)
+        .load(conn)
+}
+
+/// Every move into `stage` at an instant in `[from, to]`.
+pub fn moves_into(
+    conn: &mut AnyConnection,
+    stage: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> QueryResult<Vec<crate::repo::leads::TransitionRow>> {
+    use crate::db::schema::stage_transitions;
+    use crate::repo::leads::TransitionRow;
+    stage_transitions::table
+        .filter(stage_transitions::to_stage.eq(stage))
+        .filter(stage_transitions::occurred_at.ge(from))
+        .filter(stage_transitions::occurred_at.le(to))
+        .select(TransitionRow::as_select())
+        .load(conn)
+}
+
+/// How many leads each campaign sourced (their earliest touch is on it).
+pub fn sourced_counts(conn: &mut AnyConnection) -> QueryResult<Vec<(Option<i64>, i64)>> {
+    leads::table
+        .group_by(leads::source_campaign_id)
+        .select((leads::source_campaign_id, diesel::dsl::count_star()))
+        .load(conn)
+}

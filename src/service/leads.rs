@@ -139,6 +139,12 @@ pub async fn upsert(ctx: &Ctx, input: LeadInput) -> AppResult<LeadRow> {
                     }
                 }
             };
+            if outcome != Outcome::Unchanged {
+                let id = repo::by_external_id(conn, &input.external_id)?
+                    .ok_or_else(|| AppError::Internal("lead vanished after upsert".into()))?
+                    .id;
+                super::scoring::rescore_lead(conn, id)?;
+            }
             ctx2.audit(
                 conn,
                 "upsertLead",
@@ -169,7 +175,9 @@ pub async fn record_touchpoint(ctx: &Ctx, input: TouchpointInput) -> AppResult<T
                 kind: &input.kind,
                 occurred_at: naive(input.occurred_at),
             };
-            let outcome = match repo::touchpoint_by_external_id(conn, &input.external_id)? {
+            let existing = repo::touchpoint_by_external_id(conn, &input.external_id)?;
+            let previous_lead = existing.as_ref().map(|t| t.lead_id);
+            let outcome = match existing {
                 None => {
                     repo::insert_touchpoint(conn, &values)?;
                     Outcome::Created
@@ -187,6 +195,14 @@ pub async fn record_touchpoint(ctx: &Ctx, input: TouchpointInput) -> AppResult<T
                     }
                 }
             };
+            if outcome != Outcome::Unchanged {
+                if let Some(previous) = previous_lead.filter(|p| *p != lead.id) {
+                    repo::refresh_source(conn, previous)?;
+                    super::scoring::rescore_lead(conn, previous)?;
+                }
+                repo::refresh_source(conn, lead.id)?;
+                super::scoring::rescore_lead(conn, lead.id)?;
+            }
             ctx2.audit(
                 conn,
                 "recordTouchpoint",

@@ -4,8 +4,10 @@
 pub mod attribution;
 pub mod campaigns;
 pub mod compensation;
+pub mod funnel;
 pub mod leads;
 pub mod opportunities;
+pub mod scoring;
 pub mod users;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

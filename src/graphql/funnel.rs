@@ -1,0 +1,405 @@
+//! The shared lead definition and the hand-off reports: scoring rules, breakdowns,
+//! calibration, the funnel with its timeframes, and leakage.
+
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+
+use super::ids::{self, page_args};
+use super::reports::period_of;
+use super::scalars::DateTime;
+use super::types::{Lead, LeadConnection, LeadStage, Money, Period};
+use super::{session, PeriodInput};
+use crate::domain::scoring::{Kind, Operator};
+use crate::domain::stats::DurationStats as Stats;
+use crate::repo::scoring::RuleRow;
+use crate::service::{funnel as service, scoring};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ScoringRuleKind {
+    Attribute,
+    Behavior,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ScoringOperator {
+    Equals,
+    Contains,
+    Gte,
+    Lte,
+    In,
+}
+
+impl From<ScoringOperator> for Operator {
+    fn from(o: ScoringOperator) -> Self {
+        match o {
+            ScoringOperator::Equals => Operator::Equals,
+            ScoringOperator::Contains => Operator::Contains,
+            ScoringOperator::Gte => Operator::Gte,
+            ScoringOperator::Lte => Operator::Lte,
+            ScoringOperator::In => Operator::In,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ScoringRule(pub RuleRow);
+
+#[Object]
+impl ScoringRule {
+    pub async fn id(&self) -> ID {
+        ids::encode("ScoringRule", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn kind(&self) -> ScoringRuleKind {
+        if self.0.kind == "BEHAVIOR" {
+            ScoringRuleKind::Behavior
+        } else {
+            ScoringRuleKind::Attribute
+        }
+    }
+    async fn field(&self) -> Option<&str> {
+        self.0.field.as_deref()
+    }
+    async fn operator(&self) -> Option<ScoringOperator> {
+        Some(match Operator::parse(self.0.operator.as_deref()?)? {
+            Operator::Equals => ScoringOperator::Equals,
+            Operator::Contains => ScoringOperator::Contains,
+            Operator::Gte => ScoringOperator::Gte,
+            Operator::Lte => ScoringOperator::Lte,
+            Operator::In => ScoringOperator::In,
+        })
+    }
+    async fn value(&self) -> Option<&str> {
+        self.0.value.as_deref()
+    }
+    async fn touch_kind(&self) -> Option<&str> {
+        self.0.touch_kind.as_deref()
+    }
+    async fn points(&self) -> i32 {
+        self.0.points
+    }
+    async fn max_points(&self) -> Option<i32> {
+        self.0.max_points
+    }
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+}
+
+/// One rule's part of a lead's score.
+#[derive(SimpleObject, Clone)]
+pub struct ScoreContribution {
+    pub rule: ScoringRule,
+    pub points: i32,
+}
+
+/// The breakdown of a lead's score under the active rules.
+pub async fn breakdown(ctx: &Context<'_>, lead: &Lead) -> Result<Vec<ScoreContribution>> {
+    let s = session(ctx);
+    let rows = s.loaders.rules.load_one(0).await?.unwrap_or_default();
+    let active: Vec<&RuleRow> = rows.iter().filter(|r| r.active).collect();
+    if active.is_empty() {
+        return Ok(vec![]);
+    }
+    let attributes = s
+        .loaders
+        .attributes_by_lead
+        .load_one(lead.0.id)
+        .await?
+        .unwrap_or_default();
+    let touches = s
+        .loaders
+        .touchpoints_by_lead
+        .load_one(lead.0.id)
+        .await?
+        .unwrap_or_default();
+    let kinds: Vec<&str> = touches.iter().map(|t| t.kind.as_str()).collect();
+    let profile = scoring::profile(&lead.0, &attributes);
+    let mut out = Vec::new();
+    for row in active {
+        let rule = scoring::to_rule(row)?;
+        let points = crate::domain::scoring::points(&rule, &profile, &kinds);
+        if points != 0 {
+            out.push(ScoreContribution {
+                rule: ScoringRule(row.clone()),
+                points,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct RuleCalibration {
+    pub rule: ScoringRule,
+    pub matched: i32,
+    pub matched_won: i32,
+    pub win_rate_matched: Option<f64>,
+    pub win_rate_unmatched: Option<f64>,
+    pub lift: Option<f64>,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct DurationStats {
+    pub count: i32,
+    pub median_days: Option<f64>,
+    pub p90_days: Option<f64>,
+    pub mean_days: Option<f64>,
+}
+
+impl From<Stats> for DurationStats {
+    fn from(s: Stats) -> Self {
+        DurationStats {
+            count: s.count as i32,
+            median_days: s.median,
+            p90_days: s.p90,
+            mean_days: s.mean,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct FunnelStage {
+    pub stage: LeadStage,
+    pub entered: i32,
+    pub converted_to_next: i32,
+    pub conversion_rate: Option<f64>,
+    pub median_days_to_next: Option<f64>,
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct Funnel {
+    pub period: Period,
+    pub cohort_size: i32,
+    pub stages: Vec<FunnelStage>,
+    pub marketing_time: DurationStats,
+    pub sales_cycle: DurationStats,
+    pub handoff_time: DurationStats,
+    pub recycled: i32,
+    pub disqualified: i32,
+    pub lost: i32,
+}
+
+pub struct Leakage(service::Leakage);
+
+#[Object]
+impl Leakage {
+    async fn period(&self) -> Period {
+        period_of(self.0.period)
+    }
+    async fn sla_hours(&self) -> i32 {
+        self.0.sla_hours
+    }
+    async fn as_of(&self) -> DateTime {
+        DateTime(self.0.as_of)
+    }
+    async fn mqls(&self) -> i32 {
+        self.0.mqls as i32
+    }
+    async fn decided_within_sla(&self) -> i32 {
+        self.0.decided_within_sla as i32
+    }
+    async fn decided_late(&self) -> i32 {
+        self.0.decided_late as i32
+    }
+    async fn undecided(&self) -> i32 {
+        self.0.undecided as i32
+    }
+    async fn leaked(&self) -> i32 {
+        self.0.leaked as i32
+    }
+    async fn leakage_rate(&self) -> Option<f64> {
+        (self.0.mqls > 0).then(|| self.0.leaked as f64 / self.0.mqls as f64)
+    }
+    async fn recycled_by_sales(&self) -> i32 {
+        self.0.recycled_by_sales as i32
+    }
+    async fn disqualified_by_sales(&self) -> i32 {
+        self.0.disqualified_by_sales as i32
+    }
+    /// Spend that sourced the leaked leads: sum over leaked leads of their first-touch campaign's cost per lead.
+    async fn wasted_spend(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.0.wasted_spend)
+    }
+    /// The leaked leads by externalId, so sales managers can act on them today.
+    async fn leaked_leads(
+        &self,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<LeadConnection> {
+        let (limit, after) = page_args(first, after)?;
+        let rows: Vec<Lead> = self
+            .0
+            .leaked_leads
+            .iter()
+            .filter(|l| {
+                after
+                    .as_ref()
+                    .is_none_or(|a| l.external_id.as_str() > a.as_str())
+            })
+            .take(limit as usize + 1)
+            .cloned()
+            .map(Lead)
+            .collect();
+        Ok(LeadConnection::from_rows(
+            rows,
+            limit,
+            after.is_some(),
+            self.0.leaked_leads.len() as i64,
+            |l| &l.0.external_id,
+        ))
+    }
+}
+
+#[derive(InputObject)]
+pub struct ScoringRuleInput {
+    pub external_id: String,
+    pub name: String,
+    pub kind: ScoringRuleKind,
+    pub field: Option<String>,
+    pub operator: Option<ScoringOperator>,
+    pub value: Option<String>,
+    pub touch_kind: Option<String>,
+    pub points: i32,
+    pub max_points: Option<i32>,
+    #[graphql(default_with = "Some(true)")]
+    pub active: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct FunnelQuery;
+
+#[Object]
+impl FunnelQuery {
+    /// Every scoring rule, active or not: the shared lead definition, in the open.
+    async fn scoring_rules(&self, ctx: &Context<'_>) -> Result<Vec<ScoringRule>> {
+        Ok(scoring::rules(&session(ctx).ctx)
+            .await?
+            .into_iter()
+            .map(ScoringRule)
+            .collect())
+    }
+
+    /// The score at which a lead meets the shared definition (MQL).
+    async fn mql_threshold(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(scoring::current_threshold(&session(ctx).ctx).await?)
+    }
+
+    /// Per rule: how leads created in the period that matched it were won, against the rest.
+    async fn scoring_calibration(
+        &self,
+        ctx: &Context<'_>,
+        period: PeriodInput,
+    ) -> Result<Vec<RuleCalibration>> {
+        let rows = service::calibration(&session(ctx).ctx, period.checked()?).await?;
+        Ok(rows
+            .into_iter()
+            .map(|c| RuleCalibration {
+                rule: ScoringRule(c.rule),
+                matched: c.matched as i32,
+                matched_won: c.matched_won as i32,
+                win_rate_matched: c.win_rate_matched,
+                win_rate_unmatched: c.win_rate_unmatched,
+                lift: c.lift,
+            })
+            .collect())
+    }
+
+    /// The cohort of leads created in the period, stage by stage, with the two timeframes.
+    async fn funnel(
+        &self,
+        ctx: &Context<'_>,
+        period: PeriodInput,
+        campaign_external_id: Option<String>,
+        channel: Option<String>,
+    ) -> Result<Funnel> {
+        let f = service::funnel(
+            &session(ctx).ctx,
+            period.checked()?,
+            campaign_external_id,
+            channel,
+        )
+        .await?;
+        Ok(Funnel {
+            period: period_of(f.period),
+            cohort_size: f.cohort_size as i32,
+            stages: f
+                .stages
+                .into_iter()
+                .map(|s| FunnelStage {
+                    stage: s.stage.into(),
+                    entered: s.entered as i32,
+                    converted_to_next: s.converted as i32,
+                    conversion_rate: s.conversion_rate,
+                    median_days_to_next: s.median_days_to_next,
+                })
+                .collect(),
+            marketing_time: f.marketing_time.into(),
+            sales_cycle: f.sales_cycle.into(),
+            handoff_time: f.handoff_time.into(),
+            recycled: f.recycled as i32,
+            disqualified: f.disqualified as i32,
+            lost: f.lost as i32,
+        })
+    }
+
+    /// MQLs sales never acted on in time, and the lead-generation money that leaked with them.
+    async fn leakage(
+        &self,
+        ctx: &Context<'_>,
+        period: PeriodInput,
+        #[graphql(default_with = "Some(48)")] sla_hours: Option<i32>,
+        as_of: Option<DateTime>,
+    ) -> Result<Leakage> {
+        let l = service::leakage(
+            &session(ctx).ctx,
+            period.checked()?,
+            sla_hours.unwrap_or(48),
+            as_of.map(|d| d.0),
+        )
+        .await?;
+        Ok(Leakage(l))
+    }
+}
+
+#[derive(Default)]
+pub struct FunnelMutation;
+
+#[Object]
+impl FunnelMutation {
+    /// Adds or changes a scoring rule; every lead is re-scored in the same transaction.
+    async fn upsert_scoring_rule(
+        &self,
+        ctx: &Context<'_>,
+        input: ScoringRuleInput,
+    ) -> Result<ScoringRule> {
+        let row = scoring::upsert_rule(
+            &session(ctx).ctx,
+            scoring::RuleInput {
+                external_id: input.external_id,
+                name: input.name,
+                kind: match input.kind {
+                    ScoringRuleKind::Attribute => Kind::Attribute,
+                    ScoringRuleKind::Behavior => Kind::Behavior,
+                },
+                field: input.field,
+                operator: input.operator.map(Into::into),
+                value: input.value,
+                touch_kind: input.touch_kind,
+                points: input.points,
+                max_points: input.max_points,
+                active: input.active.unwrap_or(true),
+            },
+        )
+        .await?;
+        Ok(ScoringRule(row))
+    }
+
+    async fn set_mql_threshold(&self, ctx: &Context<'_>, points: i32) -> Result<i32> {
+        Ok(scoring::set_threshold(&session(ctx).ctx, points).await?)
+    }
+}

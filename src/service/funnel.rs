@@ -1,0 +1,440 @@
+//! The hand-off reports of SPEC §3: the cohort funnel with the two timeframes, leakage of
+//! MQLs sales never acted on (with the spend that leaked with them), and how scoring rules
+//! predicted wins.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{AppError, AppResult, Ctx};
+use crate::auth::{Read, Role, Scope};
+use crate::domain::money::div_round_half_even;
+use crate::domain::period::Period;
+use crate::domain::scoring;
+use crate::domain::stage::{LeadStage, FUNNEL};
+use crate::domain::stats::{days_between, duration_stats, DurationStats};
+use crate::repo::leads::{self as leads_repo, LeadRow};
+use crate::repo::{campaigns, reports};
+
+#[derive(Debug, Clone)]
+pub struct StageRow {
+    pub stage: LeadStage,
+    pub entered: usize,
+    pub converted: usize,
+    pub conversion_rate: Option<f64>,
+    pub median_days_to_next: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Funnel {
+    pub period: Period,
+    pub cohort_size: usize,
+    pub stages: Vec<StageRow>,
+    pub marketing_time: DurationStats,
+    pub sales_cycle: DurationStats,
+    pub handoff_time: DurationStats,
+    pub recycled: usize,
+    pub disqualified: usize,
+    pub lost: usize,
+}
+
+/// When a lead first reached each funnel stage, INQUIRY to WON.
+type Reach = [Option<DateTime<Utc>>; 6];
+
+/// Picks the end of a timeframe for a lead.
+type EndOf<'a> = &'a dyn Fn(&LeadRow, &Reach) -> Option<DateTime<Utc>>;
+
+fn at(t: Option<chrono::NaiveDateTime>) -> Option<DateTime<Utc>> {
+    t.map(|t| t.and_utc())
+}
+
+/// When a lead first reached each funnel stage (INQUIRY at its creation).
+fn reach(lead: &LeadRow) -> [Option<DateTime<Utc>>; 6] {
+    [
+        Some(lead.created_at.and_utc()),
+        at(lead.mql_at),
+        at(lead.sal_at),
+        at(lead.sql_at),
+        at(lead.opportunity_at),
+        at(lead.won_at),
+    ]
+}
+
+/// The campaigns whose sourced leads the caller's reports cover (None: all).
+fn own_campaigns(
+    ctx: &Ctx,
+    conn: &mut crate::db::AnyConnection,
+) -> AppResult<Option<HashSet<i64>>> {
+    match ctx.read_scope(Read::Campaigns) {
+        Scope::Own => Ok(Some(
+            campaigns::all(conn)?
+                .into_iter()
+                .filter(|c| c.owner_id.is_some() && c.owner_id == ctx.user_id)
+                .map(|c| c.id)
+                .collect(),
+        )),
+        _ => Ok(None),
+    }
+}
+
+pub async fn funnel(
+    ctx: &Ctx,
+    period: Period,
+    campaign: Option<String>,
+    channel: Option<String>,
+) -> AppResult<Funnel> {
+    ctx.require_read(Read::Campaigns, "the funnel")?;
+    let ctx2 = ctx.clone();
+    ctx.db
+        .run(move |conn| {
+            let all_campaigns = campaigns::all(conn)?;
+            let mut sources: Option<HashSet<i64>> = own_campaigns(&ctx2, conn)?;
+            let mut narrow = |wanted: HashSet<i64>| {
+                sources = Some(match &sources {
+                    Some(s) => s.intersection(&wanted).copied().collect(),
+                    None => wanted,
+                });
+            };
+            if let Some(ext) = &campaign {
+                let c = all_campaigns
+                    .iter()
+                    .find(|c| &c.external_id == ext)
+                    .ok_or_else(|| super::not_found("campaign", ext))?;
+                narrow(HashSet::from([c.id]));
+            }
+            if let Some(ch) = &channel {
+                narrow(
+                    all_campaigns
+                        .iter()
+                        .filter(|c| &c.channel == ch)
+                        .map(|c| c.id)
+                        .collect(),
+                );
+            }
+            let cohort: Vec<LeadRow> =
+                reports::cohort(conn, period.start().naive_utc(), period.end().naive_utc())?
+                    .into_iter()
+                    .filter(|l| match &sources {
+                        None => true,
+                        Some(s) => l.source_campaign_id.is_some_and(|c| s.contains(&c)),
+                    })
+                    .collect();
+            let ids: Vec<i64> = cohort.iter().map(|l| l.id).collect();
+            let mut ever: HashMap<i64, HashSet<String>> = HashMap::new();
+            let mut lost_at: HashMap<i64, DateTime<Utc>> = HashMap::new();
+            for t in leads_repo::transitions_of(conn, &ids)? {
+                if t.to_stage == "LOST" {
+                    let when = t.occurred_at.and_utc();
+                    let slot = lost_at.entry(t.lead_id).or_insert(when);
+                    *slot = (*slot).min(when);
+                }
+                ever.entry(t.lead_id).or_default().insert(t.to_stage);
+            }
+            let reaches: Vec<[Option<DateTime<Utc>>; 6]> = cohort.iter().map(reach).collect();
+            let mut stages = Vec::new();
+            for (rank, stage) in FUNNEL.iter().enumerate() {
+                let entered: Vec<&[Option<DateTime<Utc>>; 6]> =
+                    reaches.iter().filter(|r| r[rank].is_some()).collect();
+                let (converted, days): (usize, Vec<f64>) = if rank + 1 < FUNNEL.len() {
+                    let gaps: Vec<f64> = entered
+                        .iter()
+                        .filter_map(|r| Some(days_between(r[rank]?, r[rank + 1]?)))
+                        .collect();
+                    (gaps.len(), gaps)
+                } else {
+                    (0, vec![])
+                };
+                stages.push(StageRow {
+                    stage: *stage,
+                    entered: entered.len(),
+                    converted,
+                    conversion_rate: (rank + 1 < FUNNEL.len() && !entered.is_empty())
+                        .then(|| converted as f64 / entered.len() as f64),
+                    median_days_to_next: duration_stats(days).median,
+                });
+            }
+            let span = |from: usize, to: EndOf<'_>| {
+                duration_stats(
+                    cohort
+                        .iter()
+                        .zip(&reaches)
+                        .filter_map(|(l, r)| Some(days_between(r[from]?, to(l, r)?)))
+                        .collect(),
+                )
+            };
+            let marketing_time = span(0, &|_, r| r[2]);
+            let handoff_time = span(1, &|_, r| r[2]);
+            let sales_cycle = span(2, &|l, r| match (r[5], lost_at.get(&l.id).copied()) {
+                (Some(w), Some(lost)) => Some(w.min(lost)),
+                (w, lost) => w.or(lost),
+            });
+            let count = |stage: &str| ever.values().filter(|s| s.contains(stage)).count();
+            Ok(Funnel {
+                period,
+                cohort_size: cohort.len(),
+                stages,
+                marketing_time,
+                sales_cycle,
+                handoff_time,
+                recycled: count("RECYCLED"),
+                disqualified: count("DISQUALIFIED"),
+                lost: count("LOST"),
+            })
+        })
+        .await
+}
+
+#[derive(Debug, Clone)]
+pub struct Leakage {
+    pub period: Period,
+    pub sla_hours: i32,
+    pub as_of: DateTime<Utc>,
+    pub mqls: usize,
+    pub decided_within_sla: usize,
+    pub decided_late: usize,
+    pub undecided: usize,
+    pub leaked: usize,
+    pub recycled_by_sales: usize,
+    pub disqualified_by_sales: usize,
+    pub wasted_spend: i64,
+    /// The distinct leaked leads, by externalId.
+    pub leaked_leads: Vec<LeadRow>,
+}
+
+const DECISIONS: [&str; 7] = [
+    "SAL",
+    "SQL",
+    "OPPORTUNITY",
+    "WON",
+    "LOST",
+    "RECYCLED",
+    "DISQUALIFIED",
+];
+
+pub async fn leakage(
+    ctx: &Ctx,
+    period: Period,
+    sla_hours: i32,
+    as_of: Option<DateTime<Utc>>,
+) -> AppResult<Leakage> {
+    let scope_campaigns = ctx.read_scope(Read::Campaigns);
+    let sales_own = ctx.caller.role == Role::SalesRep;
+    if scope_campaigns == Scope::None && !sales_own {
+        return Err(AppError::Forbidden(format!(
+            "role {} may not read leakage",
+            ctx.caller.role.as_str()
+        )));
+    }
+    if sla_hours < 0 {
+        return Err(AppError::BadInput("slaHours must not be negative".into()));
+    }
+    let as_of = as_of.unwrap_or_else(Utc::now);
+    let ctx2 = ctx.clone();
+    ctx.db
+        .run(move |conn| {
+            let sla = Duration::hours(i64::from(sla_hours));
+            let until = period.end().min(as_of + Duration::microseconds(1));
+            let events: Vec<_> =
+                reports::moves_into(conn, "MQL", period.start().naive_utc(), as_of.naive_utc())?
+                    .into_iter()
+                    .filter(|t| t.occurred_at.and_utc() < until)
+                    .collect();
+            let mut lead_ids: Vec<i64> = events.iter().map(|e| e.lead_id).collect();
+            lead_ids.sort_unstable();
+            lead_ids.dedup();
+            let leads = leads_repo::by_ids(conn, &lead_ids)?;
+            let own = own_campaigns(&ctx2, conn)?;
+            let visible = |lead: &LeadRow| {
+                if sales_own {
+                    return lead.owner_id.is_some() && lead.owner_id == ctx2.user_id;
+                }
+                match &own {
+                    None => true,
+                    Some(s) => lead.source_campaign_id.is_some_and(|c| s.contains(&c)),
+                }
+            };
+            let mut history: HashMap<i64, Vec<_>> = HashMap::new();
+            for t in leads_repo::transitions_of(conn, &lead_ids)? {
+                history.entry(t.lead_id).or_default().push(t);
+            }
+            for h in history.values_mut() {
+                h.sort_by_key(|t| (t.occurred_at, t.id));
+            }
+            let mut out = Leakage {
+                period,
+                sla_hours,
+                as_of,
+                mqls: 0,
+                decided_within_sla: 0,
+                decided_late: 0,
+                undecided: 0,
+                leaked: 0,
+                recycled_by_sales: 0,
+                disqualified_by_sales: 0,
+                wasted_spend: 0,
+                leaked_leads: vec![],
+            };
+            let mut leaked: HashSet<i64> = HashSet::new();
+            for e in &events {
+                let Some(lead) = leads.get(&e.lead_id) else {
+                    continue;
+                };
+                if !visible(lead) {
+                    continue;
+                }
+                out.mqls += 1;
+                let entered = e.occurred_at.and_utc();
+                let decision = history.get(&e.lead_id).and_then(|h| {
+                    h.iter().find(|t| {
+                        (t.occurred_at, t.id) > (e.occurred_at, e.id)
+                            && DECISIONS.contains(&t.to_stage.as_str())
+                            && t.occurred_at.and_utc() <= as_of
+                    })
+                });
+                match decision {
+                    Some(d) => {
+                        if d.occurred_at.and_utc() - entered <= sla {
+                            out.decided_within_sla += 1;
+                        } else {
+                            out.decided_late += 1;
+                            out.leaked += 1;
+                            leaked.insert(e.lead_id);
+                        }
+                        match d.to_stage.as_str() {
+                            "RECYCLED" => out.recycled_by_sales += 1,
+                            "DISQUALIFIED" => out.disqualified_by_sales += 1,
+                            _ => {}
+                        }
+                    }
+                    None => {
+                        out.undecided += 1;
+                        if as_of - entered > sla {
+                            out.leaked += 1;
+                            leaked.insert(e.lead_id);
+                        }
+                    }
+                }
+            }
+            out.wasted_spend = wasted_spend(conn, &leaked, &leads, as_of)?;
+            let mut list: Vec<LeadRow> = leaked
+                .iter()
+                .filter_map(|id| leads.get(id).cloned())
+                .collect();
+            list.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+            out.leaked_leads = list;
+            Ok(out)
+        })
+        .await
+}
+
+/// Σ over leaked leads of their source campaign's cost per lead (cost up to asOf / leads it
+/// sourced), rounded half to even at the end. Terms are summed in 10⁻¹² cents.
+fn wasted_spend(
+    conn: &mut crate::db::AnyConnection,
+    leaked: &HashSet<i64>,
+    leads: &HashMap<i64, LeadRow>,
+    as_of: DateTime<Utc>,
+) -> AppResult<i64> {
+    let mut per_campaign: HashMap<i64, i128> = HashMap::new();
+    for id in leaked {
+        if let Some(c) = leads.get(id).and_then(|l| l.source_campaign_id) {
+            *per_campaign.entry(c).or_insert(0) += 1;
+        }
+    }
+    if per_campaign.is_empty() {
+        return Ok(0);
+    }
+    let sourced: HashMap<i64, i64> = reports::sourced_counts(conn)?
+        .into_iter()
+        .filter_map(|(c, n)| c.map(|c| (c, n)))
+        .collect();
+    let mut cost: HashMap<i64, i128> = HashMap::new();
+    let ids: Vec<i64> = per_campaign.keys().copied().collect();
+    for c in campaigns::costs_of(conn, &ids, None)? {
+        // "Up to asOf": a cost counts from the start of the day it was incurred.
+        if c.incurred_on <= as_of.date_naive() {
+            *cost.entry(c.campaign_id).or_insert(0) += i128::from(c.amount_cents);
+        }
+    }
+    const SCALE: i128 = 1_000_000_000_000;
+    let mut total: i128 = 0;
+    for (c, leaked_here) in per_campaign {
+        let n = i128::from(sourced.get(&c).copied().unwrap_or(0).max(1));
+        let numerator = cost.get(&c).copied().unwrap_or(0) * leaked_here * SCALE;
+        total += numerator / n;
+    }
+    let cents = div_round_half_even(total, SCALE)
+        .ok_or_else(|| AppError::Internal("wasted spend overflow".into()))?;
+    i64::try_from(cents).map_err(|_| AppError::Internal("wasted spend overflow".into()))
+}
+
+#[derive(Debug, Clone)]
+pub struct Calibration {
+    pub rule: crate::repo::scoring::RuleRow,
+    pub matched: usize,
+    pub matched_won: usize,
+    pub win_rate_matched: Option<f64>,
+    pub win_rate_unmatched: Option<f64>,
+    pub lift: Option<f64>,
+}
+
+/// Per rule: how the leads created in the period that matched it were won, against the rest.
+pub async fn calibration(ctx: &Ctx, period: Period) -> AppResult<Vec<Calibration>> {
+    ctx.require_read(Read::Campaigns, "scoring calibration")?;
+    ctx.db
+        .run(move |conn| {
+            let rows = crate::repo::scoring::all(conn)?;
+            let cohort =
+                reports::cohort(conn, period.start().naive_utc(), period.end().naive_utc())?;
+            let ids: Vec<i64> = cohort.iter().map(|l| l.id).collect();
+            let mut attributes: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+            for a in leads_repo::attributes_of(conn, &ids)? {
+                attributes
+                    .entry(a.lead_id)
+                    .or_default()
+                    .push((a.key, a.value));
+            }
+            let mut kinds: HashMap<i64, Vec<String>> = HashMap::new();
+            for t in leads_repo::touchpoints_of(conn, &ids)? {
+                kinds.entry(t.lead_id).or_default().push(t.kind);
+            }
+            let mut out = Vec::new();
+            for row in rows {
+                let rule = super::scoring::to_rule(&row)?;
+                let (mut matched, mut matched_won, mut other, mut other_won) = (0, 0, 0, 0);
+                for lead in &cohort {
+                    let profile = super::scoring::profile(
+                        lead,
+                        attributes.get(&lead.id).map(Vec::as_slice).unwrap_or(&[]),
+                    );
+                    let k: Vec<&str> = kinds
+                        .get(&lead.id)
+                        .map(|v| v.iter().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    let won = lead.won_at.is_some();
+                    if scoring::points(&rule, &profile, &k) != 0 {
+                        matched += 1;
+                        matched_won += usize::from(won);
+                    } else {
+                        other += 1;
+                        other_won += usize::from(won);
+                    }
+                }
+                let rate = |w: usize, n: usize| (n > 0).then(|| w as f64 / n as f64);
+                let (m, u) = (rate(matched_won, matched), rate(other_won, other));
+                out.push(Calibration {
+                    rule: row,
+                    matched,
+                    matched_won,
+                    win_rate_matched: m,
+                    win_rate_unmatched: u,
+                    lift: match (m, u) {
+                        (Some(m), Some(u)) if u > 0.0 => Some(m / u),
+                        _ => None,
+                    },
+                });
+            }
+            Ok(out)
+        })
+        .await
+}
