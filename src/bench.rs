@@ -122,5 +122,65 @@ pub async fn run(
         }
         out.push(line(&format!("  campaignRoi {}", model.as_str()), warm));
     }
+    // The hand-off reports.
+    let ctx = Ctx::for_caller(
+        db.clone(),
+        caller.clone(),
+        currency.into(),
+        Arc::new(ReportCache::default()),
+    )
+    .await?;
+    let mut timed = Vec::new();
+    for _ in 0..iterations.max(1) {
+        let t = Instant::now();
+        crate::service::funnel::funnel(&ctx, period, None, None).await?;
+        timed.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    out.push(line("funnel", timed));
+    let mut timed = Vec::new();
+    let as_of = Some(period.end());
+    for _ in 0..iterations.max(1) {
+        let t = Instant::now();
+        crate::service::funnel::leakage(&ctx, period, 48, as_of).await?;
+        timed.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    out.push(line("leakage", timed));
     Ok(out)
+}
+
+/// Times a scoring-rule change, which re-scores every lead in one pass. It writes: run it on
+/// a throwaway data set.
+pub async fn rescore(db: &Db, currency: &str) -> AppResult<String> {
+    let caller = Caller {
+        sub: "bench".into(),
+        role: Role::Admin,
+    };
+    let ctx = Ctx::for_caller(
+        db.clone(),
+        caller,
+        currency.into(),
+        Arc::new(ReportCache::default()),
+    )
+    .await?;
+    let t = Instant::now();
+    crate::service::scoring::upsert_rule(
+        &ctx,
+        crate::service::scoring::RuleInput {
+            external_id: format!("bench-{}", chrono::Utc::now().timestamp()),
+            name: "bench: webinars".into(),
+            kind: crate::domain::scoring::Kind::Behavior,
+            field: None,
+            operator: None,
+            value: None,
+            touch_kind: Some("webinar_attended".into()),
+            points: 5,
+            max_points: Some(20),
+            active: true,
+        },
+    )
+    .await?;
+    Ok(format!(
+        "rule change re-scoring every lead: {:.1} s",
+        t.elapsed().as_secs_f64()
+    ))
 }

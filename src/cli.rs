@@ -65,6 +65,9 @@ pub enum Command {
         to: String,
         #[arg(long, default_value_t = 5)]
         iterations: usize,
+        /// Also time a scoring-rule change (it writes a rule and re-scores every lead).
+        #[arg(long)]
+        rescore: bool,
     },
 }
 
@@ -164,6 +167,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             from,
             to,
             iterations,
+            rescore,
         } => {
             let day = |s: &str| {
                 chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -177,6 +181,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await
                 .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))?;
             for line in lines {
+                println!("{line}");
+            }
+            if rescore {
+                let line = crate::bench::rescore(&db, &config.currency)
+                    .await
+                    .map_err(|e| {
+                        CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
+                    })?;
                 println!("{line}");
             }
             Ok(())
