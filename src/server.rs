@@ -396,7 +396,10 @@ async fn export_statements(req: HttpRequest, state: web::Data<AppState>) -> Http
         Err(e) => return app_error_response(&e, &rid),
     };
     let currency = &state.currency;
-    let money = |c: Option<i64>| crate::graphql::compensation::decimal_cell(c, currency);
+    let money = |c: Option<i64>| {
+        c.map(|c| crate::domain::money::Money(c).to_decimal_string(currency))
+            .unwrap_or_default()
+    };
     let mut body = csv_line(
         &[
             "marketer",
@@ -497,7 +500,7 @@ async fn export_attribution(req: HttpRequest, state: web::Data<AppState>) -> Htt
         Err(e) => return app_error_response(&e, &rid),
     };
     let currency = &state.currency;
-    let money = |c: i64| crate::graphql::compensation::decimal_cell(Some(c), currency);
+    let money = |c: i64| crate::domain::money::Money(c).to_decimal_string(currency);
     let mut body =
         csv_line(&["key", "campaign", "conversions", "revenue", "currency"].map(String::from));
     for row in &r.report.rows {

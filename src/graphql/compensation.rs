@@ -8,7 +8,6 @@ use super::reports::AttributionModel;
 use super::scalars::{DateTime, Decimal};
 use super::types::{Campaign, Money, Opportunity, PageInfo, Period, User};
 use super::{session, PeriodInput};
-use crate::domain::money::Money as Cents;
 use crate::repo::compensation::ClosedPeriodRow;
 use crate::service::compensation::{self as service, LineRecord, PlanRecord, StatementRecord};
 use crate::service::AppError;
@@ -368,11 +367,4 @@ impl CompensationMutation {
     async fn reopen_period(&self, ctx: &Context<'_>, period: PeriodInput) -> Result<bool> {
         Ok(service::reopen_period(&session(ctx).ctx, period.checked()?).await?)
     }
-}
-
-/// Formats minor units for CSV cells.
-pub fn decimal_cell(cents: Option<i64>, currency: &str) -> String {
-    cents
-        .map(|c| Cents(c).to_decimal_string(currency))
-        .unwrap_or_default()
 }
