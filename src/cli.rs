@@ -85,11 +85,12 @@ pub enum CliError {
 
 /// Builds the verifier from the configuration, or says what is missing.
 pub fn verifier(config: &Config, dev_secret: Option<&Secret>) -> Result<Verifier, CliError> {
-    if config.jwt_jwks.is_some() {
-        return Err(CliError::Usage(
-            "FUNNELGRAPH_JWT_JWKS is not supported yet; use FUNNELGRAPH_JWT_SECRET or FUNNELGRAPH_JWT_PUBLIC_KEY".into(),
-        ));
-    }
+    let jwks = match &config.jwt_jwks {
+        Some(path) => {
+            Some(auth::jwks::Jwks::load(path).map_err(|e| CliError::Usage(e.to_string()))?)
+        }
+        None => None,
+    };
     let public = match &config.jwt_public_key {
         Some(path) => Some((
             path.clone(),
@@ -101,6 +102,7 @@ pub fn verifier(config: &Config, dev_secret: Option<&Secret>) -> Result<Verifier
     Verifier::new(
         secret.map(|s| s.expose().as_bytes()),
         public.as_ref().map(|(p, pem)| (p.as_str(), pem.as_slice())),
+        jwks,
         config.jwt_issuer.clone(),
         config.jwt_audience.clone(),
     )
@@ -124,6 +126,8 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         verifier,
         currency: config.currency.clone(),
         max_body_bytes: config.max_body_bytes,
+        document_limits: Default::default(),
+        request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
         reports: Default::default(),
     })
 }

@@ -29,6 +29,7 @@ fn verifier(public: &str) -> Verifier {
     Verifier::new(
         None,
         Some((public, &pem)),
+        None,
         Some("funnelgraph-tests".into()),
         Some("funnelgraph".into()),
     )
@@ -103,7 +104,7 @@ fn issuer_and_audience_are_enforced_when_configured() {
 
 #[test]
 fn a_server_without_any_key_refuses_to_build_a_verifier() {
-    assert!(Verifier::new(None, None, None, None).is_err());
+    assert!(Verifier::new(None, None, None, None, None).is_err());
     let config = funnelgraph::config::Config::from_lookup(|_| None).unwrap();
     let err = funnelgraph::cli::verifier(&config, None)
         .err()

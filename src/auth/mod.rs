@@ -1,5 +1,6 @@
 //! Who is calling: JWT verification (SPEC §6) and the permission matrix in `policy`.
 
+pub mod jwks;
 pub mod policy;
 
 use std::str::FromStr;
@@ -82,6 +83,7 @@ pub struct Claims {
 pub struct Verifier {
     hmac: Option<DecodingKey>,
     public: Option<(Algorithm, DecodingKey)>,
+    jwks: Option<jwks::Jwks>,
     issuer: Option<String>,
     audience: Option<String>,
 }
@@ -105,12 +107,15 @@ pub enum KeyError {
     Unsupported(String),
     #[error("no JWT key configured")]
     NoKey,
+    #[error("configure either a public key or a JWKS, not both")]
+    Ambiguous,
 }
 
 impl Verifier {
     pub fn new(
         secret: Option<&[u8]>,
         public_key_pem: Option<(&str, &[u8])>,
+        jwks: Option<jwks::Jwks>,
         issuer: Option<String>,
         audience: Option<String>,
     ) -> Result<Verifier, KeyError> {
@@ -125,12 +130,16 @@ impl Verifier {
                     .map_err(|_| KeyError::Unsupported(path.to_string()))?,
             ),
         };
-        if hmac.is_none() && public.is_none() {
+        if hmac.is_none() && public.is_none() && jwks.is_none() {
             return Err(KeyError::NoKey);
+        }
+        if public.is_some() && jwks.is_some() {
+            return Err(KeyError::Ambiguous);
         }
         Ok(Verifier {
             hmac,
             public,
+            jwks,
             issuer,
             audience,
         })
@@ -142,9 +151,19 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let invalid = |m: &str| AuthError::Invalid(m.to_string());
         let header = decode_header(token).map_err(|_| invalid("malformed token"))?;
-        let key = match header.alg {
-            Algorithm::HS256 => self.hmac.as_ref(),
-            alg => self
+        let from_set;
+        let key = match (header.alg, &self.jwks) {
+            (Algorithm::HS256, _) => self.hmac.as_ref(),
+            // With a key set the token must say which key: no kid, no fallback.
+            (alg, Some(set)) => {
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| invalid("token has no kid; this server picks its key by kid"))?;
+                from_set = set.key(kid).ok_or_else(|| invalid("unknown key id"))?;
+                (from_set.algorithm == alg).then_some(&from_set.key)
+            }
+            (alg, None) => self
                 .public
                 .as_ref()
                 .filter(|(configured, _)| *configured == alg)
@@ -180,6 +199,7 @@ impl Verifier {
                     ErrorKind::InvalidAudience => "wrong audience",
                     ErrorKind::InvalidSignature => "bad signature",
                     ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                    ErrorKind::InvalidClaimFormat(_) => "exp and nbf must be numbers",
                     _ => "token rejected",
                 }
                 .to_string(),

@@ -33,6 +33,10 @@ pub enum Read {
     AuditLog,
     /// Leads without their personal data: stage, score, touchpoints, history.
     Leads,
+    /// MQLs sales never acted on: marketing (own campaigns for a MARKETER) and sales (own leads).
+    Leakage,
+    /// The shared lead definition: scoring rules and the MQL threshold.
+    LeadDefinition,
 }
 
 /// What is written.
@@ -78,6 +82,12 @@ pub fn read(role: Role, what: Read) -> Scope {
         (Read::AuditLog, _) => None,
 
         (Read::Leads, _) => All,
+
+        (Read::Leakage, Admin | Finance | MarketingManager | Analyst) => All,
+        (Read::Leakage, Marketer | SalesRep) => Own,
+        (Read::Leakage, Integration) => None,
+
+        (Read::LeadDefinition, _) => All,
     }
 }
 
@@ -121,10 +131,88 @@ pub fn transitions(role: Role) -> TransitionRights {
     }
 }
 
+/// What a root field of the API asks of the caller's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Any authenticated caller (the resolver scopes what it returns).
+    Anyone,
+    Read(Read),
+    Write(Write),
+    /// A lead move: any role with transition rights.
+    Transition,
+}
+
+/// Every root field of the API and what it needs. A `Query.x` or `Mutation.x` missing from
+/// this table is refused to every role by the schema's gate (`graphql::gate`), so a new field
+/// cannot leak before someone decides who may use it; `tests/operations.rs` checks the table
+/// against the schema and every role against every field.
+pub const OPERATIONS: &[(&str, Need)] = &[
+    ("Query.me", Need::Anyone),
+    ("Query.node", Need::Anyone),
+    ("Query.campaign", Need::Read(Read::Campaigns)),
+    ("Query.campaigns", Need::Read(Read::Campaigns)),
+    ("Query.lead", Need::Read(Read::Leads)),
+    ("Query.leads", Need::Read(Read::Leads)),
+    ("Query.opportunity", Need::Read(Read::Opportunities)),
+    ("Query.opportunities", Need::Read(Read::Opportunities)),
+    ("Query.attribution", Need::Read(Read::Campaigns)),
+    ("Query.campaignRoi", Need::Read(Read::Campaigns)),
+    ("Query.compensationStatement", Need::Read(Read::Statements)),
+    ("Query.auditLog", Need::Read(Read::AuditLog)),
+    ("Query.scoringRules", Need::Read(Read::LeadDefinition)),
+    ("Query.mqlThreshold", Need::Read(Read::LeadDefinition)),
+    ("Query.scoringCalibration", Need::Read(Read::Campaigns)),
+    ("Query.funnel", Need::Read(Read::Campaigns)),
+    ("Query.leakage", Need::Read(Read::Leakage)),
+    ("Mutation.upsertUser", Need::Write(Write::Ingest)),
+    ("Mutation.upsertCampaign", Need::Write(Write::Campaigns)),
+    ("Mutation.recordCampaignCost", Need::Write(Write::Campaigns)),
+    ("Mutation.upsertLead", Need::Write(Write::Ingest)),
+    ("Mutation.recordTouchpoint", Need::Write(Write::Ingest)),
+    ("Mutation.transitionLead", Need::Transition),
+    ("Mutation.upsertOpportunity", Need::Write(Write::Ingest)),
+    ("Mutation.closeOpportunity", Need::Write(Write::Ingest)),
+    ("Mutation.recordRevenue", Need::Write(Write::Ingest)),
+    (
+        "Mutation.upsertCompensationPlan",
+        Need::Write(Write::Compensation),
+    ),
+    (
+        "Mutation.assignCompensationPlan",
+        Need::Write(Write::Compensation),
+    ),
+    ("Mutation.closePeriod", Need::Write(Write::Compensation)),
+    ("Mutation.reopenPeriod", Need::Write(Write::Compensation)),
+    ("Mutation.upsertScoringRule", Need::Write(Write::Scoring)),
+    ("Mutation.setMqlThreshold", Need::Write(Write::Scoring)),
+];
+
+/// Whether `role` may call the root field `"Type.field"` at all (scopes narrow it further).
+/// A field the table does not name is denied.
+pub fn may_call(role: Role, operation: &str) -> bool {
+    let Some((_, need)) = OPERATIONS.iter().find(|(name, _)| *name == operation) else {
+        return false;
+    };
+    match *need {
+        Need::Anyone => true,
+        Need::Read(what) => read(role, what) != Scope::None,
+        Need::Write(what) => write(role, what) != Scope::None,
+        Need::Transition => transitions(role) != TransitionRights::None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::ROLES;
+
+    #[test]
+    fn a_field_the_table_does_not_name_is_denied_to_everyone() {
+        for role in ROLES {
+            assert!(!may_call(role, "Query.somethingNew"));
+            assert!(may_call(role, "Query.me"));
+        }
+    }
 
     #[test]
     fn only_finance_and_admin_touch_compensation() {

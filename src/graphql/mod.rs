@@ -4,9 +4,11 @@
 pub mod compensation;
 pub mod error;
 pub mod funnel;
+pub mod gate;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
+pub mod precheck;
 pub mod query;
 pub mod reports;
 pub mod scalars;
@@ -96,6 +98,7 @@ pub fn build_schema(limits: Limits) -> AppSchema {
         EmptySubscription,
     )
     .register_output_type::<types::Node>()
+    .extension(gate::Gate)
     .limit_depth(limits.depth)
     .limit_complexity(limits.complexity)
     .limit_recursive_depth(limits.recursive_depth)

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{AppError, AppResult, Ctx};
-use crate::auth::{Read, Role, Scope};
+use crate::auth::{Read, Scope};
 use crate::domain::money::div_round_half_even;
 use crate::domain::period::Period;
 use crate::domain::scoring;
@@ -217,14 +217,9 @@ pub async fn leakage(
     sla_hours: i32,
     as_of: Option<DateTime<Utc>>,
 ) -> AppResult<Leakage> {
-    let scope_campaigns = ctx.read_scope(Read::Campaigns);
-    let sales_own = ctx.caller.role == Role::SalesRep;
-    if scope_campaigns == Scope::None && !sales_own {
-        return Err(AppError::Forbidden(format!(
-            "role {} may not read leakage",
-            ctx.caller.role.as_str()
-        )));
-    }
+    ctx.require_read(Read::Leakage, "leakage")?;
+    // "Own" leakage is own campaigns' leads for marketing, own leads for sales.
+    let sales_own = ctx.read_scope(Read::Opportunities) == Scope::Own;
     if sla_hours < 0 {
         return Err(AppError::BadInput("slaHours must not be negative".into()));
     }
