@@ -127,7 +127,7 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         currency: config.currency.clone(),
         max_body_bytes: config.max_body_bytes,
         document_limits: Default::default(),
-        request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
+        request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
         reports: Default::default(),
     })
 }

@@ -36,8 +36,8 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     pub introspection: bool,
     pub max_body_bytes: usize,
-    /// Seconds a query may run (`FUNNELGRAPH_REQUEST_TIMEOUT_SECS`, default 30).
-    pub request_timeout_secs: u64,
+    /// Milliseconds a query may run (`FUNNELGRAPH_REQUEST_TIMEOUT_MS`, default 30000).
+    pub request_timeout_ms: u64,
     pub currency: String,
 }
 
@@ -77,15 +77,15 @@ impl Config {
                 reason: format!("expected a number of bytes, got {v}"),
             })?,
         };
-        let request_timeout_secs = match get("FUNNELGRAPH_REQUEST_TIMEOUT_SECS") {
-            None => 30,
+        let request_timeout_ms = match get("FUNNELGRAPH_REQUEST_TIMEOUT_MS") {
+            None => 30_000,
             Some(v) => v
                 .parse()
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| ConfigError {
-                    name: "FUNNELGRAPH_REQUEST_TIMEOUT_SECS",
-                    reason: format!("expected a positive number of seconds, got {v}"),
+                    name: "FUNNELGRAPH_REQUEST_TIMEOUT_MS",
+                    reason: format!("expected a positive number of milliseconds, got {v}"),
                 })?,
         };
         let currency = get("FUNNELGRAPH_CURRENCY").unwrap_or_else(|| "USD".into());
@@ -106,7 +106,7 @@ impl Config {
             jwt_audience: get("FUNNELGRAPH_JWT_AUDIENCE"),
             introspection,
             max_body_bytes,
-            request_timeout_secs,
+            request_timeout_ms,
             currency,
         })
     }

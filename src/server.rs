@@ -419,8 +419,8 @@ async fn execute(
                     tracing::warn!(timeout = ?state.request_timeout, "query over the time bound");
                     return request_error(
                         &format!(
-                            "the query ran longer than {} s; ask for a shorter period or a smaller page",
-                            state.request_timeout.as_secs()
+                            "the query ran longer than {} ms; ask for a shorter period or a smaller page",
+                            state.request_timeout.as_millis()
                         ),
                         "QUERY_TOO_COMPLEX",
                         media,

@@ -78,6 +78,14 @@ pub struct Claims {
     pub iat: Option<i64>,
 }
 
+/// What the server reads from a verified token; `exp`, `nbf`, `iss` and `aud` are checked by
+/// the validation (and may take any shape the RFC allows, such as an `aud` array).
+#[derive(Deserialize)]
+struct Identity {
+    sub: String,
+    role: String,
+}
+
 /// The verification keys configured for this server.
 #[derive(Clone)]
 pub struct Verifier {
@@ -189,7 +197,7 @@ impl Verifier {
             }
             None => validation.validate_aud = false,
         }
-        let data = decode::<Claims>(token, key, &validation).map_err(|e| {
+        let data = decode::<Identity>(token, key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             AuthError::Invalid(
                 match e.kind() {

@@ -22,7 +22,7 @@ pub enum MoneyError {
     Overflow(String),
     #[error("currency {got} is not the reporting currency {expected}")]
     Currency { got: String, expected: String },
-    #[error("money arithmetic overflowed")]
+    #[error("a sum exceeds the largest amount this server can represent (9223372036854775807 minor units); ask for a shorter period or check the amounts recorded")]
     Arithmetic,
 }
 

@@ -131,7 +131,7 @@ loader!(
                 let slot = out.entry((cost.campaign_id, range)).or_insert(0);
                 *slot = slot
                     .checked_add(cost.amount_cents)
-                    .ok_or_else(|| AppError::Internal("campaign cost overflowed".into()))?;
+                    .ok_or_else(|| AppError::overflow("the campaign's cost"))?;
             }
         }
         out

@@ -520,7 +520,7 @@ pub async fn opportunity_credits(
                             c.amount = c
                                 .amount
                                 .checked_add(p.amount)
-                                .ok_or(AppError::Internal("credit overflow".into()))?;
+                                .ok_or(AppError::overflow("attributed revenue"))?;
                         }
                     }
                 }
@@ -647,7 +647,7 @@ pub async fn campaign_roi(
         let slot = cost_by.entry(id).or_insert(0);
         *slot = slot
             .checked_add(cents)
-            .ok_or(AppError::Internal("cost overflow".into()))?;
+            .ok_or(AppError::overflow("campaign cost"))?;
     }
     let mut out = Vec::new();
     for c in campaigns {

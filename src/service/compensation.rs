@@ -288,7 +288,7 @@ pub fn compute(
                 let slot = per_campaign.entry(c.touch.campaign_id).or_insert(0);
                 *slot = slot
                     .checked_add(c.amount)
-                    .ok_or_else(|| AppError::Internal("credit overflow".into()))?;
+                    .ok_or_else(|| AppError::overflow("attributed revenue"))?;
             }
         }
         for (campaign_id, credit) in per_campaign {

@@ -358,9 +358,9 @@ fn wasted_spend(
         let numerator = cost.get(&c).copied().unwrap_or(0) * leaked_here * SCALE;
         total += numerator / n;
     }
-    let cents = div_round_half_even(total, SCALE)
-        .ok_or_else(|| AppError::Internal("wasted spend overflow".into()))?;
-    i64::try_from(cents).map_err(|_| AppError::Internal("wasted spend overflow".into()))
+    let cents =
+        div_round_half_even(total, SCALE).ok_or_else(|| AppError::overflow("wasted spend"))?;
+    i64::try_from(cents).map_err(|_| AppError::overflow("wasted spend"))
 }
 
 #[derive(Debug, Clone)]

@@ -93,6 +93,18 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// A sum that no longer fits in i64 minor units: the client's data or period is too big
+    /// for one figure, and the message says so instead of wrapping or hiding it.
+    pub fn overflow(what: &str) -> AppError {
+        AppError::BadInput(format!(
+            "{what} exceeds the largest amount this server can represent ({} minor units); \
+             ask for a shorter period or check the amounts recorded",
+            i64::MAX
+        ))
+    }
+}
+
 pub type AppResult<T> = Result<T, AppError>;
 
 /// Everything a use case needs about the request: the database, the caller, settings.

@@ -53,9 +53,14 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn sqlite() -> TestApp {
+        TestApp::sqlite_with(&[])
+    }
+
+    /// A SQLite server with extra `FUNNELGRAPH_*` settings.
+    pub fn sqlite_with(env: &[(&str, &str)]) -> TestApp {
         let path = std::env::temp_dir().join(format!("{}.db", unique("funnelgraph_test")));
         let url = path.to_string_lossy().to_string();
-        let mut app = TestApp::start(&url, "sqlite");
+        let mut app = TestApp::start(&url, "sqlite", env);
         app.sqlite_path = Some(path);
         app
     }
@@ -63,6 +68,11 @@ impl TestApp {
     /// A server over a fresh PostgreSQL database, or None (said loudly) when PostgreSQL is
     /// not reachable on a laptop. Under CI=true an unreachable PostgreSQL fails the test.
     pub fn postgres() -> Option<TestApp> {
+        TestApp::postgres_with(&[])
+    }
+
+    /// A PostgreSQL server with extra `FUNNELGRAPH_*` settings (None when skipped).
+    pub fn postgres_with(env: &[(&str, &str)]) -> Option<TestApp> {
         let admin_url = format!("{}/postgres", pg_base());
         let mut admin = match PgConnection::establish(&admin_url) {
             Ok(c) => c,
@@ -79,16 +89,19 @@ impl TestApp {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("create test database");
         let url = format!("{}/{name}", pg_base());
-        let mut app = TestApp::start(&url, "postgres");
+        let mut app = TestApp::start(&url, "postgres", env);
         app.pg_database = Some(name);
         Some(app)
     }
 
-    fn start(url: &str, backend: &'static str) -> TestApp {
+    fn start(url: &str, backend: &'static str, env: &[(&str, &str)]) -> TestApp {
         let config = Config::from_lookup(|name| match name {
             "FUNNELGRAPH_DATABASE_URL" => Some(url.to_string()),
             "FUNNELGRAPH_JWT_SECRET" => Some(SECRET.to_string()),
-            _ => None,
+            _ => env
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string()),
         })
         .expect("config");
         let verifier = funnelgraph::cli::verifier(&config, None).expect("verifier");
