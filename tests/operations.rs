@@ -9,15 +9,17 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 
 use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
-use common::*;
 use funnelgraph::auth::policy::{may_call, OPERATIONS};
 use funnelgraph::auth::ROLES;
 use serde_json::json;
 
 /// What the test needs of the SDL: root fields, input objects, enums, and which names are
 /// output objects (so a selection set is needed).
+/// A root field: its type (Query or Mutation), name, arguments, and return type.
+type RootField = (String, String, Vec<(String, Type)>, Type);
+
 struct Sdl {
-    roots: Vec<(String, String, Vec<(String, Type)>, Type)>,
+    roots: Vec<RootField>,
     inputs: HashMap<String, Vec<(String, Type)>>,
     enums: HashMap<String, String>,
     composite: BTreeSet<String>,
