@@ -233,8 +233,13 @@ impl Db {
             loop {
                 attempt += 1;
                 match write_transaction(conn, &work) {
-                    Err(e) if attempt < 8 && e.is_retryable() => {
-                        std::thread::sleep(Duration::from_millis(5 * attempt));
+                    Err(e) if attempt < MAX_WRITE_ATTEMPTS && e.is_retryable() => {
+                        // Exponential backoff with jitter, so writers that collided do not
+                        // collide again in lockstep.
+                        let ceiling = 2u64.saturating_pow(attempt.min(7)).min(100);
+                        let pause = rand::random_range(ceiling / 2..=ceiling);
+                        tracing::debug!(attempt, pause_ms = pause, "write conflict; retrying");
+                        std::thread::sleep(Duration::from_millis(pause));
                     }
                     other => return other,
                 }
@@ -243,6 +248,10 @@ impl Db {
         .await
     }
 }
+
+/// How often a write that conflicted with another is tried in all before the conflict is
+/// reported (as INTERNAL: the client may retry the same idempotent request).
+const MAX_WRITE_ATTEMPTS: u32 = 30;
 
 /// Errors that may say "another writer got there first: try again".
 pub trait RetryableError {
@@ -266,7 +275,9 @@ pub fn is_write_conflict(e: &DieselError) -> bool {
 }
 
 /// One write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken up front
-/// and two writers never deadlock upgrading a read lock; a plain `BEGIN` on PostgreSQL.
+/// and two writers never deadlock upgrading a read lock; `SERIALIZABLE` on PostgreSQL, so two
+/// use cases that read-then-write the same rows (a replay check, a stage check) cannot both
+/// act on what they read: one of them fails with a serialization error and is retried.
 pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
@@ -277,7 +288,7 @@ where
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
         }
         AnyConnection::Postgresql(c) => {
-            <PgConnection as Connection>::TransactionManager::begin_transaction(c)
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN ISOLATION LEVEL SERIALIZABLE")
         }
     };
     begun.map_err(|e| E::from(DbError::Query(e)))?;
