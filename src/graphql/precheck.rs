@@ -23,6 +23,9 @@ pub struct DocumentLimits {
     pub max_nesting: usize,
     /// Most field selections the document may expand to once fragments are inlined.
     pub max_fields: u64,
+    /// Most names (identifiers) in the document text, counted before parsing: a parser
+    /// costs time per token, so a huge document is refused before it is parsed.
+    pub max_names: usize,
 }
 
 impl Default for DocumentLimits {
@@ -30,6 +33,7 @@ impl Default for DocumentLimits {
         DocumentLimits {
             max_nesting: 64,
             max_fields: 5_000,
+            max_names: 15_000,
         }
     }
 }
@@ -68,15 +72,46 @@ pub struct Checked {
     pub expanded_fields: u64,
 }
 
-/// Deepest bracket nesting of a document, skipping strings, block strings and comments.
-/// Stops counting as soon as `limit` is passed.
+/// What a lexical pass over a document finds, skipping strings, block strings and comments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lexed {
+    /// Deepest bracket nesting.
+    pub depth: usize,
+    /// Names (identifiers), including keywords.
+    pub names: usize,
+}
+
+/// Deepest bracket nesting of a document (see [`lex`]).
 pub fn nesting_depth(text: &str, limit: usize) -> usize {
+    lex(text, limit, usize::MAX).depth
+}
+
+/// One linear pass over the document; stops as soon as a limit is passed.
+pub fn lex(text: &str, max_depth: usize, max_names: usize) -> Lexed {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut deepest = 0usize;
+    let mut names = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
+            b'_' | b'a'..=b'z' | b'A'..=b'Z' => {
+                names += 1;
+                if names > max_names {
+                    break;
+                }
+                while i + 1 < bytes.len()
+                    && matches!(bytes[i + 1], b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+            }
+            b'0'..=b'9' => {
+                // A number (or the tail of one): not a name.
+                while i + 1 < bytes.len() && bytes[i + 1].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+            }
             b'#' => {
                 while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
@@ -106,8 +141,8 @@ pub fn nesting_depth(text: &str, limit: usize) -> usize {
             b'{' | b'[' | b'(' => {
                 depth += 1;
                 deepest = deepest.max(depth);
-                if deepest > limit {
-                    return deepest;
+                if deepest > max_depth {
+                    break;
                 }
             }
             b'}' | b']' | b')' => depth = depth.saturating_sub(1),
@@ -115,7 +150,10 @@ pub fn nesting_depth(text: &str, limit: usize) -> usize {
         }
         i += 1;
     }
-    deepest
+    Lexed {
+        depth: deepest,
+        names,
+    }
 }
 
 /// Checks a document; on success returns it parsed, ready to hand to the executor.
@@ -124,11 +162,17 @@ pub fn check(
     operation_name: Option<&str>,
     limits: DocumentLimits,
 ) -> Result<Checked, Refusal> {
-    let depth = nesting_depth(query, limits.max_nesting);
-    if depth > limits.max_nesting {
+    let lexed = lex(query, limits.max_nesting, limits.max_names);
+    if lexed.depth > limits.max_nesting {
         return Err(Refusal::too_complex(format!(
             "the document nests brackets deeper than {} levels",
             limits.max_nesting
+        )));
+    }
+    if lexed.names > limits.max_names {
+        return Err(Refusal::too_complex(format!(
+            "the document has more than {} names; split it into smaller requests",
+            limits.max_names
         )));
     }
     let document = async_graphql::parser::parse_query(query)
@@ -310,6 +354,16 @@ mod tests {
         q.push('}');
         let refusal = check(&q, None, DocumentLimits::default()).err();
         assert_eq!(refusal.map(|r| r.code), Some("QUERY_TOO_COMPLEX"));
+    }
+
+    #[test]
+    fn names_are_counted_outside_strings_and_comments() {
+        let lexed = lex(
+            "query Q($a: Int = 12) { me { id } } # not counted\n \"nor this\"",
+            64,
+            100,
+        );
+        assert_eq!(lexed, Lexed { depth: 2, names: 6 });
     }
 
     #[test]
