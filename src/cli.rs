@@ -57,6 +57,14 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Import NDJSON records (the `POST /import` format) from a file, as the CRM sync would,
+    /// with progress on stderr and the summary (counts, refused lines) on stdout.
+    Import {
+        file: std::path::PathBuf,
+        /// Who the audit log names as the importer (role INTEGRATION).
+        #[arg(long, default_value = "import-cli")]
+        sub: String,
+    },
     /// Time every report on the configured database, cold and warm.
     Bench {
         #[arg(long, default_value = "2026-04-01")]
@@ -165,6 +173,65 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
             })?;
             println!("{summary}");
+            Ok(())
+        }
+        Command::Import { file, sub } => {
+            use std::io::Read;
+            let app_error = |e: crate::service::AppError| {
+                CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
+            };
+            let db = Db::connect(&config.database)?;
+            db.migrate()?;
+            let caller = Caller {
+                sub,
+                role: Role::Integration,
+            };
+            let ctx = crate::service::Ctx::for_caller(
+                db,
+                caller,
+                config.currency.clone(),
+                Default::default(),
+            )
+            .await
+            .map_err(app_error)?;
+            let total = std::fs::metadata(&file)?.len().max(1);
+            let mut reader = std::fs::File::open(&file)?;
+            let mut importer = crate::graphql::import::Importer::new(ctx, config.max_body_bytes);
+            let mut buf = vec![0u8; 1 << 20];
+            let mut read: u64 = 0;
+            let started = std::time::Instant::now();
+            let mut shown = std::time::Instant::now();
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                read += n as u64;
+                importer.feed(&buf[..n]).await.map_err(app_error)?;
+                if shown.elapsed() >= std::time::Duration::from_millis(500) {
+                    shown = std::time::Instant::now();
+                    let lines = importer.summary.lines;
+                    eprint!(
+                        "\rimport {:>3}%  {lines} lines  {:.0} lines/s   ",
+                        read * 100 / total,
+                        lines as f64 / started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            let summary = importer.finish().await.map_err(app_error)?;
+            let elapsed = started.elapsed().as_secs_f64();
+            eprintln!(
+                "\rimport 100%  {} lines in {elapsed:.1} s = {:.0} lines/s; {} applied, {} refused",
+                summary.lines,
+                summary.lines as f64 / elapsed.max(1e-9),
+                summary.applied,
+                summary.failed
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary)
+                    .map_err(|e| CliError::Usage(e.to_string()))?
+            );
             Ok(())
         }
         Command::Bench {

@@ -41,6 +41,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_we
             .route("/graphql", web::get().to(graphql_get))
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
+            .route("/import", web::post().to(import))
             .route("/export/statements.csv", web::get().to(export_statements))
             .route("/export/attribution.csv", web::get().to(export_attribution))
     })
@@ -571,6 +572,93 @@ fn app_error_response(e: &AppError, rid: &str) -> HttpResponse {
         body["errors"][0]["extensions"]["requestId"] = json!(rid);
     }
     json_response(http_status(e), &body, rid)
+}
+
+/// `POST /import`: NDJSON, one mutation input plus its `type` per line, streamed and written
+/// in batched transactions. Answers with counts and the refused lines (line, code, message).
+async fn import(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    use futures_util::StreamExt;
+    let rid = request_id();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let ndjson = [
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+    ]
+    .iter()
+    .any(|t| content_type.starts_with(t));
+    if !ndjson {
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &error_body(
+                "send the records as Content-Type: application/x-ndjson (one JSON object per line)",
+                "BAD_USER_INPUT",
+            ),
+            &rid,
+        );
+    }
+    let ctx = match caller_ctx(&req, &state, &rid).await {
+        Ok(ctx) => ctx,
+        Err(response) => return response,
+    };
+    if !crate::auth::policy::may_import(ctx.caller.role) {
+        return app_error_response(
+            &AppError::Forbidden(format!(
+                "role {} may not import records",
+                ctx.caller.role.as_str()
+            )),
+            &rid,
+        );
+    }
+    let span = tracing::info_span!("import", request_id = %rid, sub = %ctx.caller.sub);
+    async move {
+        let started = std::time::Instant::now();
+        let mut importer = crate::graphql::import::Importer::new(ctx, state.max_body_bytes);
+        while let Some(chunk) = payload.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    return app_error_response(
+                        &AppError::BadInput(format!(
+                            "the upload broke off after line {}; lines before it were written",
+                            importer.summary.lines
+                        )),
+                        &rid,
+                    )
+                }
+            };
+            if let Err(e) = importer.feed(&chunk).await {
+                return app_error_response(&e, &rid);
+            }
+        }
+        match importer.finish().await {
+            Ok(summary) => {
+                tracing::info!(
+                    lines = summary.lines,
+                    applied = summary.applied,
+                    failed = summary.failed,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "import done"
+                );
+                HttpResponse::Ok()
+                    .insert_header(ContentType::json())
+                    .insert_header(("x-request-id", rid.clone()))
+                    .json(&summary)
+            }
+            Err(e) => app_error_response(&e, &rid),
+        }
+    }
+    .instrument(span)
+    .await
 }
 
 /// One CSV field, quoted when it must be (RFC 4180).

@@ -131,6 +131,12 @@ pub fn transitions(role: Role) -> TransitionRights {
     }
 }
 
+/// Whether a role may send `/import` at all: it carries ingest records and campaigns, so a
+/// role with neither right is refused up front; each line is then checked like its mutation.
+pub fn may_import(role: Role) -> bool {
+    write(role, Write::Ingest) != Scope::None || write(role, Write::Campaigns) != Scope::None
+}
+
 /// What a root field of the API asks of the caller's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {

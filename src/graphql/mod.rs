@@ -6,6 +6,7 @@ pub mod error;
 pub mod funnel;
 pub mod gate;
 pub mod ids;
+pub mod import;
 pub mod loaders;
 pub mod mutation;
 pub mod precheck;

@@ -108,39 +108,129 @@ pub struct RevenueInput {
     pub booked_on: Date,
 }
 
+impl From<UserInput> for service::users::UserInput {
+    fn from(input: UserInput) -> Self {
+        service::users::UserInput {
+            external_id: input.external_id,
+            name: input.name,
+            email: input.email,
+            role: input.role.into(),
+        }
+    }
+}
+
+impl From<CampaignInput> for service::campaigns::CampaignInput {
+    fn from(input: CampaignInput) -> Self {
+        service::campaigns::CampaignInput {
+            external_id: input.external_id,
+            name: input.name,
+            channel: input.channel,
+            owner_external_id: input.owner_external_id,
+            starts_on: input.starts_on.map(|d| d.0),
+            ends_on: input.ends_on.map(|d| d.0),
+            budget: input.budget.map(MoneyInput::pair),
+        }
+    }
+}
+
+impl From<CampaignCostInput> for service::campaigns::CostInput {
+    fn from(input: CampaignCostInput) -> Self {
+        service::campaigns::CostInput {
+            external_id: input.external_id,
+            campaign_external_id: input.campaign_external_id,
+            amount: input.amount.pair(),
+            incurred_on: input.incurred_on.0,
+        }
+    }
+}
+
+impl From<LeadInput> for service::leads::LeadInput {
+    fn from(input: LeadInput) -> Self {
+        service::leads::LeadInput {
+            external_id: input.external_id,
+            email: input.email,
+            full_name: input.full_name,
+            company: input.company,
+            title: input.title,
+            attributes: input
+                .attributes
+                .map(|list| list.into_iter().map(|a| (a.key, a.value)).collect()),
+            created_at: input.created_at.0,
+        }
+    }
+}
+
+impl From<TouchpointInput> for service::leads::TouchpointInput {
+    fn from(input: TouchpointInput) -> Self {
+        service::leads::TouchpointInput {
+            external_id: input.external_id,
+            lead_external_id: input.lead_external_id,
+            campaign_external_id: input.campaign_external_id,
+            kind: input.kind,
+            occurred_at: input.occurred_at.0,
+        }
+    }
+}
+
+impl From<TransitionInput> for service::leads::TransitionInput {
+    fn from(input: TransitionInput) -> Self {
+        service::leads::TransitionInput {
+            lead_external_id: input.lead_external_id,
+            to: input.to.into(),
+            occurred_at: input.occurred_at.0,
+            reason: input.reason,
+            external_id: input.external_id,
+        }
+    }
+}
+
+impl From<OpportunityInput> for service::opportunities::OpportunityInput {
+    fn from(input: OpportunityInput) -> Self {
+        service::opportunities::OpportunityInput {
+            external_id: input.external_id,
+            name: input.name,
+            primary_contact_external_id: input.primary_contact_external_id,
+            contact_external_ids: input.contact_external_ids.unwrap_or_default(),
+            owner_external_id: input.owner_external_id,
+            amount: input.amount.pair(),
+            created_at: input.created_at.0,
+        }
+    }
+}
+
+impl From<CloseOpportunityInput> for service::opportunities::CloseInput {
+    fn from(input: CloseOpportunityInput) -> Self {
+        service::opportunities::CloseInput {
+            external_id: input.external_id,
+            won: input.won,
+            closed_at: input.closed_at.0,
+        }
+    }
+}
+
+impl From<RevenueInput> for service::opportunities::RevenueInput {
+    fn from(input: RevenueInput) -> Self {
+        service::opportunities::RevenueInput {
+            external_id: input.external_id,
+            opportunity_external_id: input.opportunity_external_id,
+            amount: input.amount.pair(),
+            booked_on: input.booked_on.0,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct EntityMutation;
 
 #[Object]
 impl EntityMutation {
     async fn upsert_user(&self, ctx: &Context<'_>, input: UserInput) -> Result<User> {
-        let row = service::users::upsert(
-            &session(ctx).ctx,
-            service::users::UserInput {
-                external_id: input.external_id,
-                name: input.name,
-                email: input.email,
-                role: input.role.into(),
-            },
-        )
-        .await?;
+        let row = service::users::upsert(&session(ctx).ctx, input.into()).await?;
         Ok(User(row))
     }
 
     async fn upsert_campaign(&self, ctx: &Context<'_>, input: CampaignInput) -> Result<Campaign> {
-        let row = service::campaigns::upsert(
-            &session(ctx).ctx,
-            service::campaigns::CampaignInput {
-                external_id: input.external_id,
-                name: input.name,
-                channel: input.channel,
-                owner_external_id: input.owner_external_id,
-                starts_on: input.starts_on.map(|d| d.0),
-                ends_on: input.ends_on.map(|d| d.0),
-                budget: input.budget.map(MoneyInput::pair),
-            },
-        )
-        .await?;
+        let row = service::campaigns::upsert(&session(ctx).ctx, input.into()).await?;
         Ok(Campaign(row))
     }
 
@@ -149,35 +239,12 @@ impl EntityMutation {
         ctx: &Context<'_>,
         input: CampaignCostInput,
     ) -> Result<Campaign> {
-        let row = service::campaigns::record_cost(
-            &session(ctx).ctx,
-            service::campaigns::CostInput {
-                external_id: input.external_id,
-                campaign_external_id: input.campaign_external_id,
-                amount: input.amount.pair(),
-                incurred_on: input.incurred_on.0,
-            },
-        )
-        .await?;
+        let row = service::campaigns::record_cost(&session(ctx).ctx, input.into()).await?;
         Ok(Campaign(row))
     }
 
     async fn upsert_lead(&self, ctx: &Context<'_>, input: LeadInput) -> Result<Lead> {
-        let row = service::leads::upsert(
-            &session(ctx).ctx,
-            service::leads::LeadInput {
-                external_id: input.external_id,
-                email: input.email,
-                full_name: input.full_name,
-                company: input.company,
-                title: input.title,
-                attributes: input
-                    .attributes
-                    .map(|list| list.into_iter().map(|a| (a.key, a.value)).collect()),
-                created_at: input.created_at.0,
-            },
-        )
-        .await?;
+        let row = service::leads::upsert(&session(ctx).ctx, input.into()).await?;
         Ok(Lead(row))
     }
 
@@ -186,32 +253,12 @@ impl EntityMutation {
         ctx: &Context<'_>,
         input: TouchpointInput,
     ) -> Result<Touchpoint> {
-        let row = service::leads::record_touchpoint(
-            &session(ctx).ctx,
-            service::leads::TouchpointInput {
-                external_id: input.external_id,
-                lead_external_id: input.lead_external_id,
-                campaign_external_id: input.campaign_external_id,
-                kind: input.kind,
-                occurred_at: input.occurred_at.0,
-            },
-        )
-        .await?;
+        let row = service::leads::record_touchpoint(&session(ctx).ctx, input.into()).await?;
         Ok(Touchpoint(row))
     }
 
     async fn transition_lead(&self, ctx: &Context<'_>, input: TransitionInput) -> Result<Lead> {
-        let row = service::leads::transition(
-            &session(ctx).ctx,
-            service::leads::TransitionInput {
-                lead_external_id: input.lead_external_id,
-                to: input.to.into(),
-                occurred_at: input.occurred_at.0,
-                reason: input.reason,
-                external_id: input.external_id,
-            },
-        )
-        .await?;
+        let row = service::leads::transition(&session(ctx).ctx, input.into()).await?;
         Ok(Lead(row))
     }
 
@@ -220,19 +267,7 @@ impl EntityMutation {
         ctx: &Context<'_>,
         input: OpportunityInput,
     ) -> Result<Opportunity> {
-        let row = service::opportunities::upsert(
-            &session(ctx).ctx,
-            service::opportunities::OpportunityInput {
-                external_id: input.external_id,
-                name: input.name,
-                primary_contact_external_id: input.primary_contact_external_id,
-                contact_external_ids: input.contact_external_ids.unwrap_or_default(),
-                owner_external_id: input.owner_external_id,
-                amount: input.amount.pair(),
-                created_at: input.created_at.0,
-            },
-        )
-        .await?;
+        let row = service::opportunities::upsert(&session(ctx).ctx, input.into()).await?;
         Ok(Opportunity(row))
     }
 
@@ -241,29 +276,12 @@ impl EntityMutation {
         ctx: &Context<'_>,
         input: CloseOpportunityInput,
     ) -> Result<Opportunity> {
-        let row = service::opportunities::close(
-            &session(ctx).ctx,
-            service::opportunities::CloseInput {
-                external_id: input.external_id,
-                won: input.won,
-                closed_at: input.closed_at.0,
-            },
-        )
-        .await?;
+        let row = service::opportunities::close(&session(ctx).ctx, input.into()).await?;
         Ok(Opportunity(row))
     }
 
     async fn record_revenue(&self, ctx: &Context<'_>, input: RevenueInput) -> Result<RevenueEvent> {
-        let row = service::opportunities::record_revenue(
-            &session(ctx).ctx,
-            service::opportunities::RevenueInput {
-                external_id: input.external_id,
-                opportunity_external_id: input.opportunity_external_id,
-                amount: input.amount.pair(),
-                booked_on: input.booked_on.0,
-            },
-        )
-        .await?;
+        let row = service::opportunities::record_revenue(&session(ctx).ctx, input.into()).await?;
         Ok(RevenueEvent(row))
     }
 }

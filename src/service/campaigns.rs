@@ -1,5 +1,6 @@
 //! Campaigns and their costs: who may write them, who may see them.
 
+use crate::db::AnyConnection;
 use chrono::NaiveDate;
 
 use super::compensation::check_open;
@@ -52,6 +53,18 @@ pub fn visible_filter(ctx: &Ctx, channel: Option<String>) -> AppResult<CampaignF
 }
 
 pub async fn upsert(ctx: &Ctx, input: CampaignInput) -> AppResult<CampaignRow> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| upsert_in(&ctx2, conn, &input))
+        .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn upsert_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &CampaignInput,
+) -> AppResult<CampaignRow> {
     let scope = ctx.require_write(Write::Campaigns, "write campaigns")?;
     check_external_id("campaign", &input.external_id)?;
     check_non_empty("name", &input.name)?;
@@ -83,65 +96,72 @@ pub async fn upsert(ctx: &Ctx, input: CampaignInput) -> AppResult<CampaignRow> {
         (Scope::Own, _) => Some(ctx.caller.sub.clone()),
         (_, owner) => owner.clone(),
     };
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let owner_id = match &owner_external_id {
-                Some(ext) => Some(
-                    users::by_external_id(conn, ext)?
-                        .ok_or_else(|| not_found("user", ext))?
-                        .id,
-                ),
-                None => None,
-            };
-            let values = CampaignValues {
-                external_id: &input.external_id,
-                name: &input.name,
-                channel: &input.channel,
-                owner_id,
-                starts_on: input.starts_on,
-                ends_on: input.ends_on,
-                budget_cents: budget,
-            };
-            let existing = repo::by_external_id(conn, &input.external_id)?;
-            let outcome = match existing {
-                None => {
-                    repo::insert(conn, &values)?;
-                    Outcome::Created
-                }
-                Some(row) => {
-                    if scope == Scope::Own && row.owner_id != ctx2.user_id {
-                        return Err(AppError::Forbidden(
-                            "a MARKETER may only write campaigns they own".into(),
-                        ));
-                    }
-                    let same = row.name == input.name
-                        && row.channel == input.channel
-                        && row.owner_id == owner_id
-                        && row.starts_on == input.starts_on
-                        && row.ends_on == input.ends_on
-                        && row.budget_cents == budget;
-                    if same {
-                        Outcome::Unchanged
-                    } else {
-                        repo::update(conn, row.id, &values)?;
-                        Outcome::Updated
-                    }
-                }
-            };
-            ctx2.audit(
-                conn,
-                "upsertCampaign",
-                Some(&input.external_id),
-                outcome.as_str(),
-            )?;
-            repo::by_external_id(conn, &input.external_id)?
-                .ok_or_else(|| AppError::Internal("campaign vanished after upsert".into()))
-        })
-        .await
+    let owner_id = match &owner_external_id {
+        Some(ext) => Some(
+            users::by_external_id(conn, ext)?
+                .ok_or_else(|| not_found("user", ext))?
+                .id,
+        ),
+        None => None,
+    };
+    let values = CampaignValues {
+        external_id: &input.external_id,
+        name: &input.name,
+        channel: &input.channel,
+        owner_id,
+        starts_on: input.starts_on,
+        ends_on: input.ends_on,
+        budget_cents: budget,
+    };
+    let existing = repo::by_external_id(conn, &input.external_id)?;
+    let outcome = match existing {
+        None => {
+            repo::insert(conn, &values)?;
+            Outcome::Created
+        }
+        Some(row) => {
+            if scope == Scope::Own && row.owner_id != ctx.user_id {
+                return Err(AppError::Forbidden(
+                    "a MARKETER may only write campaigns they own".into(),
+                ));
+            }
+            let same = row.name == input.name
+                && row.channel == input.channel
+                && row.owner_id == owner_id
+                && row.starts_on == input.starts_on
+                && row.ends_on == input.ends_on
+                && row.budget_cents == budget;
+            if same {
+                Outcome::Unchanged
+            } else {
+                repo::update(conn, row.id, &values)?;
+                Outcome::Updated
+            }
+        }
+    };
+    ctx.audit(
+        conn,
+        "upsertCampaign",
+        Some(&input.external_id),
+        outcome.as_str(),
+    )?;
+    repo::by_external_id(conn, &input.external_id)?
+        .ok_or_else(|| AppError::Internal("campaign vanished after upsert".into()))
 }
 
 pub async fn record_cost(ctx: &Ctx, input: CostInput) -> AppResult<CampaignRow> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| record_cost_in(&ctx2, conn, &input))
+        .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn record_cost_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &CostInput,
+) -> AppResult<CampaignRow> {
     let scope = ctx.require_write(Write::Campaigns, "record campaign costs")?;
     check_external_id("campaign cost", &input.external_id)?;
     let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
@@ -151,49 +171,44 @@ pub async fn record_cost(ctx: &Ctx, input: CostInput) -> AppResult<CampaignRow> 
                 .into(),
         ));
     }
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let campaign = repo::by_external_id(conn, &input.campaign_external_id)?
-                .ok_or_else(|| not_found("campaign", &input.campaign_external_id))?;
-            if scope == Scope::Own && campaign.owner_id != ctx2.user_id {
-                return Err(AppError::Forbidden(
-                    "a MARKETER may only record costs of campaigns they own".into(),
-                ));
+    let campaign = repo::by_external_id(conn, &input.campaign_external_id)?
+        .ok_or_else(|| not_found("campaign", &input.campaign_external_id))?;
+    if scope == Scope::Own && campaign.owner_id != ctx.user_id {
+        return Err(AppError::Forbidden(
+            "a MARKETER may only record costs of campaigns they own".into(),
+        ));
+    }
+    let values = CostValues {
+        external_id: &input.external_id,
+        campaign_id: campaign.id,
+        amount_cents: amount.0,
+        incurred_on: input.incurred_on,
+    };
+    let outcome = match repo::cost_by_external_id(conn, &input.external_id)? {
+        None => {
+            check_open(conn, input.incurred_on, "a cost")?;
+            repo::insert_cost(conn, &values)?;
+            Outcome::Created
+        }
+        Some(row) => {
+            if row.campaign_id == campaign.id
+                && row.amount_cents == amount.0
+                && row.incurred_on == input.incurred_on
+            {
+                Outcome::Unchanged
+            } else {
+                check_open(conn, row.incurred_on, "the cost being changed")?;
+                check_open(conn, input.incurred_on, "a cost")?;
+                repo::update_cost(conn, row.id, &values)?;
+                Outcome::Updated
             }
-            let values = CostValues {
-                external_id: &input.external_id,
-                campaign_id: campaign.id,
-                amount_cents: amount.0,
-                incurred_on: input.incurred_on,
-            };
-            let outcome = match repo::cost_by_external_id(conn, &input.external_id)? {
-                None => {
-                    check_open(conn, input.incurred_on, "a cost")?;
-                    repo::insert_cost(conn, &values)?;
-                    Outcome::Created
-                }
-                Some(row) => {
-                    if row.campaign_id == campaign.id
-                        && row.amount_cents == amount.0
-                        && row.incurred_on == input.incurred_on
-                    {
-                        Outcome::Unchanged
-                    } else {
-                        check_open(conn, row.incurred_on, "the cost being changed")?;
-                        check_open(conn, input.incurred_on, "a cost")?;
-                        repo::update_cost(conn, row.id, &values)?;
-                        Outcome::Updated
-                    }
-                }
-            };
-            ctx2.audit(
-                conn,
-                "recordCampaignCost",
-                Some(&input.external_id),
-                outcome.as_str(),
-            )?;
-            Ok(campaign)
-        })
-        .await
+        }
+    };
+    ctx.audit(
+        conn,
+        "recordCampaignCost",
+        Some(&input.external_id),
+        outcome.as_str(),
+    )?;
+    Ok(campaign)
 }

@@ -47,6 +47,14 @@ pub fn stage_of(lead: &LeadRow) -> AppResult<LeadStage> {
 }
 
 pub async fn upsert(ctx: &Ctx, input: LeadInput) -> AppResult<LeadRow> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| upsert_in(&ctx2, conn, &input))
+        .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppResult<LeadRow> {
     ctx.require_write(Write::Ingest, "upsert leads")?;
     check_external_id("lead", &input.external_id)?;
     if let Some(email) = &input.email {
@@ -77,142 +85,144 @@ pub async fn upsert(ctx: &Ctx, input: LeadInput) -> AppResult<LeadRow> {
             Some(sorted)
         }
     };
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let values = LeadValues {
-                external_id: &input.external_id,
-                email: input.email.as_deref(),
-                full_name: input.full_name.as_deref(),
-                company: input.company.as_deref(),
-                title: input.title.as_deref(),
-                created_at: naive(input.created_at),
-            };
-            let outcome = match repo::by_external_id(conn, &input.external_id)? {
-                None => {
-                    let id = repo::insert(conn, &values, LeadStage::Inquiry.as_str())?;
-                    repo::insert_transition(
-                        conn,
-                        &NewTransition {
-                            lead_id: id,
-                            external_id: None,
-                            from_stage: None,
-                            to_stage: LeadStage::Inquiry.as_str(),
-                            occurred_at: values.created_at,
-                            actor: &ctx2.caller.sub,
-                            reason: Some("lead created"),
-                        },
-                    )?;
-                    if let Some(attrs) = &attributes {
-                        repo::replace_attributes(conn, id, attrs)?;
-                    }
-                    Outcome::Created
-                }
-                Some(row) => {
-                    let mut changed = false;
-                    let same_fields = row.email.as_deref() == values.email
-                        && row.full_name.as_deref() == values.full_name
-                        && row.company.as_deref() == values.company
-                        && row.title.as_deref() == values.title
-                        && row.created_at == values.created_at;
-                    if !same_fields {
-                        repo::update(conn, row.id, &values)?;
-                        if row.created_at != values.created_at {
-                            repo::move_creation_row(conn, row.id, values.created_at)?;
-                        }
-                        changed = true;
-                    }
-                    if let Some(attrs) = &attributes {
-                        let current: Vec<(String, String)> = repo::attributes_of(conn, &[row.id])?
-                            .into_iter()
-                            .map(|a| (a.key, a.value))
-                            .collect();
-                        if &current != attrs {
-                            repo::replace_attributes(conn, row.id, attrs)?;
-                            changed = true;
-                        }
-                    }
-                    if changed {
-                        Outcome::Updated
-                    } else {
-                        Outcome::Unchanged
-                    }
-                }
-            };
-            if outcome != Outcome::Unchanged {
-                let id = repo::by_external_id(conn, &input.external_id)?
-                    .ok_or_else(|| AppError::Internal("lead vanished after upsert".into()))?
-                    .id;
-                super::scoring::rescore_lead(conn, id)?;
-            }
-            ctx2.audit(
+    let values = LeadValues {
+        external_id: &input.external_id,
+        email: input.email.as_deref(),
+        full_name: input.full_name.as_deref(),
+        company: input.company.as_deref(),
+        title: input.title.as_deref(),
+        created_at: naive(input.created_at),
+    };
+    let outcome = match repo::by_external_id(conn, &input.external_id)? {
+        None => {
+            let id = repo::insert(conn, &values, LeadStage::Inquiry.as_str())?;
+            repo::insert_transition(
                 conn,
-                "upsertLead",
-                Some(&input.external_id),
-                outcome.as_str(),
+                &NewTransition {
+                    lead_id: id,
+                    external_id: None,
+                    from_stage: None,
+                    to_stage: LeadStage::Inquiry.as_str(),
+                    occurred_at: values.created_at,
+                    actor: &ctx.caller.sub,
+                    reason: Some("lead created"),
+                },
             )?;
-            repo::by_external_id(conn, &input.external_id)?
-                .ok_or_else(|| AppError::Internal("lead vanished after upsert".into()))
-        })
-        .await
+            if let Some(attrs) = &attributes {
+                repo::replace_attributes(conn, id, attrs)?;
+            }
+            Outcome::Created
+        }
+        Some(row) => {
+            let mut changed = false;
+            let same_fields = row.email.as_deref() == values.email
+                && row.full_name.as_deref() == values.full_name
+                && row.company.as_deref() == values.company
+                && row.title.as_deref() == values.title
+                && row.created_at == values.created_at;
+            if !same_fields {
+                repo::update(conn, row.id, &values)?;
+                if row.created_at != values.created_at {
+                    repo::move_creation_row(conn, row.id, values.created_at)?;
+                }
+                changed = true;
+            }
+            if let Some(attrs) = &attributes {
+                let current: Vec<(String, String)> = repo::attributes_of(conn, &[row.id])?
+                    .into_iter()
+                    .map(|a| (a.key, a.value))
+                    .collect();
+                if &current != attrs {
+                    repo::replace_attributes(conn, row.id, attrs)?;
+                    changed = true;
+                }
+            }
+            if changed {
+                Outcome::Updated
+            } else {
+                Outcome::Unchanged
+            }
+        }
+    };
+    if outcome != Outcome::Unchanged {
+        let id = repo::by_external_id(conn, &input.external_id)?
+            .ok_or_else(|| AppError::Internal("lead vanished after upsert".into()))?
+            .id;
+        super::scoring::rescore_lead(conn, id)?;
+    }
+    ctx.audit(
+        conn,
+        "upsertLead",
+        Some(&input.external_id),
+        outcome.as_str(),
+    )?;
+    repo::by_external_id(conn, &input.external_id)?
+        .ok_or_else(|| AppError::Internal("lead vanished after upsert".into()))
 }
 
 pub async fn record_touchpoint(ctx: &Ctx, input: TouchpointInput) -> AppResult<TouchpointRow> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| record_touchpoint_in(&ctx2, conn, &input))
+        .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn record_touchpoint_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &TouchpointInput,
+) -> AppResult<TouchpointRow> {
     ctx.require_write(Write::Ingest, "record touchpoints")?;
     check_external_id("touchpoint", &input.external_id)?;
     super::check_non_empty("kind", &input.kind)?;
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let lead = repo::by_external_id(conn, &input.lead_external_id)?
-                .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
-            let campaign = campaigns::by_external_id(conn, &input.campaign_external_id)?
-                .ok_or_else(|| not_found("campaign", &input.campaign_external_id))?;
-            let values = TouchpointValues {
-                external_id: &input.external_id,
-                lead_id: lead.id,
-                campaign_id: campaign.id,
-                kind: &input.kind,
-                occurred_at: naive(input.occurred_at),
-            };
-            let existing = repo::touchpoint_by_external_id(conn, &input.external_id)?;
-            let previous_lead = existing.as_ref().map(|t| t.lead_id);
-            let outcome = match existing {
-                None => {
-                    repo::insert_touchpoint(conn, &values)?;
-                    Outcome::Created
-                }
-                Some(row) => {
-                    if row.lead_id == lead.id
-                        && row.campaign_id == campaign.id
-                        && row.kind == input.kind
-                        && row.occurred_at == values.occurred_at
-                    {
-                        Outcome::Unchanged
-                    } else {
-                        repo::update_touchpoint(conn, row.id, &values)?;
-                        Outcome::Updated
-                    }
-                }
-            };
-            if outcome != Outcome::Unchanged {
-                if let Some(previous) = previous_lead.filter(|p| *p != lead.id) {
-                    repo::refresh_source(conn, previous)?;
-                    super::scoring::rescore_lead(conn, previous)?;
-                }
-                repo::refresh_source(conn, lead.id)?;
-                super::scoring::rescore_lead(conn, lead.id)?;
+    let lead = repo::by_external_id(conn, &input.lead_external_id)?
+        .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
+    let campaign = campaigns::by_external_id(conn, &input.campaign_external_id)?
+        .ok_or_else(|| not_found("campaign", &input.campaign_external_id))?;
+    let values = TouchpointValues {
+        external_id: &input.external_id,
+        lead_id: lead.id,
+        campaign_id: campaign.id,
+        kind: &input.kind,
+        occurred_at: naive(input.occurred_at),
+    };
+    let existing = repo::touchpoint_by_external_id(conn, &input.external_id)?;
+    let previous_lead = existing.as_ref().map(|t| t.lead_id);
+    let outcome = match existing {
+        None => {
+            repo::insert_touchpoint(conn, &values)?;
+            Outcome::Created
+        }
+        Some(row) => {
+            if row.lead_id == lead.id
+                && row.campaign_id == campaign.id
+                && row.kind == input.kind
+                && row.occurred_at == values.occurred_at
+            {
+                Outcome::Unchanged
+            } else {
+                repo::update_touchpoint(conn, row.id, &values)?;
+                Outcome::Updated
             }
-            ctx2.audit(
-                conn,
-                "recordTouchpoint",
-                Some(&input.external_id),
-                outcome.as_str(),
-            )?;
-            repo::touchpoint_by_external_id(conn, &input.external_id)?
-                .ok_or_else(|| AppError::Internal("touchpoint vanished after upsert".into()))
-        })
-        .await
+        }
+    };
+    if outcome != Outcome::Unchanged {
+        if let Some(previous) = previous_lead.filter(|p| *p != lead.id) {
+            repo::refresh_source(conn, previous)?;
+            super::scoring::rescore_lead(conn, previous)?;
+        }
+        repo::refresh_source(conn, lead.id)?;
+        super::scoring::rescore_lead(conn, lead.id)?;
+    }
+    ctx.audit(
+        conn,
+        "recordTouchpoint",
+        Some(&input.external_id),
+        outcome.as_str(),
+    )?;
+    repo::touchpoint_by_external_id(conn, &input.external_id)?
+        .ok_or_else(|| AppError::Internal("touchpoint vanished after upsert".into()))
 }
 
 /// Writes the steps of a move and sets the lead's current stage.
@@ -249,6 +259,18 @@ pub(crate) fn apply_steps(
 }
 
 pub async fn transition(ctx: &Ctx, input: TransitionInput) -> AppResult<LeadRow> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| transition_in(&ctx2, conn, &input))
+        .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn transition_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &TransitionInput,
+) -> AppResult<LeadRow> {
     let rights = policy::transitions(ctx.caller.role);
     if rights == TransitionRights::None {
         return Err(AppError::Forbidden(format!(
@@ -259,58 +281,52 @@ pub async fn transition(ctx: &Ctx, input: TransitionInput) -> AppResult<LeadRow>
     if let Some(ext) = &input.external_id {
         check_external_id("transition", ext)?;
     }
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let lead = repo::by_external_id(conn, &input.lead_external_id)?
-                .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
-            if let Some(ext) = &input.external_id {
-                if let Some(lead_id) = repo::transition_exists(conn, ext)? {
-                    if lead_id != lead.id {
-                        return Err(AppError::Conflict(format!(
-                            "transition externalId \"{ext}\" was already used for another lead"
-                        )));
-                    }
-                    ctx2.audit(conn, "transitionLead", Some(ext), "unchanged (replay)")?;
-                    return Ok(lead);
-                }
+    let lead = repo::by_external_id(conn, &input.lead_external_id)?
+        .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
+    if let Some(ext) = &input.external_id {
+        if let Some(lead_id) = repo::transition_exists(conn, ext)? {
+            if lead_id != lead.id {
+                return Err(AppError::Conflict(format!(
+                    "transition externalId \"{ext}\" was already used for another lead"
+                )));
             }
-            let from = stage_of(&lead)?;
-            let to = input.to;
-            check_rights(conn, &ctx2, rights, &lead, from, to)?;
-            let steps =
-                stage::plan_move(from, to).map_err(|e| AppError::BadInput(e.to_string()))?;
-            apply_steps(
-                conn,
-                lead.id,
-                &steps,
-                input.occurred_at,
-                &ctx2.caller.sub,
-                input.reason.as_deref(),
-                input.external_id.as_deref(),
-            )?;
-            // A sales rep accepting an unowned lead takes it.
-            if rights == TransitionRights::SalesOwn
-                && lead.owner_id.is_none()
-                && to.implies_reached(LeadStage::Sal)
-            {
-                if let Some(me) = ctx2.user_id {
-                    repo::set_owner(conn, lead.id, me)?;
-                }
-            }
-            ctx2.audit(
-                conn,
-                "transitionLead",
-                input
-                    .external_id
-                    .as_deref()
-                    .or(Some(&input.lead_external_id)),
-                &format!("{} {from} -> {to}", input.lead_external_id),
-            )?;
-            repo::by_id(conn, lead.id)?
-                .ok_or_else(|| AppError::Internal("lead vanished after transition".into()))
-        })
-        .await
+            ctx.audit(conn, "transitionLead", Some(ext), "unchanged (replay)")?;
+            return Ok(lead);
+        }
+    }
+    let from = stage_of(&lead)?;
+    let to = input.to;
+    check_rights(conn, ctx, rights, &lead, from, to)?;
+    let steps = stage::plan_move(from, to).map_err(|e| AppError::BadInput(e.to_string()))?;
+    apply_steps(
+        conn,
+        lead.id,
+        &steps,
+        input.occurred_at,
+        &ctx.caller.sub,
+        input.reason.as_deref(),
+        input.external_id.as_deref(),
+    )?;
+    // A sales rep accepting an unowned lead takes it.
+    if rights == TransitionRights::SalesOwn
+        && lead.owner_id.is_none()
+        && to.implies_reached(LeadStage::Sal)
+    {
+        if let Some(me) = ctx.user_id {
+            repo::set_owner(conn, lead.id, me)?;
+        }
+    }
+    ctx.audit(
+        conn,
+        "transitionLead",
+        input
+            .external_id
+            .as_deref()
+            .or(Some(&input.lead_external_id)),
+        &format!("{} {from} -> {to}", input.lead_external_id),
+    )?;
+    repo::by_id(conn, lead.id)?
+        .ok_or_else(|| AppError::Internal("lead vanished after transition".into()))
 }
 
 fn check_rights(

@@ -5,6 +5,7 @@ pub mod attribution;
 pub mod campaigns;
 pub mod compensation;
 pub mod funnel;
+pub mod import;
 pub mod leads;
 pub mod opportunities;
 pub mod scoring;

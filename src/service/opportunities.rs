@@ -64,6 +64,18 @@ pub fn visible_filter(ctx: &Ctx, status: Option<String>) -> AppResult<Opportunit
 }
 
 pub async fn upsert(ctx: &Ctx, input: OpportunityInput) -> AppResult<OpportunityRow> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| upsert_in(&ctx2, conn, &input))
+        .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn upsert_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &OpportunityInput,
+) -> AppResult<OpportunityRow> {
     ctx.require_write(Write::Ingest, "upsert opportunities")?;
     check_external_id("opportunity", &input.external_id)?;
     check_non_empty("name", &input.name)?;
@@ -73,143 +85,143 @@ pub async fn upsert(ctx: &Ctx, input: OpportunityInput) -> AppResult<Opportunity
             "an opportunity amount must not be negative".into(),
         ));
     }
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let primary = leads::by_external_id(conn, &input.primary_contact_external_id)?
-                .ok_or_else(|| not_found("lead", &input.primary_contact_external_id))?;
-            let mut contact_ids = vec![primary.id];
-            for ext in &input.contact_external_ids {
-                let lead =
-                    leads::by_external_id(conn, ext)?.ok_or_else(|| not_found("lead", ext))?;
-                if !contact_ids.contains(&lead.id) {
-                    contact_ids.push(lead.id);
-                }
+    let primary = leads::by_external_id(conn, &input.primary_contact_external_id)?
+        .ok_or_else(|| not_found("lead", &input.primary_contact_external_id))?;
+    let mut contact_ids = vec![primary.id];
+    for ext in &input.contact_external_ids {
+        let lead = leads::by_external_id(conn, ext)?.ok_or_else(|| not_found("lead", ext))?;
+        if !contact_ids.contains(&lead.id) {
+            contact_ids.push(lead.id);
+        }
+    }
+    let owner_id = match &input.owner_external_id {
+        Some(ext) => Some(
+            users::by_external_id(conn, ext)?
+                .ok_or_else(|| not_found("user", ext))?
+                .id,
+        ),
+        None => None,
+    };
+    let values = OpportunityValues {
+        external_id: &input.external_id,
+        name: &input.name,
+        primary_contact_id: primary.id,
+        owner_id,
+        amount_cents: amount.0,
+        created_at: naive(input.created_at),
+    };
+    let existing = repo::by_external_id(conn, &input.external_id)?;
+    let outcome = match &existing {
+        None => {
+            let id = repo::insert(conn, &values)?;
+            repo::replace_contacts(conn, id, &contact_ids)?;
+            Outcome::Created
+        }
+        Some(row) => {
+            let current_contacts: Vec<i64> = repo::contacts_of(conn, &[row.id])?
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect();
+            let same = row.name == input.name
+                && row.primary_contact_id == primary.id
+                && row.owner_id == owner_id
+                && row.amount_cents == amount.0
+                && row.created_at == values.created_at
+                && current_contacts == contact_ids;
+            if same {
+                Outcome::Unchanged
+            } else {
+                repo::update(conn, row.id, &values)?;
+                repo::replace_contacts(conn, row.id, &contact_ids)?;
+                Outcome::Updated
             }
-            let owner_id = match &input.owner_external_id {
-                Some(ext) => Some(
-                    users::by_external_id(conn, ext)?
-                        .ok_or_else(|| not_found("user", ext))?
-                        .id,
-                ),
-                None => None,
-            };
-            let values = OpportunityValues {
-                external_id: &input.external_id,
-                name: &input.name,
-                primary_contact_id: primary.id,
-                owner_id,
-                amount_cents: amount.0,
-                created_at: naive(input.created_at),
-            };
-            let existing = repo::by_external_id(conn, &input.external_id)?;
-            let outcome = match &existing {
-                None => {
-                    let id = repo::insert(conn, &values)?;
-                    repo::replace_contacts(conn, id, &contact_ids)?;
-                    Outcome::Created
-                }
-                Some(row) => {
-                    let current_contacts: Vec<i64> = repo::contacts_of(conn, &[row.id])?
-                        .into_iter()
-                        .map(|(_, l)| l)
-                        .collect();
-                    let same = row.name == input.name
-                        && row.primary_contact_id == primary.id
-                        && row.owner_id == owner_id
-                        && row.amount_cents == amount.0
-                        && row.created_at == values.created_at
-                        && current_contacts == contact_ids;
-                    if same {
-                        Outcome::Unchanged
-                    } else {
-                        repo::update(conn, row.id, &values)?;
-                        repo::replace_contacts(conn, row.id, &contact_ids)?;
-                        Outcome::Updated
-                    }
-                }
-            };
-            let primary_changed = existing
-                .as_ref()
-                .is_none_or(|row| row.primary_contact_id != primary.id);
-            if primary_changed {
-                let stage = stage_of(&primary)?;
-                if !matches!(
-                    stage,
-                    LeadStage::Opportunity | LeadStage::Won | LeadStage::Lost
-                ) {
-                    let steps = stage::plan_forced(stage, LeadStage::Opportunity);
-                    let reason = format!("opportunity {} created", input.external_id);
-                    apply_steps(
-                        conn,
-                        primary.id,
-                        &steps,
-                        input.created_at,
-                        &ctx2.caller.sub,
-                        Some(&reason),
-                        None,
-                    )?;
-                }
-                if primary.owner_id.is_none() {
-                    if let Some(owner) = owner_id {
-                        leads::set_owner(conn, primary.id, owner)?;
-                    }
-                }
-            }
-            ctx2.audit(
+        }
+    };
+    let primary_changed = existing
+        .as_ref()
+        .is_none_or(|row| row.primary_contact_id != primary.id);
+    if primary_changed {
+        let stage = stage_of(&primary)?;
+        if !matches!(
+            stage,
+            LeadStage::Opportunity | LeadStage::Won | LeadStage::Lost
+        ) {
+            let steps = stage::plan_forced(stage, LeadStage::Opportunity);
+            let reason = format!("opportunity {} created", input.external_id);
+            apply_steps(
                 conn,
-                "upsertOpportunity",
-                Some(&input.external_id),
-                outcome.as_str(),
+                primary.id,
+                &steps,
+                input.created_at,
+                &ctx.caller.sub,
+                Some(&reason),
+                None,
             )?;
-            repo::by_external_id(conn, &input.external_id)?
-                .ok_or_else(|| AppError::Internal("opportunity vanished after upsert".into()))
-        })
-        .await
+        }
+        if primary.owner_id.is_none() {
+            if let Some(owner) = owner_id {
+                leads::set_owner(conn, primary.id, owner)?;
+            }
+        }
+    }
+    ctx.audit(
+        conn,
+        "upsertOpportunity",
+        Some(&input.external_id),
+        outcome.as_str(),
+    )?;
+    repo::by_external_id(conn, &input.external_id)?
+        .ok_or_else(|| AppError::Internal("opportunity vanished after upsert".into()))
 }
 
 pub async fn close(ctx: &Ctx, input: CloseInput) -> AppResult<OpportunityRow> {
-    ctx.require_write(Write::Ingest, "close opportunities")?;
     let ctx2 = ctx.clone();
     ctx.db
-        .write(move |conn| {
-            let opp = repo::by_external_id(conn, &input.external_id)?
-                .ok_or_else(|| not_found("opportunity", &input.external_id))?;
-            let status = if input.won { "WON" } else { "LOST" };
-            let at = naive(input.closed_at);
-            if opp.status != "OPEN" {
-                if opp.status == status && opp.closed_at == Some(at) {
-                    ctx2.audit(
-                        conn,
-                        "closeOpportunity",
-                        Some(&input.external_id),
-                        "unchanged (replay)",
-                    )?;
-                    return Ok(opp);
-                }
-                return Err(AppError::Conflict(format!(
-                    "opportunity \"{}\" is already closed {} at {}",
-                    opp.external_id,
-                    opp.status,
-                    opp.closed_at
-                        .map(|t| t.and_utc().to_rfc3339())
-                        .unwrap_or_default()
-                )));
-            }
-            if at < opp.created_at {
-                return Err(AppError::BadInput(format!(
-                    "closedAt {} is before the opportunity was created ({})",
-                    input.closed_at.to_rfc3339(),
-                    opp.created_at.and_utc().to_rfc3339()
-                )));
-            }
-            repo::close(conn, opp.id, status, at)?;
-            move_primary_on_close(conn, &ctx2, &opp, input.won, input.closed_at)?;
-            ctx2.audit(conn, "closeOpportunity", Some(&input.external_id), status)?;
-            repo::by_id(conn, opp.id)?
-                .ok_or_else(|| AppError::Internal("opportunity vanished".into()))
-        })
+        .write(move |conn| close_in(&ctx2, conn, &input))
         .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn close_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &CloseInput,
+) -> AppResult<OpportunityRow> {
+    ctx.require_write(Write::Ingest, "close opportunities")?;
+    let opp = repo::by_external_id(conn, &input.external_id)?
+        .ok_or_else(|| not_found("opportunity", &input.external_id))?;
+    let status = if input.won { "WON" } else { "LOST" };
+    let at = naive(input.closed_at);
+    if opp.status != "OPEN" {
+        if opp.status == status && opp.closed_at == Some(at) {
+            ctx.audit(
+                conn,
+                "closeOpportunity",
+                Some(&input.external_id),
+                "unchanged (replay)",
+            )?;
+            return Ok(opp);
+        }
+        return Err(AppError::Conflict(format!(
+            "opportunity \"{}\" is already closed {} at {}",
+            opp.external_id,
+            opp.status,
+            opp.closed_at
+                .map(|t| t.and_utc().to_rfc3339())
+                .unwrap_or_default()
+        )));
+    }
+    if at < opp.created_at {
+        return Err(AppError::BadInput(format!(
+            "closedAt {} is before the opportunity was created ({})",
+            input.closed_at.to_rfc3339(),
+            opp.created_at.and_utc().to_rfc3339()
+        )));
+    }
+    repo::close(conn, opp.id, status, at)?;
+    move_primary_on_close(conn, ctx, &opp, input.won, input.closed_at)?;
+    ctx.audit(conn, "closeOpportunity", Some(&input.external_id), status)?;
+    repo::by_id(conn, opp.id)?.ok_or_else(|| AppError::Internal("opportunity vanished".into()))
 }
 
 fn move_primary_on_close(
@@ -242,55 +254,62 @@ fn move_primary_on_close(
 }
 
 pub async fn record_revenue(ctx: &Ctx, input: RevenueInput) -> AppResult<RevenueRow> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| record_revenue_in(&ctx2, conn, &input))
+        .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn record_revenue_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &RevenueInput,
+) -> AppResult<RevenueRow> {
     ctx.require_write(Write::Ingest, "record revenue")?;
     check_external_id("revenue event", &input.external_id)?;
     let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let opp = repo::by_external_id(conn, &input.opportunity_external_id)?
-                .ok_or_else(|| not_found("opportunity", &input.opportunity_external_id))?;
-            if opp.status != "WON" {
-                return Err(AppError::BadInput(format!(
-                    "revenue can only be booked on a WON opportunity; \"{}\" is {}",
-                    opp.external_id, opp.status
-                )));
+    let opp = repo::by_external_id(conn, &input.opportunity_external_id)?
+        .ok_or_else(|| not_found("opportunity", &input.opportunity_external_id))?;
+    if opp.status != "WON" {
+        return Err(AppError::BadInput(format!(
+            "revenue can only be booked on a WON opportunity; \"{}\" is {}",
+            opp.external_id, opp.status
+        )));
+    }
+    let values = RevenueValues {
+        external_id: &input.external_id,
+        opportunity_id: opp.id,
+        amount_cents: amount.0,
+        booked_on: input.booked_on,
+    };
+    let outcome = match repo::revenue_by_external_id(conn, &input.external_id)? {
+        None => {
+            check_open(conn, input.booked_on, "revenue")?;
+            repo::insert_revenue(conn, &values)?;
+            Outcome::Created
+        }
+        Some(row) => {
+            if row.opportunity_id == opp.id
+                && row.amount_cents == amount.0
+                && row.booked_on == input.booked_on
+            {
+                Outcome::Unchanged
+            } else {
+                // A replay is fine; moving money in or out of a closed period is not.
+                check_open(conn, row.booked_on, "the revenue event being changed")?;
+                check_open(conn, input.booked_on, "revenue")?;
+                repo::update_revenue(conn, row.id, &values)?;
+                Outcome::Updated
             }
-            let values = RevenueValues {
-                external_id: &input.external_id,
-                opportunity_id: opp.id,
-                amount_cents: amount.0,
-                booked_on: input.booked_on,
-            };
-            let outcome = match repo::revenue_by_external_id(conn, &input.external_id)? {
-                None => {
-                    check_open(conn, input.booked_on, "revenue")?;
-                    repo::insert_revenue(conn, &values)?;
-                    Outcome::Created
-                }
-                Some(row) => {
-                    if row.opportunity_id == opp.id
-                        && row.amount_cents == amount.0
-                        && row.booked_on == input.booked_on
-                    {
-                        Outcome::Unchanged
-                    } else {
-                        // A replay is fine; moving money in or out of a closed period is not.
-                        check_open(conn, row.booked_on, "the revenue event being changed")?;
-                        check_open(conn, input.booked_on, "revenue")?;
-                        repo::update_revenue(conn, row.id, &values)?;
-                        Outcome::Updated
-                    }
-                }
-            };
-            ctx2.audit(
-                conn,
-                "recordRevenue",
-                Some(&input.external_id),
-                outcome.as_str(),
-            )?;
-            repo::revenue_by_external_id(conn, &input.external_id)?
-                .ok_or_else(|| AppError::Internal("revenue event vanished after upsert".into()))
-        })
-        .await
+        }
+    };
+    ctx.audit(
+        conn,
+        "recordRevenue",
+        Some(&input.external_id),
+        outcome.as_str(),
+    )?;
+    repo::revenue_by_external_id(conn, &input.external_id)?
+        .ok_or_else(|| AppError::Internal("revenue event vanished after upsert".into()))
 }

@@ -1,5 +1,6 @@
 //! Users: the CRM sync upserts them; `me` answers who the caller is.
 
+use crate::db::AnyConnection;
 use std::str::FromStr;
 
 use super::{check_external_id, check_non_empty, AppError, AppResult, Ctx, Outcome};
@@ -15,6 +16,14 @@ pub struct UserInput {
 }
 
 pub async fn upsert(ctx: &Ctx, input: UserInput) -> AppResult<UserRow> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| upsert_in(&ctx2, conn, &input))
+        .await
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &UserInput) -> AppResult<UserRow> {
     ctx.require_write(Write::Ingest, "upsert users")?;
     check_external_id("user", &input.external_id)?;
     check_non_empty("name", &input.name)?;
@@ -25,42 +34,35 @@ pub async fn upsert(ctx: &Ctx, input: UserInput) -> AppResult<UserRow> {
             )));
         }
     }
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let values = UserValues {
-                external_id: &input.external_id,
-                name: &input.name,
-                email: input.email.as_deref(),
-                role: input.role.as_str(),
-            };
-            let outcome = match users::by_external_id(conn, &input.external_id)? {
-                None => {
-                    users::insert(conn, &values)?;
-                    Outcome::Created
-                }
-                Some(row) => {
-                    if row.name == input.name
-                        && row.email == input.email
-                        && row.role == input.role.as_str()
-                    {
-                        Outcome::Unchanged
-                    } else {
-                        users::update(conn, row.id, &values)?;
-                        Outcome::Updated
-                    }
-                }
-            };
-            ctx2.audit(
-                conn,
-                "upsertUser",
-                Some(&input.external_id),
-                outcome.as_str(),
-            )?;
-            users::by_external_id(conn, &input.external_id)?
-                .ok_or_else(|| AppError::Internal("user vanished after upsert".into()))
-        })
-        .await
+    let values = UserValues {
+        external_id: &input.external_id,
+        name: &input.name,
+        email: input.email.as_deref(),
+        role: input.role.as_str(),
+    };
+    let outcome = match users::by_external_id(conn, &input.external_id)? {
+        None => {
+            users::insert(conn, &values)?;
+            Outcome::Created
+        }
+        Some(row) => {
+            if row.name == input.name && row.email == input.email && row.role == input.role.as_str()
+            {
+                Outcome::Unchanged
+            } else {
+                users::update(conn, row.id, &values)?;
+                Outcome::Updated
+            }
+        }
+    };
+    ctx.audit(
+        conn,
+        "upsertUser",
+        Some(&input.external_id),
+        outcome.as_str(),
+    )?;
+    users::by_external_id(conn, &input.external_id)?
+        .ok_or_else(|| AppError::Internal("user vanished after upsert".into()))
 }
 
 /// The caller's user row, or one made from the token when the `sub` has none yet.

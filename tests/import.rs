@@ -1,0 +1,199 @@
+//! Bulk import over HTTP and from the command line (issue 7): NDJSON of mutation inputs plus
+//! a `type`, batched, idempotent by externalId, a bad line refusing only itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use funnelgraph::auth::Role;
+use serde_json::{json, Value};
+
+fn post_ndjson(app: &TestApp, token: Option<&str>, content_type: &str, body: &str) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = agent
+        .post(format!("{}/import", app.base))
+        .header("Content-Type", content_type);
+    if let Some(token) = token {
+        req = req.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut resp = req.send(body).unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn company_ndjson() -> String {
+    [
+        json!({ "type": "user", "externalId": "m1", "name": "Mia", "email": "mia@corp.test", "role": "MARKETER" }),
+        json!({ "type": "campaign", "externalId": "c1", "name": "Spring", "channel": "email", "ownerExternalId": "m1" }),
+        json!({ "type": "campaignCost", "externalId": "k1", "campaignExternalId": "c1", "amount": { "amount": "120.50", "currency": "USD" }, "incurredOn": "2026-02-01" }),
+        json!({ "type": "lead", "externalId": "L1", "email": "l1@example.com", "createdAt": "2026-02-01T00:00:00Z", "attributes": [ { "key": "industry", "value": "retail" } ] }),
+        json!({ "type": "touchpoint", "externalId": "t1", "leadExternalId": "L1", "campaignExternalId": "c1", "kind": "form_fill", "occurredAt": "2026-02-02T00:00:00Z" }),
+        json!({ "type": "transition", "leadExternalId": "L1", "to": "MQL", "occurredAt": "2026-02-03T00:00:00Z", "externalId": "L1-mql" }),
+        json!({ "type": "opportunity", "externalId": "O1", "name": "Deal", "primaryContactExternalId": "L1", "amount": { "amount": "1000.00", "currency": "USD" }, "createdAt": "2026-02-10T00:00:00Z" }),
+        json!({ "type": "closeOpportunity", "externalId": "O1", "won": true, "closedAt": "2026-03-01T00:00:00Z" }),
+        json!({ "type": "revenue", "externalId": "R1", "opportunityExternalId": "O1", "amount": { "amount": "1000.00", "currency": "USD" }, "bookedOn": "2026-03-01" }),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+fn errors_by_line(v: &Value) -> Vec<(u64, String)> {
+    v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+both_databases! {
+    fn an_import_writes_every_record_type_through_its_use_case(app) {
+        let token = app.token("sync", Role::Integration);
+        let (status, v) = post_ndjson(app, Some(&token), "application/x-ndjson", &company_ndjson());
+        assert_eq!(status, 200, "{v}");
+        assert_eq!((v["lines"].as_u64(), v["applied"].as_u64(), v["failed"].as_u64()), (Some(9), Some(9), Some(0)), "{v}");
+        let state = app.ok(r#"{ lead(externalId: "L1") { stage email attributes { key value } touchpoints { externalId } }
+            campaign(externalId: "c1") { owner { externalId } cost { amount } }
+            opportunity(externalId: "O1") { status revenue { amount { amount } } } }"#, json!({}));
+        assert_eq!(state["lead"]["stage"], "WON", "{state}");
+        assert_eq!(state["lead"]["attributes"], json!([{ "key": "industry", "value": "retail" }]));
+        assert_eq!(state["campaign"]["cost"]["amount"], "120.50");
+        assert_eq!(state["opportunity"]["revenue"][0]["amount"]["amount"], "1000.00");
+        // The same file again: every record is an unchanged replay, nothing doubles.
+        let (status, v) = post_ndjson(app, Some(&token), "application/x-ndjson", &company_ndjson());
+        assert_eq!((status, v["applied"].as_u64(), v["failed"].as_u64()), (200, Some(9), Some(0)), "{v}");
+        let again = app.ok(r#"{ lead(externalId: "L1") { stage email attributes { key value } touchpoints { externalId } }
+            campaign(externalId: "c1") { owner { externalId } cost { amount } }
+            opportunity(externalId: "O1") { status revenue { amount { amount } } } }"#, json!({}));
+        assert_eq!(again, state);
+    }
+
+    fn a_bad_line_refuses_only_itself_with_its_line_number(app) {
+        let token = app.token("sync", Role::Integration);
+        let body = [
+            r#"{"type":"campaign","externalId":"c1","name":"C","channel":"email"}"#,
+            r#"{ not json"#,
+            r#"{"type":"lead","externalId":"L1","createdAt":"2026-02-01T00:00:00Z"}"#,
+            r#"{"type":"meeting","externalId":"x"}"#,
+            r#"{"type":"lead","externalId":"L2","createdAt":"yesterday"}"#,
+            "",
+            r#"{"type":"touchpoint","externalId":"t1","leadExternalId":"nobody","campaignExternalId":"c1","kind":"visit","occurredAt":"2026-02-02T00:00:00Z"}"#,
+            r#"{"type":"transition","leadExternalId":"L1","to":"HOT","occurredAt":"2026-02-03T00:00:00Z"}"#,
+            r#"{"type":"revenue","externalId":"R9","opportunityExternalId":"O1","amount":{"amount":"1.001","currency":"USD"},"bookedOn":"2026-03-01"}"#,
+            r#"{"type":"lead","externalId":"L3","createdAt":"2026-02-01T00:00:00Z"}"#,
+        ]
+        .join("\n");
+        let (status, v) = post_ndjson(app, Some(&token), "application/x-ndjson", &body);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!((v["lines"].as_u64(), v["applied"].as_u64(), v["failed"].as_u64()), (Some(9), Some(3), Some(6)), "{v}");
+        let errors = errors_by_line(&v);
+        assert_eq!(errors.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![2, 4, 5, 7, 8, 9], "{v}");
+        assert!(errors.iter().all(|(_, code)| code == "BAD_USER_INPUT" || code == "NOT_FOUND"), "{v}");
+        assert_eq!(errors[3].1, "NOT_FOUND", "{v}");
+        let messages = v["errors"].to_string();
+        assert!(messages.contains("unknown type \\\"meeting\\\""), "{messages}");
+        assert!(messages.contains("yesterday"), "{messages}");
+        // The good lines around the bad ones were written.
+        let state = app.ok(r#"{ leads(first: 10) { totalCount nodes { externalId stage } } }"#, json!({}));
+        assert_eq!(state["leads"]["totalCount"], 2);
+        assert_eq!(state["leads"]["nodes"][0]["stage"], "INQUIRY", "the refused move changed nothing");
+    }
+
+    fn imports_follow_the_role_rules_of_the_mutations(app) {
+        let body = company_ndjson();
+        let (status, v) = post_ndjson(app, Some(&app.token("a", Role::Analyst)), "application/x-ndjson", &body);
+        assert_eq!((status, code(&v)), (403, "FORBIDDEN".to_string()), "{v}");
+        let (status, v) = post_ndjson(app, None, "application/x-ndjson", &body);
+        assert_eq!((status, code(&v)), (401, "UNAUTHENTICATED".to_string()), "{v}");
+        let (status, _) = post_ndjson(app, Some(&app.token("a", Role::Admin)), "application/json", &body);
+        assert_eq!(status, 415);
+        // A marketing manager may write campaigns and costs, not the sync's records.
+        let body = [
+            r#"{"type":"campaign","externalId":"c1","name":"C","channel":"email"}"#,
+            r#"{"type":"campaignCost","externalId":"k1","campaignExternalId":"c1","amount":{"amount":"5.00","currency":"USD"},"incurredOn":"2026-02-01"}"#,
+            r#"{"type":"lead","externalId":"L1","createdAt":"2026-02-01T00:00:00Z"}"#,
+            r#"{"type":"user","externalId":"u1","name":"U","role":"ADMIN"}"#,
+        ]
+        .join("\n");
+        let (status, v) = post_ndjson(app, Some(&app.token("mm", Role::MarketingManager)), "application/x-ndjson", &body);
+        assert_eq!((status, v["applied"].as_u64()), (200, Some(2)), "{v}");
+        assert_eq!(errors_by_line(&v), vec![(3, "FORBIDDEN".to_string()), (4, "FORBIDDEN".to_string())], "{v}");
+        let campaigns = app.ok(r#"{ campaigns { totalCount } leads { totalCount } }"#, json!({}));
+        assert_eq!((campaigns["campaigns"]["totalCount"].as_i64(), campaigns["leads"]["totalCount"].as_i64()), (Some(1), Some(0)));
+    }
+
+    fn a_large_import_spans_several_batches(app) {
+        let token = app.token("sync", Role::Integration);
+        let mut body = String::from(r#"{"type":"campaign","externalId":"c1","name":"C","channel":"email"}"#);
+        for i in 0..2_500 {
+            body.push_str(&format!("\n{{\"type\":\"lead\",\"externalId\":\"L{i}\",\"createdAt\":\"2026-02-01T00:00:00Z\"}}"));
+            body.push_str(&format!("\n{{\"type\":\"touchpoint\",\"externalId\":\"t{i}\",\"leadExternalId\":\"L{i}\",\"campaignExternalId\":\"c1\",\"kind\":\"visit\",\"occurredAt\":\"2026-02-02T00:00:00Z\"}}"));
+        }
+        body.push('\n');
+        let started = std::time::Instant::now();
+        let (status, v) = post_ndjson(app, Some(&token), "application/x-ndjson", &body);
+        eprintln!("[figure] {} import of 5,001 lines over HTTP (debug build): {:?}", app.backend, started.elapsed());
+        assert_eq!((status, v["applied"].as_u64(), v["failed"].as_u64()), (200, Some(5_001), Some(0)), "{v}");
+        let counts = app.ok(r#"{ leads(first: 1) { totalCount } }"#, json!({}));
+        assert_eq!(counts["leads"]["totalCount"], 2_500);
+        let report = app.ok(r#"{ attribution(model: FIRST_TOUCH, period: { from: "2026-01-01", to: "2026-03-01" }, stage: INQUIRY) { totalConversions rows { conversions } } }"#, json!({}));
+        assert_eq!(report["attribution"]["totalConversions"], 2_500.0);
+    }
+}
+
+#[test]
+fn the_command_line_imports_a_file_with_a_summary() {
+    let dir = std::env::temp_dir();
+    let db = dir.join(format!("funnelgraph-import-cli-{}.db", std::process::id()));
+    let file = dir.join(format!(
+        "funnelgraph-import-cli-{}.ndjson",
+        std::process::id()
+    ));
+    std::fs::write(
+        &file,
+        format!("{}\n{{\"type\":\"lead\"}}\n", company_ndjson()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
+        .arg("import")
+        .arg(&file)
+        .env("FUNNELGRAPH_DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            summary["lines"].as_u64(),
+            summary["applied"].as_u64(),
+            summary["failed"].as_u64()
+        ),
+        (Some(10), Some(9), Some(1)),
+        "{summary}"
+    );
+    assert_eq!(summary["errors"][0]["line"], 10);
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("import 100%"), "{progress}");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    std::fs::remove_file(file).ok();
+}
