@@ -119,7 +119,10 @@ pub fn verifier(config: &Config, dev_secret: Option<&Secret>) -> Result<Verifier
 
 /// Connects, migrates, and builds the shared server state.
 pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> {
-    let db = Db::connect(&config.database)?;
+    let db = Db::connect_with(
+        &config.database,
+        std::time::Duration::from_millis(config.slow_query_ms),
+    )?;
     let applied = db.migrate()?;
     if applied > 0 {
         tracing::info!(applied, "applied migrations");
@@ -135,6 +138,7 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         currency: config.currency.clone(),
         max_body_bytes: config.max_body_bytes,
         document_limits: Default::default(),
+        metrics: Default::default(),
         request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
         reports: Default::default(),
     })

@@ -38,6 +38,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Milliseconds a query may run (`FUNNELGRAPH_REQUEST_TIMEOUT_MS`, default 30000).
     pub request_timeout_ms: u64,
+    /// Statements slower than this many milliseconds are logged (`FUNNELGRAPH_SLOW_QUERY_MS`).
+    pub slow_query_ms: u64,
     pub currency: String,
 }
 
@@ -88,6 +90,13 @@ impl Config {
                     reason: format!("expected a positive number of milliseconds, got {v}"),
                 })?,
         };
+        let slow_query_ms = match get("FUNNELGRAPH_SLOW_QUERY_MS") {
+            None => crate::db::DEFAULT_SLOW_QUERY_MS,
+            Some(v) => v.parse().map_err(|_| ConfigError {
+                name: "FUNNELGRAPH_SLOW_QUERY_MS",
+                reason: format!("expected a number of milliseconds, got {v}"),
+            })?,
+        };
         let currency = get("FUNNELGRAPH_CURRENCY").unwrap_or_else(|| "USD".into());
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(ConfigError {
@@ -107,6 +116,7 @@ impl Config {
             introspection,
             max_body_bytes,
             request_timeout_ms,
+            slow_query_ms,
             currency,
         })
     }

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod domain;
 pub mod generate;
 pub mod graphql;
+pub mod metrics;
 pub mod repo;
 pub mod rng;
 pub mod server;

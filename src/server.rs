@@ -27,6 +27,7 @@ pub struct AppState {
     pub document_limits: precheck::DocumentLimits,
     /// How long a query may run before it is answered with QUERY_TOO_COMPLEX.
     pub request_timeout: std::time::Duration,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub reports: std::sync::Arc<crate::service::attribution::ReportCache>,
 }
 
@@ -35,11 +36,49 @@ pub struct AppState {
 pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
+        let metrics = data.metrics.clone();
         App::new()
             .app_data(data.clone())
+            // Every response is counted and logged once, named by its GraphQL operation (the
+            // handler labels it) or its route.
+            .wrap_fn(move |req, srv| {
+                use actix_web::dev::Service;
+                use actix_web::HttpMessage;
+                let started = std::time::Instant::now();
+                let route = req.path().to_string();
+                let metrics = metrics.clone();
+                let response = srv.call(req);
+                async move {
+                    let response = response.await?;
+                    let status = response.status().as_u16();
+                    let label = response
+                        .request()
+                        .extensions()
+                        .get::<OperationLabel>()
+                        .map(|l| l.0.clone());
+                    let rid = response
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_string();
+                    let operation = label.unwrap_or(route);
+                    let elapsed = started.elapsed();
+                    metrics.observe(&operation, status, elapsed);
+                    tracing::info!(
+                        request_id = %rid,
+                        operation = %operation,
+                        status,
+                        elapsed_ms = elapsed.as_millis() as u64,
+                        "request"
+                    );
+                    Ok(response)
+                }
+            })
             .route("/graphql", web::post().to(graphql_post))
             .route("/graphql", web::get().to(graphql_get))
             .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics_text))
             .route("/ready", web::get().to(ready))
             .route("/import", web::post().to(import))
             .route("/export/statements.csv", web::get().to(export_statements))
@@ -64,6 +103,31 @@ fn json_response(status: StatusCode, body: &Value, request_id: &str) -> HttpResp
         .insert_header(ContentType::json())
         .insert_header(("x-request-id", request_id.to_string()))
         .body(body.to_string())
+}
+
+/// The GraphQL operation a response answered, for metrics and the request log.
+#[derive(Clone)]
+struct OperationLabel(String);
+
+/// `GET /metrics`: Prometheus text format. No token: scrape it from the operator's network.
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    let (connections, idle) = state.db.pool_state();
+    let (hits, misses) = state.reports.counts();
+    let body = state.metrics.render(&crate::metrics::Gauges {
+        pool_connections: connections,
+        pool_idle: idle,
+        pool_max: state.db.pool_max(),
+        statements: state.db.statements_run(),
+        slow_statements: state.db.slow_statements(),
+        cache_hits: hits,
+        cache_misses: misses,
+    });
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .body(body)
 }
 
 async fn health() -> HttpResponse {
@@ -373,6 +437,15 @@ async fn execute(
         Err(refusal) => return request_error(&refusal.message, refusal.code, media, &rid),
     };
     let operation = checked.as_ref().and_then(|c| c.operation);
+    {
+        use actix_web::HttpMessage;
+        let label = params
+            .operation_name
+            .clone()
+            .or_else(|| checked.as_ref().and_then(|c| c.root_field.clone()))
+            .unwrap_or_else(|| "anonymous".into());
+        req.extensions_mut().insert(OperationLabel(label));
+    }
     if via_get && operation == Some(OperationType::Mutation) {
         return HttpResponse::MethodNotAllowed()
             .insert_header((header::ALLOW, "POST"))

@@ -89,14 +89,56 @@ pub enum DbError {
     Join(String),
 }
 
-/// Counts the SQL statements run through a pool, so tests can prove there is no N+1.
-#[derive(Clone, Default)]
-struct StatementCounter(Arc<AtomicU64>);
+/// Counts the SQL statements run through a pool (so tests can prove there is no N+1) and logs
+/// the slow ones. One instance per connection (its start time), counters shared by the pool.
+#[derive(Clone)]
+struct StatementCounter {
+    count: Arc<AtomicU64>,
+    slow: Arc<AtomicU64>,
+    threshold: Duration,
+    started: Option<std::time::Instant>,
+}
+
+impl Default for StatementCounter {
+    fn default() -> Self {
+        StatementCounter {
+            count: Arc::default(),
+            slow: Arc::default(),
+            threshold: Duration::from_millis(DEFAULT_SLOW_QUERY_MS),
+            started: None,
+        }
+    }
+}
+
+/// Statements slower than this are logged (`FUNNELGRAPH_SLOW_QUERY_MS`).
+pub const DEFAULT_SLOW_QUERY_MS: u64 = 500;
 
 impl Instrumentation for StatementCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { .. } = event {
-            self.0.fetch_add(1, Ordering::Relaxed);
+        match event {
+            InstrumentationEvent::StartQuery { .. } => {
+                self.count.fetch_add(1, Ordering::Relaxed);
+                self.started = Some(std::time::Instant::now());
+            }
+            InstrumentationEvent::FinishQuery { query, error, .. } => {
+                let Some(started) = self.started.take() else {
+                    return;
+                };
+                let elapsed = started.elapsed();
+                if elapsed >= self.threshold {
+                    self.slow.fetch_add(1, Ordering::Relaxed);
+                    // The statement without its bind values: those can be personal data.
+                    let text = query.to_string();
+                    let sql = text.split(" -- binds:").next().unwrap_or("");
+                    tracing::warn!(
+                        elapsed_ms = elapsed.as_millis() as u64,
+                        failed = error.is_some(),
+                        sql = %sql.chars().take(2_000).collect::<String>(),
+                        "slow statement"
+                    );
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -154,7 +196,15 @@ pub struct Db {
 
 impl Db {
     pub fn connect(target: &Target) -> Result<Db, DbError> {
-        let counter = StatementCounter::default();
+        Db::connect_with(target, Duration::from_millis(DEFAULT_SLOW_QUERY_MS))
+    }
+
+    /// Connects with a slow-statement threshold of its own.
+    pub fn connect_with(target: &Target, slow_statement: Duration) -> Result<Db, DbError> {
+        let counter = StatementCounter {
+            threshold: slow_statement,
+            ..StatementCounter::default()
+        };
         let size = match target.backend() {
             Backend::Sqlite => 8,
             Backend::Postgres => 12,
@@ -180,12 +230,21 @@ impl Db {
 
     /// Number of SQL statements this pool has run so far.
     pub fn statements_run(&self) -> u64 {
-        self.statements.0.load(Ordering::Relaxed)
+        self.statements.count.load(Ordering::Relaxed)
+    }
+
+    /// Statements that ran longer than the slow-statement threshold.
+    pub fn slow_statements(&self) -> u64 {
+        self.statements.slow.load(Ordering::Relaxed)
     }
 
     pub fn pool_state(&self) -> (u32, u32) {
         let state = self.pool.state();
         (state.connections, state.idle_connections)
+    }
+
+    pub fn pool_max(&self) -> u32 {
+        self.pool.max_size()
     }
 
     pub fn get(&self) -> Result<PooledConnection, DbError> {
@@ -211,7 +270,11 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let db = self.clone();
+        // The request's span follows the work onto the blocking thread, so what the database
+        // layer logs (slow statements, retries) carries the request id.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let mut conn = db.get()?;
             work(&mut conn)
         })

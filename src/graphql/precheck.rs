@@ -70,6 +70,9 @@ pub struct Checked {
     pub operation: Option<OperationType>,
     /// Field selections after expanding fragments.
     pub expanded_fields: u64,
+    /// A name for metrics: the only operation's own name, else the selected operation's
+    /// first root field.
+    pub root_field: Option<String>,
 }
 
 /// What a lexical pass over a document finds, skipping strings, block strings and comments.
@@ -179,10 +182,33 @@ pub fn check(
         .map_err(|e| Refusal::bad(format!("syntax error: {e}")))?;
     let expanded_fields = expanded_size(&document, limits.max_fields)?;
     let operation = selected_operation(&document, operation_name);
+    let named = match (&document.operations, operation_name) {
+        (DocumentOperations::Multiple(map), None) if map.len() == 1 => {
+            map.keys().next().map(|n| n.to_string())
+        }
+        _ => None,
+    };
+    let root_field = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(map), Some(name)) => map.get(name),
+        (DocumentOperations::Multiple(map), None) => map.values().next(),
+    }
+    .and_then(|op| {
+        op.node
+            .selection_set
+            .node
+            .items
+            .iter()
+            .find_map(|item| match &item.node {
+                Selection::Field(f) => Some(f.node.name.node.to_string()),
+                _ => None,
+            })
+    });
     Ok(Checked {
         document,
         operation,
         expanded_fields,
+        root_field: named.or(root_field),
     })
 }
 

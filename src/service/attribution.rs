@@ -56,6 +56,12 @@ pub struct ReportCache {
 impl ReportCache {
     const CAPACITY: usize = 64;
 
+    /// (hits, misses) so far, for `/metrics`.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
+
     fn get(&self, key: &FactsKey) -> Option<Arc<StageFacts>> {
         let found = self.facts.lock().ok()?.get(key).cloned();
         let counter = if found.is_some() {
