@@ -119,10 +119,14 @@ pub fn verifier(config: &Config, dev_secret: Option<&Secret>) -> Result<Verifier
 
 /// Connects, migrates, and builds the shared server state.
 pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> {
-    let db = Db::connect_with(
+    let mut db = Db::connect_with(
         &config.database,
         std::time::Duration::from_millis(config.slow_query_ms),
     )?;
+    if let Some(replica) = &config.read_database {
+        db = db.with_replica(replica)?;
+        tracing::info!(replica = %replica.redacted(), "reads go to the replica, writes to the primary");
+    }
     let applied = db.migrate()?;
     if applied > 0 {
         tracing::info!(applied, "applied migrations");

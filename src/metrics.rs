@@ -48,6 +48,7 @@ pub struct Gauges {
     pub pool_max: u32,
     pub statements: u64,
     pub slow_statements: u64,
+    pub replica_reads: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
 }
@@ -171,6 +172,13 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "funnelgraph_db_replica_reads_total",
+            "Reads served by the read replica (FUNNELGRAPH_DATABASE_READ_URL).",
+            "counter",
+            gauges.replica_reads.to_string(),
+        );
+        gauge(
+            &mut out,
             "funnelgraph_report_cache_hits_total",
             "Report fact sets served from the cache.",
             "counter",
@@ -203,6 +211,7 @@ mod tests {
             pool_max: 8,
             statements: 17,
             slow_statements: 0,
+            replica_reads: 0,
             cache_hits: 1,
             cache_misses: 2,
         });
@@ -227,6 +236,7 @@ mod tests {
             pool_max: 0,
             statements: 0,
             slow_statements: 0,
+            replica_reads: 0,
             cache_hits: 0,
             cache_misses: 0,
         });

@@ -119,6 +119,7 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
         pool_max: state.db.pool_max(),
         statements: state.db.statements_run(),
         slow_statements: state.db.slow_statements(),
+        replica_reads: state.db.replica_reads(),
         cache_hits: hits,
         cache_misses: misses,
     });
@@ -464,8 +465,14 @@ async fn execute(
     }
     let span = tracing::info_span!("graphql", request_id = %rid, sub = %caller.sub, role = caller.role.as_str());
     async move {
+        let db = state.db.for_request();
+        // A mutation reads from the primary throughout: what it answers must include what it
+        // wrote, and what it checks must not lag.
+        if operation == Some(OperationType::Mutation) {
+            db.pin_to_primary();
+        }
         let ctx = match Ctx::for_caller(
-            state.db.clone(),
+            db,
             caller,
             state.currency.clone(),
             state.reports.clone(),
@@ -627,7 +634,7 @@ async fn caller_ctx(req: &HttpRequest, state: &AppState, rid: &str) -> Result<Ct
             )
         })?;
     Ctx::for_caller(
-        state.db.clone(),
+        state.db.for_request(),
         caller,
         state.currency.clone(),
         state.reports.clone(),

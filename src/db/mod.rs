@@ -192,6 +192,12 @@ pub struct Db {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
     statements: StatementCounter,
+    /// A streaming replica for reads (`FUNNELGRAPH_DATABASE_READ_URL`), when configured.
+    replica: Option<r2d2::Pool<Manager>>,
+    replica_reads: Arc<AtomicU64>,
+    /// Per request: set once the request writes (or is a mutation), so that from then on its
+    /// reads see its own writes on the primary instead of a replica that may lag.
+    primary_only: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Db {
@@ -221,7 +227,59 @@ impl Db {
             pool,
             backend: target.backend(),
             statements: counter,
+            replica: None,
+            replica_reads: Arc::default(),
+            primary_only: Arc::default(),
         })
+    }
+
+    /// Sends reads to a PostgreSQL streaming replica; writes stay on this primary.
+    pub fn with_replica(mut self, target: &Target) -> Result<Db, DbError> {
+        if target.backend() != Backend::Postgres || self.backend != Backend::Postgres {
+            return Err(DbError::Migration(
+                "a read replica needs PostgreSQL for both FUNNELGRAPH_DATABASE_URL and FUNNELGRAPH_DATABASE_READ_URL".into(),
+            ));
+        }
+        let manager = Manager {
+            target: target.clone(),
+            counter: self.statements.clone(),
+        };
+        self.replica = Some(
+            r2d2::Pool::builder()
+                .max_size(self.pool.max_size())
+                .connection_timeout(Duration::from_secs(10))
+                .build(manager)?,
+        );
+        Ok(self)
+    }
+
+    /// The handle one request uses: same pools, its own read-your-writes flag.
+    pub fn for_request(&self) -> Db {
+        Db {
+            primary_only: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// From now on this request reads from the primary.
+    pub fn pin_to_primary(&self) {
+        self.primary_only.store(true, Ordering::Relaxed);
+    }
+
+    /// Reads served by the replica so far.
+    pub fn replica_reads(&self) -> u64 {
+        self.replica_reads.load(Ordering::Relaxed)
+    }
+
+    /// A connection for a read: the replica unless this request has written.
+    fn reader(&self) -> Result<PooledConnection, DbError> {
+        match &self.replica {
+            Some(replica) if !self.primary_only.load(Ordering::Relaxed) => {
+                self.replica_reads.fetch_add(1, Ordering::Relaxed);
+                Ok(replica.get()?)
+            }
+            _ => self.get(),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -275,7 +333,7 @@ impl Db {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = db.get()?;
+            let mut conn = db.reader()?;
             work(&mut conn)
         })
         .await
@@ -291,6 +349,7 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + RetryableError + Send + 'static,
     {
+        self.pin_to_primary();
         self.run(move |conn| {
             let mut attempt = 0;
             loop {

@@ -94,7 +94,7 @@ impl TestApp {
         Some(app)
     }
 
-    fn start(url: &str, backend: &'static str, env: &[(&str, &str)]) -> TestApp {
+    pub fn start(url: &str, backend: &'static str, env: &[(&str, &str)]) -> TestApp {
         let config = Config::from_lookup(|name| match name {
             "FUNNELGRAPH_DATABASE_URL" => Some(url.to_string()),
             "FUNNELGRAPH_JWT_SECRET" => Some(SECRET.to_string()),
