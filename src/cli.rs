@@ -188,7 +188,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let app_error = |e: crate::service::AppError| {
                 CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
             };
-            let db = Db::connect(&config.database)?;
+            let db = Db::connect_with(
+                &config.database,
+                std::time::Duration::from_millis(config.slow_query_ms),
+            )?;
             db.migrate()?;
             let caller = Caller {
                 sub,
