@@ -115,6 +115,8 @@ pub struct Ctx {
     pub caller: Caller,
     /// The caller's row in `users`, when there is one.
     pub user_id: Option<i64>,
+    /// That row, read once per request (so `me` costs no second query).
+    pub user: Option<std::sync::Arc<repo::users::UserRow>>,
     pub currency: String,
     /// Facts shared by reports, per data version.
     pub reports: std::sync::Arc<attribution::ReportCache>,
@@ -129,15 +131,14 @@ impl Ctx {
         reports: std::sync::Arc<attribution::ReportCache>,
     ) -> AppResult<Ctx> {
         let sub = caller.sub.clone();
-        let user_id = db
-            .run(move |conn| {
-                Ok::<_, AppError>(repo::users::by_external_id(conn, &sub)?.map(|u| u.id))
-            })
+        let user = db
+            .run(move |conn| Ok::<_, AppError>(repo::users::by_external_id(conn, &sub)?))
             .await?;
         Ok(Ctx {
             db,
             caller,
-            user_id,
+            user_id: user.as_ref().map(|u| u.id),
+            user: user.map(std::sync::Arc::new),
             currency,
             reports,
         })

@@ -67,12 +67,8 @@ pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &UserInput) -> AppR
 
 /// The caller's user row, or one made from the token when the `sub` has none yet.
 pub async fn me(ctx: &Ctx) -> AppResult<UserRow> {
-    let sub = ctx.caller.sub.clone();
     let role = ctx.caller.role;
-    let found = ctx
-        .db
-        .run(move |conn| Ok::<_, AppError>(users::by_external_id(conn, &sub)?))
-        .await?;
+    let found = ctx.user.as_deref().cloned();
     Ok(found.unwrap_or_else(|| UserRow {
         id: 0,
         external_id: ctx.caller.sub.clone(),
