@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BIN="${1:-target/debug/funnelgraph}"
 [ -x "$BIN" ] || cargo build --quiet --bin funnelgraph
 WORK="$(mktemp -d)"
-trap 'kill "${PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap '[ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 # The suite itself, pinned, installed once per run into a scratch directory.
 (cd "$WORK" && npm init -y >/dev/null 2>&1 && npm install --silent --no-audit --no-fund graphql-http@1.23.1 graphql@16 >/dev/null)
 cp scripts/graphql-http-audit.mjs "$WORK/"

@@ -16,7 +16,7 @@ BIN=target/release/funnelgraph
 WORK="$(mktemp -d)"
 DB="fg_http_$$"
 cleanup() {
-    kill "${PID:-0}" "${PGL:-0}" 2>/dev/null || true
+    for pid in "${PID:-}" "${PGL:-}"; do [ -n "$pid" ] && [ "$pid" != 0 ] && kill "$pid" 2>/dev/null; done; true
     psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -75,7 +75,7 @@ echo "== wrk -t2 -c$CONNS -d${DURATION}s, loopback, release build, PostgreSQL, s
 run "GET /health (plain actix route, ceiling)" -s "$WORK/plain.lua" "http://127.0.0.1:$PORT/health"
 run "funnelgraph { me { id } } with JWT" -s "$WORK/me.lua" "http://127.0.0.1:$PORT/graphql"
 run "funnelgraph campaign(externalId:) with JWT" -s "$WORK/campaign.lua" "http://127.0.0.1:$PORT/graphql"
-kill "$PID"; PID=0
+kill "$PID"; PID=
 
 if command -v npx >/dev/null 2>&1; then
     PGLDIR="${PGL_DIR:-$WORK/pgl}"

@@ -15,8 +15,7 @@ BIN=target/release/funnelgraph
 WORK="$(mktemp -d)"
 PGDB="fg_load_$$"
 cleanup() {
-    kill "${PID:-0}" 2>/dev/null || true
-    kill "${SAMPLER:-0}" 2>/dev/null || true
+    for pid in "${PID:-}" "${SAMPLER:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done; true
     [ "$BACKEND" = postgres ] && psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" postgres >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
