@@ -145,6 +145,29 @@ pub async fn run(
         timed.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     out.push(line("leakage", timed));
+    // Finance's report: every marketer's statement for the period (attribution of their
+    // campaigns under their plan's model, qualified leads, bonuses, cap, clawbacks).
+    let ctx = Ctx::for_caller(
+        db.clone(),
+        caller.clone(),
+        currency.into(),
+        Arc::new(ReportCache::default()),
+    )
+    .await?;
+    let t = Instant::now();
+    let statements = crate::service::compensation::statements(&ctx, period).await?;
+    let cold = t.elapsed().as_secs_f64() * 1000.0;
+    out.push(format!(
+        "{:<34} cold {cold:>9.1} ms",
+        format!("statements ({} marketers)", statements.len())
+    ));
+    let mut timed = Vec::new();
+    for _ in 0..iterations.max(1) {
+        let t = Instant::now();
+        crate::service::compensation::statements(&ctx, period).await?;
+        timed.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    out.push(line("  statements", timed));
     Ok(out)
 }
 
