@@ -32,12 +32,18 @@ fn line(name: &str, mut warm: Vec<f64>) -> String {
 }
 
 /// Runs the benchmark and returns its report, one line per report.
+/// The report families `--only` can pick: attribution, roi, handoff (funnel and leakage),
+/// statements. None picked: all.
+pub const SECTIONS: [&str; 4] = ["attribution", "roi", "handoff", "statements"];
+
 pub async fn run(
     db: &Db,
     currency: &str,
     period: Period,
     iterations: usize,
+    only: &[String],
 ) -> AppResult<Vec<String>> {
+    let wants = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
     let caller = Caller {
         sub: "bench".into(),
         role: Role::Admin,
@@ -57,7 +63,7 @@ pub async fn run(
         LeadStage::Opportunity,
         LeadStage::Won,
     ];
-    for stage in stages {
+    for stage in stages.into_iter().filter(|_| wants("attribution")) {
         // Cold: a fresh cache, so the stage's facts are read from the database once; every
         // model then shares them (a dashboard asking for all eight pays the read once).
         let ctx = Ctx::for_caller(
@@ -99,7 +105,10 @@ pub async fn run(
     for model in [
         crate::domain::attribution::Model::WShaped,
         crate::domain::attribution::Model::Markov,
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| wants("roi"))
+    {
         let ctx = Ctx::for_caller(
             db.clone(),
             caller.clone(),
@@ -122,7 +131,24 @@ pub async fn run(
         }
         out.push(line(&format!("  campaignRoi {}", model.as_str()), warm));
     }
-    // The hand-off reports.
+    if wants("handoff") {
+        handoff(db, currency, period, iterations, &caller, &mut out).await?;
+    }
+    if wants("statements") {
+        statements(db, currency, period, iterations, &caller, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// Funnel and leakage, the hand-off reports.
+async fn handoff(
+    db: &Db,
+    currency: &str,
+    period: Period,
+    iterations: usize,
+    caller: &Caller,
+    out: &mut Vec<String>,
+) -> AppResult<()> {
     let ctx = Ctx::for_caller(
         db.clone(),
         caller.clone(),
@@ -145,8 +171,19 @@ pub async fn run(
         timed.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     out.push(line("leakage", timed));
-    // Finance's report: every marketer's statement for the period (attribution of their
-    // campaigns under their plan's model, qualified leads, bonuses, cap, clawbacks).
+    Ok(())
+}
+
+/// Finance's report: every marketer's statement for the period (attribution of their
+/// campaigns under their plan's model, qualified leads, bonuses, cap, clawbacks).
+async fn statements(
+    db: &Db,
+    currency: &str,
+    period: Period,
+    iterations: usize,
+    caller: &Caller,
+    out: &mut Vec<String>,
+) -> AppResult<()> {
     let ctx = Ctx::for_caller(
         db.clone(),
         caller.clone(),
@@ -168,7 +205,7 @@ pub async fn run(
         timed.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     out.push(line("  statements", timed));
-    Ok(out)
+    Ok(())
 }
 
 /// Times a scoring-rule change, which re-scores every lead in one pass. It writes: run it on

@@ -76,6 +76,9 @@ pub enum Command {
         /// Also time a scoring-rule change (it writes a rule and re-scores every lead).
         #[arg(long)]
         rescore: bool,
+        /// Only these report families (attribution, roi, handoff, statements); all by default.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -250,7 +253,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             to,
             iterations,
             rescore,
+            only,
         } => {
+            if let Some(bad) = only
+                .iter()
+                .find(|o| !crate::bench::SECTIONS.contains(&o.as_str()))
+            {
+                return Err(CliError::Usage(format!(
+                    "--only {bad}: one of {}",
+                    crate::bench::SECTIONS.join(", ")
+                )));
+            }
             let day = |s: &str| {
                 chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
                     .map_err(|_| CliError::Usage(format!("{s} is not a date")))
@@ -259,7 +272,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Usage(e.to_string()))?;
             let db = Db::connect(&config.database)?;
             db.migrate()?;
-            let lines = crate::bench::run(&db, &config.currency, period, iterations)
+            let lines = crate::bench::run(&db, &config.currency, period, iterations, &only)
                 .await
                 .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))?;
             for line in lines {
