@@ -82,6 +82,8 @@ pub struct Summary {
     pub opportunities: usize,
     pub won: usize,
     pub revenue_events: usize,
+    /// Compensation plans (every marketer is assigned one).
+    pub plans: usize,
     pub seconds: f64,
 }
 
@@ -97,9 +99,9 @@ impl std::fmt::Display for Summary {
             + self.revenue_events;
         write!(
             f,
-            "generated {} users, {} campaigns, {} costs, {} leads, {} touchpoints, {} stage moves, {} opportunities ({} won), {} revenue events: {} rows in {:.1} s ({:.0} rows/s)",
+            "generated {} users, {} campaigns, {} costs, {} leads, {} touchpoints, {} stage moves, {} opportunities ({} won), {} revenue events, {} compensation plans: {} rows in {:.1} s ({:.0} rows/s)",
             self.users, self.campaigns, self.costs, self.leads, self.touchpoints, self.transitions, self.opportunities,
-            self.won, self.revenue_events, rows, self.seconds, rows as f64 / self.seconds.max(1e-9)
+            self.won, self.revenue_events, self.plans, rows, self.seconds, rows as f64 / self.seconds.max(1e-9)
         )
     }
 }
@@ -272,6 +274,63 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
         lead_id = upto + 1;
     }
     bulk::fix_sequences(conn, db.backend())?;
+    // Compensation: three plans over the attribution models finance uses, every marketer on
+    // one of them for the whole range, so statements have real work at every scale.
+    let plans = [
+        (
+            "plan-linear",
+            "Linear 5%",
+            "LINEAR",
+            "0.05",
+            None,
+            None,
+            2_500,
+            None,
+        ),
+        (
+            "plan-wshaped",
+            "W-shaped 4% with accelerator",
+            "W_SHAPED",
+            "0.04",
+            Some(50_000_000),
+            Some("0.06"),
+            1_000,
+            None,
+        ),
+        (
+            "plan-position",
+            "Position-based 6%, capped",
+            "POSITION_BASED",
+            "0.06",
+            None,
+            None,
+            0,
+            Some(2_000_000),
+        ),
+    ];
+    let mut plan_ids = Vec::new();
+    for (ext, name, model, rate, quota, accelerator, bonus, cap) in plans {
+        plan_ids.push(crate::repo::compensation::insert_plan(
+            conn,
+            &crate::repo::compensation::PlanValues {
+                external_id: ext,
+                name,
+                model,
+                revenue_rate: rate,
+                quota_cents: quota,
+                accelerator_rate: accelerator,
+                qualified_lead_bonus_cents: bonus,
+                cap_cents: cap,
+                clawback_days: 90,
+            },
+        )?);
+    }
+    let from = start.date_naive();
+    for m in 0..marketers as i64 {
+        let plan = plan_ids[(m as usize) % plan_ids.len()];
+        crate::repo::compensation::assign(conn, first_marketer + m, plan, from)?;
+    }
+    summary.plans = plan_ids.len();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
