@@ -225,12 +225,40 @@ pub async fn assign_plan(
         .await
 }
 
+/// The facts every marketer's statement of a period shares: read once for all of them
+/// (reading them per marketer made 40 statements at 1M leads take 70 s).
+pub struct SharedFacts {
+    won: crate::domain::report::StageFacts,
+    sal: crate::domain::report::StageFacts,
+}
+
+impl SharedFacts {
+    pub fn load(conn: &mut AnyConnection, period: Period) -> AppResult<SharedFacts> {
+        Ok(SharedFacts {
+            won: load_facts(conn, LeadStage::Won, period, 365)?,
+            sal: load_facts(conn, LeadStage::Sal, period, 365)?,
+        })
+    }
+}
+
 /// Computes a marketer's statement for a period from the data as it is now.
 pub fn compute(
     conn: &mut AnyConnection,
     user: &UserRow,
     period: Period,
     currency: &str,
+) -> AppResult<StatementRecord> {
+    let shared = SharedFacts::load(conn, period)?;
+    compute_with(conn, user, period, currency, &shared)
+}
+
+/// [`compute`] over facts already read.
+pub fn compute_with(
+    conn: &mut AnyConnection,
+    user: &UserRow,
+    period: Period,
+    currency: &str,
+    shared: &SharedFacts,
 ) -> AppResult<StatementRecord> {
     let plan: PlanRecord = repo::plan_in_effect(conn, user.id, period.from)?
         .ok_or_else(|| {
@@ -256,7 +284,7 @@ pub fn compute(
             }
         };
     // Commission and clawback: each revenue event booked in the period, split as its deal closed.
-    let won = load_facts(conn, LeadStage::Won, period, 365)?;
+    let won = &shared.won;
     let won_effects = effects_for(conn, LeadStage::Won)?;
     let revenue: HashMap<i64, _> = reports::revenue_booked_between(conn, period.from, period.to)?
         .into_iter()
@@ -306,7 +334,7 @@ pub fn compute(
         }
     }
     // Lead bonus: the SAL conversions of the period credited to the marketer's campaigns.
-    let mut sal = load_facts(conn, LeadStage::Sal, period, 365)?;
+    let mut sal = shared.sal.clone();
     sal.removal_effects = effects_for(conn, LeadStage::Sal)?;
     let infos: HashMap<i64, CampaignInfo> = owned
         .iter()
@@ -447,9 +475,10 @@ fn payable(
     user_ids.sort_unstable();
     let mut users: Vec<UserRow> = users::by_ids(conn, &user_ids)?.into_values().collect();
     users.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    let shared = SharedFacts::load(conn, period)?;
     users
         .iter()
-        .map(|u| compute(conn, u, period, currency))
+        .map(|u| compute_with(conn, u, period, currency, &shared))
         .collect()
 }
 
