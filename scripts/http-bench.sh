@@ -31,7 +31,12 @@ export FUNNELGRAPH_BIND="127.0.0.1:$PORT"
 "$BIN" serve >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-TOKEN=$("$BIN" token --sub a0 --role ANALYST --ttl 7200)
+# "ana" is the generated analyst: a caller with a user row, as in production.
+TOKEN=$("$BIN" token --sub ana --role ANALYST --ttl 7200)
+# The lookup must find a campaign (a miss would measure a cheaper query on both sides).
+FOUND=$(curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"query":"{ campaign(externalId: \"c0007\") { id } }"}' "http://127.0.0.1:$PORT/graphql")
+case "$FOUND" in *'"id"'*) ;; *) echo "the benchmarked campaign c0007 is missing: $FOUND" >&2; exit 1 ;; esac
 
 post_script() { # $1 = file, $2 = JSON body, $3 = auth header or empty
     cat >"$1" <<LUA
@@ -67,8 +72,8 @@ function done(summary, latency, requests)
 end
 LUA
 post_script "$WORK/me.lua" '{"query":"{ me { id } }"}' "Bearer $TOKEN"
-post_script "$WORK/campaign.lua" '{"query":"{ campaign(externalId: \\"c0042\\") { id name channel } }"}' "Bearer $TOKEN"
-post_script "$WORK/pgl.lua" '{"query":"{ campaignByExternalId(externalId: \\"c0042\\") { id name channel } }"}' ""
+post_script "$WORK/campaign.lua" '{"query":"{ campaign(externalId: \\"c0007\\") { id name channel } }"}' "Bearer $TOKEN"
+post_script "$WORK/pgl.lua" '{"query":"{ campaignByExternalId(externalId: \\"c0007\\") { id name channel } }"}' ""
 
 
 echo "== wrk -t2 -c$CONNS -d${DURATION}s, loopback, release build, PostgreSQL, small company"

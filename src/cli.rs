@@ -148,6 +148,9 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         metrics: Default::default(),
         request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
         reports: Default::default(),
+        users: std::sync::Arc::new(crate::service::users::UserCache::new(
+            std::time::Duration::from_millis(config.user_cache_ms),
+        )),
     })
 }
 

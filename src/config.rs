@@ -40,6 +40,9 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Statements slower than this many milliseconds are logged (`FUNNELGRAPH_SLOW_QUERY_MS`).
     pub slow_query_ms: u64,
+    /// Milliseconds a caller's user row is reused (`FUNNELGRAPH_USER_CACHE_MS`, default 1000;
+    /// 0 reads it on every request).
+    pub user_cache_ms: u64,
     pub currency: String,
 }
 
@@ -97,6 +100,13 @@ impl Config {
                 reason: format!("expected a number of milliseconds, got {v}"),
             })?,
         };
+        let user_cache_ms = match get("FUNNELGRAPH_USER_CACHE_MS") {
+            None => 1_000,
+            Some(v) => v.parse().map_err(|_| ConfigError {
+                name: "FUNNELGRAPH_USER_CACHE_MS",
+                reason: format!("expected a number of milliseconds, got {v}"),
+            })?,
+        };
         let currency = get("FUNNELGRAPH_CURRENCY").unwrap_or_else(|| "USD".into());
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(ConfigError {
@@ -117,6 +127,7 @@ impl Config {
             max_body_bytes,
             request_timeout_ms,
             slow_query_ms,
+            user_cache_ms,
             currency,
         })
     }

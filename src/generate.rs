@@ -62,6 +62,30 @@ const CHANNELS: [&str; 8] = [
     "partner",
     "direct_mail",
 ];
+/// Behaviour scoring rules the data set is scored with: (externalId, touch kind, points,
+/// maxPoints). Together they give at most 65 points, under the default MQL threshold of 100,
+/// so the generated journeys stay as generated and every stored score is what the rules say.
+const RULES: [(&str, &str, i32, i32); 3] = [
+    ("gen-webinar", "webinar_attended", 10, 30),
+    ("gen-content", "content_download", 5, 15),
+    ("gen-event", "event_visit", 10, 20),
+];
+
+/// A lead's score under [`RULES`] from the kinds of its touches.
+fn score_of<'a>(kinds: impl Iterator<Item = &'a str>) -> i32 {
+    let mut counts = [0i32; RULES.len()];
+    for kind in kinds {
+        if let Some(i) = RULES.iter().position(|r| r.1 == kind) {
+            counts[i] += 1;
+        }
+    }
+    RULES
+        .iter()
+        .zip(counts)
+        .map(|((_, _, points, max), n)| (points * n).min(*max))
+        .sum()
+}
+
 const KINDS: [&str; 6] = [
     "form_fill",
     "email_click",
@@ -84,6 +108,8 @@ pub struct Summary {
     pub revenue_events: usize,
     /// Compensation plans (every marketer is assigned one).
     pub plans: usize,
+    /// Scoring rules (every lead's score is computed with them).
+    pub rules: usize,
     pub seconds: f64,
 }
 
@@ -99,9 +125,9 @@ impl std::fmt::Display for Summary {
             + self.revenue_events;
         write!(
             f,
-            "generated {} users, {} campaigns, {} costs, {} leads, {} touchpoints, {} stage moves, {} opportunities ({} won), {} revenue events, {} compensation plans: {} rows in {:.1} s ({:.0} rows/s)",
+            "generated {} users, {} campaigns, {} costs, {} leads, {} touchpoints, {} stage moves, {} opportunities ({} won), {} revenue events, {} compensation plans, {} scoring rules: {} rows in {:.1} s ({:.0} rows/s)",
             self.users, self.campaigns, self.costs, self.leads, self.touchpoints, self.transitions, self.opportunities,
-            self.won, self.revenue_events, self.plans, rows, self.seconds, rows as f64 / self.seconds.max(1e-9)
+            self.won, self.revenue_events, self.plans, self.rules, rows, self.seconds, rows as f64 / self.seconds.max(1e-9)
         )
     }
 }
@@ -216,8 +242,26 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
         bulk::users(conn, &users)?;
         bulk::campaigns(conn, &campaigns)?;
         bulk::costs(conn, &costs)?;
+        for (external_id, kind, points, max) in RULES {
+            crate::repo::scoring::insert(
+                conn,
+                &crate::repo::scoring::RuleValues {
+                    external_id,
+                    name: &format!("Behaviour: {kind}"),
+                    kind: "BEHAVIOR",
+                    field: None,
+                    operator: None,
+                    value: None,
+                    touch_kind: Some(kind),
+                    points,
+                    max_points: Some(max),
+                    active: true,
+                },
+            )?;
+        }
         Ok(())
     })?;
+    summary.rules = RULES.len();
     summary.users = users.len();
     summary.campaigns = campaigns.len();
     summary.costs = costs.len();
@@ -331,6 +375,11 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
         crate::repo::compensation::assign(conn, first_marketer + m, plan, from)?;
     }
     summary.plans = plan_ids.len();
+    // Planner statistics for what was just written, as after any bulk load: without them
+    // PostgreSQL (whose autovacuum may be off, or not yet round) plans the reports' range
+    // scans from guesses, and SQLite has no sqlite_stat1 at all.
+    progress("analyze");
+    diesel::RunQueryDsl::execute(diesel::sql_query("ANALYZE"), conn)?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -354,6 +403,7 @@ fn journey(
     let n = campaigns.len() as u64;
     let mut at = created;
     let mut source = None;
+    let first_touch = chunk.touchpoints.len();
     let touches = 1 + rng.below(9);
     for k in 0..touches {
         let skewed = (rng.below(n) * rng.below(n)) / n;
@@ -513,7 +563,11 @@ fn journey(
         company: Some(format!("Company {}", lead_id % 5_000)),
         title: None,
         stage: stage.as_str().into(),
-        score: 0,
+        score: score_of(
+            chunk.touchpoints[first_touch..]
+                .iter()
+                .map(|t| t.kind.as_str()),
+        ),
         owner_id: owner,
         created_at: t(created),
         mql_at: reach[1],

@@ -29,6 +29,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub reports: std::sync::Arc<crate::service::attribution::ReportCache>,
+    /// Callers' user rows, reused for a moment.
+    pub users: std::sync::Arc<crate::service::users::UserCache>,
 }
 
 /// Binds the routes to `listener` and returns the running server (await it, or hand it to
@@ -471,11 +473,12 @@ async fn execute(
         if operation == Some(OperationType::Mutation) {
             db.pin_to_primary();
         }
-        let ctx = match Ctx::for_caller(
+        let ctx = match Ctx::for_caller_cached(
             db,
             caller,
             state.currency.clone(),
             state.reports.clone(),
+            Some(state.users.clone()),
         )
         .await
         {
@@ -633,11 +636,12 @@ async fn caller_ctx(req: &HttpRequest, state: &AppState, rid: &str) -> Result<Ct
                 rid,
             )
         })?;
-    Ctx::for_caller(
+    Ctx::for_caller_cached(
         state.db.for_request(),
         caller,
         state.currency.clone(),
         state.reports.clone(),
+        Some(state.users.clone()),
     )
     .await
     .map_err(|e| app_error_response(&e, rid))

@@ -141,6 +141,17 @@ both_databases! {
         assert_eq!(forbidden_paths(&v), vec!["lead.owner"]);
         let v = as_user(app, "newcomer", Role::Finance, "{ me { externalId name role email } }");
         assert_eq!(v["data"]["me"], json!({ "externalId": "newcomer", "name": "newcomer", "role": "FINANCE", "email": null }));
+        // The caller's row is reused between requests for a moment, but a change made through
+        // this server shows at once, and a newcomer who gets a row is known from then on.
+        let me = "{ me { externalId name email } }";
+        assert_eq!(as_user(app, "m1", Role::Marketer, me)["data"]["me"]["name"], "User m1");
+        app.ok(
+            "mutation($i: UserInput!) { upsertUser(input: $i) { id } }",
+            json!({ "i": { "externalId": "m1", "name": "Mara", "email": "mara@corp.test", "role": "MARKETER" } }),
+        );
+        assert_eq!(as_user(app, "m1", Role::Marketer, me)["data"]["me"], json!({ "externalId": "m1", "name": "Mara", "email": "mara@corp.test" }));
+        user(app, "newcomer", "FINANCE");
+        assert_eq!(as_user(app, "newcomer", Role::Finance, me)["data"]["me"]["name"], "User newcomer");
     }
 
     fn each_mutation_is_refused_to_the_roles_the_table_does_not_name(app) {

@@ -125,6 +125,12 @@ both_databases! {
 
     fn a_marketer_sees_only_their_rows_and_the_company_totals(app) {
         company(app);
+        // Built reports are shared between requests: an admin's, asked first, must not be
+        // what a marketer then gets, nor one marketer's what another gets.
+        let all = app.ok(REPORT, json!({ "m": "LINEAR", "s": "WON", "g": "CAMPAIGN" }));
+        assert!(all["attribution"]["rows"].as_array().unwrap().len() > 1);
+        let v = app.gql_with(&app.token("m1", Role::Marketer), REPORT, json!({ "m": "LINEAR", "s": "WON", "g": "CAMPAIGN" }));
+        assert!(v["data"]["attribution"]["rows"].as_array().unwrap().iter().all(|r| r["key"] != "c2"));
         let v = app.gql_with(&app.token("m2", Role::Marketer), REPORT, json!({ "m": "LINEAR", "s": "WON", "g": "CAMPAIGN" }));
         let r = &v["data"]["attribution"];
         assert_eq!(r["rows"].as_array().unwrap().len(), 1);

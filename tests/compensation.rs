@@ -93,6 +93,18 @@ both_databases! {
         assert_eq!(line["basis"]["amount"], "1.25");
         assert_eq!(line["rate"], "0.02");
         assert!(line["description"].as_str().unwrap().contains("R1"));
+        // What statements share is kept per data version: new revenue shows at once, in one
+        // marketer's statement and in the export of all of them.
+        revenue(app, "R3", "O1", "2.00", "2026-03-03");
+        let s = statement(app);
+        assert_eq!(s["attributedRevenue"]["amount"], "5.00");
+        assert_eq!(s["total"]["amount"], "0.10");
+        let (status, csv) = app.get_with_auth("/export/statements.csv?from=2026-01-01&to=2026-07-01", &app.token("fin", Role::Finance));
+        assert_eq!(status, 200, "{csv}");
+        assert_eq!(csv.lines().count(), 4, "three commission lines: {csv}");
+        revenue(app, "R4", "O1", "4.00", "2026-03-04");
+        let (_, csv) = app.get_with_auth("/export/statements.csv?from=2026-01-01&to=2026-07-01", &app.token("fin", Role::Finance));
+        assert!(csv.lines().any(|l| l.contains(",COMMISSION,c1,O1,4.00,0.02,0.08,USD,")), "{csv}");
     }
 
     fn the_accelerator_pays_above_a_quota_crossed_inside_the_period(app) {

@@ -154,6 +154,11 @@ both_databases! {
         let mine = app.gql_with(&app.token("m1", Role::Marketer), q, json!({}));
         assert_eq!(mine["data"]["funnel"]["cohortSize"], 3, "a marketer's funnel covers the leads their campaigns sourced");
         assert_eq!(code(&app.gql_with(&app.token("s", Role::SalesRep), q, json!({}))), "FORBIDDEN");
+        // The cohort is shared between requests per data version: a write shows at once.
+        move_lead(app, "D", "SQL", "2026-01-16T00:00:00Z");
+        let f = &app.ok(q, json!({}))["funnel"];
+        let entered: Vec<i64> = f["stages"].as_array().unwrap().iter().map(|s| s["entered"].as_i64().unwrap()).collect();
+        assert_eq!(entered, vec![4, 3, 2, 2, 0, 0], "D reached SQL");
     }
 
     fn leakage_counts_decisions_against_the_sla_and_prices_the_leak(app) {
@@ -200,6 +205,10 @@ both_databases! {
         // A sales rep sees the leakage of their own leads only (none here).
         let v = app.gql_with(&app.token("s1", Role::SalesRep), q, json!({ "a": "2026-07-01T00:00:00Z" }));
         assert_eq!(v["data"]["leakage"]["mqls"], 0);
+        // MQLs are shared between requests per data version: a decision shows at once.
+        move_lead(app, "C", "SAL", "2026-01-20T00:00:00Z");
+        let l = &app.ok(q, json!({ "a": "2026-07-01T00:00:00Z" }))["leakage"];
+        assert_eq!((l["decidedLate"].clone(), l["undecided"].clone(), l["leaked"].clone()), (json!(2), json!(1), json!(3)));
     }
 
     fn calibration_compares_win_rates_of_matched_and_unmatched_leads(app) {

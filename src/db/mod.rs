@@ -198,6 +198,10 @@ pub struct Db {
     /// Per request: set once the request writes (or is a mutation), so that from then on its
     /// reads see its own writes on the primary instead of a replica that may lag.
     primary_only: Arc<std::sync::atomic::AtomicBool>,
+    /// One permit per pooled connection: work beyond what the pools can serve waits here,
+    /// as a parked future, instead of as a blocking thread parked on the pool (under load
+    /// that piled up dozens of threads on two cores and stalled statements for 0.5 s).
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl Db {
@@ -233,6 +237,7 @@ impl Db {
             replica: None,
             replica_reads: Arc::default(),
             primary_only: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(size as usize)),
         })
     }
 
@@ -254,6 +259,7 @@ impl Db {
                 .test_on_check_out(false)
                 .build(manager)?,
         );
+        self.gate.add_permits(self.pool.max_size() as usize);
         Ok(self)
     }
 
@@ -335,7 +341,15 @@ impl Db {
         // The request's span follows the work onto the blocking thread, so what the database
         // layer logs (slow statements, retries) carries the request id.
         let span = tracing::Span::current();
+        let permit = self
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| E::from(DbError::Join(e.to_string())))?;
         tokio::task::spawn_blocking(move || {
+            // Held until the work is done, even when the request stopped waiting for it.
+            let _permit = permit;
             let _entered = span.enter();
             let mut conn = db.reader()?;
             work(&mut conn)

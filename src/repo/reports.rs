@@ -5,7 +5,6 @@ use diesel::prelude::*;
 
 use crate::db::schema::{leads, opportunities, revenue_events, touchpoints};
 use crate::db::AnyConnection;
-use crate::repo::leads::TouchpointRow;
 use crate::repo::opportunities::{OpportunityRow, RevenueRow};
 
 /// (lead id, first reach of funnel rank `rank`: 0 = INQUIRY (createdAt) … 5 = WON) for the
@@ -61,17 +60,35 @@ pub fn reach(
         .collect())
 }
 
-/// Touchpoints that occurred in `[from, to)`.
-pub fn touchpoints_between(
+/// Of the touchpoints in `[from, to)`, only what a MARKOV path needs: (lead, campaign, time,
+/// externalId for ties). A quarter of a large company holds millions of them; whole rows
+/// would more than double the memory. Read a month at a time, so the driver's buffer of a
+/// result (libpq keeps a whole result before the first row is decoded) holds one month, not
+/// the window.
+pub fn touch_campaigns_between(
     conn: &mut AnyConnection,
     from: NaiveDateTime,
     to: NaiveDateTime,
-) -> QueryResult<Vec<TouchpointRow>> {
-    touchpoints::table
-        .filter(touchpoints::occurred_at.ge(from))
-        .filter(touchpoints::occurred_at.lt(to))
-        .select(TouchpointRow::as_select())
-        .load(conn)
+) -> QueryResult<Vec<(i64, i64, NaiveDateTime, String)>> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < to {
+        let end = (start + chrono::Duration::days(31)).min(to);
+        out.extend(
+            touchpoints::table
+                .filter(touchpoints::occurred_at.ge(start))
+                .filter(touchpoints::occurred_at.lt(end))
+                .select((
+                    touchpoints::lead_id,
+                    touchpoints::campaign_id,
+                    touchpoints::occurred_at,
+                    touchpoints::external_id,
+                ))
+                .load::<(i64, i64, NaiveDateTime, String)>(conn)?,
+        );
+        start = end;
+    }
+    Ok(out)
 }
 
 pub fn opportunities_created_between(

@@ -44,13 +44,81 @@ struct FactsKey {
     markov: bool,
 }
 
+/// A built report: its query at a data version, for a caller who sees all campaigns (`own`
+/// None) or the campaigns of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct BuiltKey {
+    version: i64,
+    model: Model,
+    stage: LeadStage,
+    period: Period,
+    grouping: Grouping,
+    half_life_bits: u64,
+    lookback_days: i64,
+    own: Option<Option<i64>>,
+}
+
 /// Facts of recent reports, keyed by the data version they were read at; a write makes a new
 /// version, so a cached entry is never stale.
 #[derive(Default)]
 pub struct ReportCache {
     facts: Mutex<HashMap<FactsKey, Arc<StageFacts>>>,
+    /// Reports built from those facts.
+    built: Mutex<HashMap<BuiltKey, Arc<Report>>>,
+    /// What the funnel of a period reads (its cohort, compact), per data version.
+    pub(crate) cohorts: Versioned<super::funnel::CohortInputs>,
+    /// What leakage of a period reads (its MQLs and their first decisions), per data version.
+    pub(crate) mqls: Versioned<super::funnel::MqlInputs>,
+    /// What every marketer's statement of a period shares, per data version.
+    pub(crate) statements: Versioned<super::compensation::SharedFacts>,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
+}
+
+/// Values read for a period at a data version; entries of older versions are dropped as soon
+/// as a newer one is stored, so nothing stale is ever served.
+pub struct Versioned<V> {
+    map: Mutex<HashMap<(i64, Period), Arc<V>>>,
+}
+
+impl<V> Default for Versioned<V> {
+    fn default() -> Self {
+        Versioned {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V> Versioned<V> {
+    const CAPACITY: usize = 8;
+
+    /// The value for (version, period), loaded by `load` when it is not cached; whether it
+    /// was cached is counted in `cache`'s hits and misses.
+    pub(crate) fn get_or_load(
+        &self,
+        cache: &ReportCache,
+        version: i64,
+        period: Period,
+        load: impl FnOnce() -> AppResult<V>,
+    ) -> AppResult<Arc<V>> {
+        let found = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(version, period)).cloned());
+        if let Some(found) = cache.count(found) {
+            return Ok(found);
+        }
+        let loaded = Arc::new(load()?);
+        if let Ok(mut map) = self.map.lock() {
+            map.retain(|(v, _), _| *v >= version);
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert((version, period), loaded.clone());
+        }
+        Ok(loaded)
+    }
 }
 
 impl ReportCache {
@@ -62,8 +130,8 @@ impl ReportCache {
         (self.hits.load(Relaxed), self.misses.load(Relaxed))
     }
 
-    fn get(&self, key: &FactsKey) -> Option<Arc<StageFacts>> {
-        let found = self.facts.lock().ok()?.get(key).cloned();
+    /// Counts a lookup of any of the caches as a hit or a miss.
+    fn count<T>(&self, found: Option<T>) -> Option<T> {
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -71,6 +139,11 @@ impl ReportCache {
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         found
+    }
+
+    fn get(&self, key: &FactsKey) -> Option<Arc<StageFacts>> {
+        let found = self.facts.lock().ok()?.get(key).cloned();
+        self.count(found)
     }
 
     fn put(&self, key: FactsKey, facts: Arc<StageFacts>) {
@@ -83,10 +156,19 @@ impl ReportCache {
         }
     }
 
-    /// (hits, misses) so far.
-    pub fn stats(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    fn built(&self, key: &BuiltKey) -> Option<Arc<Report>> {
+        let found = self.built.lock().ok()?.get(key).cloned();
+        self.count(found)
+    }
+
+    fn keep_built(&self, key: BuiltKey, report: Arc<Report>) {
+        if let Ok(mut map) = self.built.lock() {
+            map.retain(|k, _| k.version >= key.version);
+            if map.len() >= 4 * Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(key, report);
+        }
     }
 }
 
@@ -323,33 +405,32 @@ pub(crate) fn markov_paths(
     lookback: i64,
 ) -> AppResult<Vec<Path>> {
     let start = period.start() - Duration::days(lookback);
-    let window = reports::touchpoints_between(conn, start.naive_utc(), period.end().naive_utc())?;
-    let mut by_lead: HashMap<i64, Vec<Touch>> = HashMap::new();
-    for t in &window {
-        by_lead.entry(t.lead_id).or_default().push(to_touch(t));
-    }
-    let ids: Vec<i64> = by_lead.keys().copied().collect();
+    let mut window =
+        reports::touch_campaigns_between(conn, start.naive_utc(), period.end().naive_utc())?;
+    // By lead, then in touch order (time, then externalId: SPEC §4).
+    window.sort_unstable_by(|a, b| (a.0, a.2, &a.3).cmp(&(b.0, b.2, &b.3)));
+    let mut ids: Vec<i64> = window.iter().map(|t| t.0).collect();
+    ids.dedup();
     let reached = first_reach_of(conn, stage, None, Some(&ids))?;
-    let mut leads: Vec<i64> = ids;
-    leads.sort_unstable();
     let mut paths = Vec::new();
-    for id in leads {
-        let Some(touches) = by_lead.get_mut(&id) else {
-            continue;
-        };
-        sort_touches(touches);
+    for touches in window.chunk_by(|a, b| a.0 == b.0) {
+        let id = touches[0].0;
         let path = match reached.get(&id) {
             Some(t) if *t < period.start() => continue,
-            Some(t) if period.holds(*t) => Path {
-                campaigns: collapse(
-                    eligible(touches, *t, lookback)
-                        .iter()
-                        .map(|x| x.campaign_id),
-                ),
-                converted: true,
-            },
+            Some(t) if period.holds(*t) => {
+                let (from, until) = ((*t - Duration::days(lookback)).naive_utc(), t.naive_utc());
+                Path {
+                    campaigns: collapse(
+                        touches
+                            .iter()
+                            .filter(|x| x.2 >= from && x.2 <= until)
+                            .map(|x| x.1),
+                    ),
+                    converted: true,
+                }
+            }
             _ => Path {
-                campaigns: collapse(touches.iter().map(|x| x.campaign_id)),
+                campaigns: collapse(touches.iter().map(|x| x.1)),
                 converted: false,
             },
         };
@@ -366,7 +447,7 @@ async fn facts(
     period: Period,
     lookback: i64,
     markov: bool,
-) -> AppResult<(Arc<StageFacts>, Vec<CampaignRow>)> {
+) -> AppResult<(i64, Arc<StageFacts>, Vec<CampaignRow>)> {
     let cache = ctx.reports.clone();
     ctx.db
         .run(move |conn| {
@@ -380,7 +461,7 @@ async fn facts(
             };
             let campaigns = campaigns::all(conn)?;
             if let Some(found) = cache.get(&key) {
-                return Ok((found, campaigns));
+                return Ok((version, found, campaigns));
             }
             let plain = FactsKey {
                 markov: false,
@@ -396,7 +477,7 @@ async fn facts(
             }
             let loaded = Arc::new(loaded);
             cache.put(key, loaded.clone());
-            Ok((loaded, campaigns))
+            Ok((version, loaded, campaigns))
         })
         .await
 }
@@ -433,7 +514,7 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
     ctx.require_read(Read::Campaigns, "attribution")?;
     check_stage(query.stage)?;
     check_params(query.half_life_days, query.lookback_days)?;
-    let (facts, campaigns) = facts(
+    let (version, facts, campaigns) = facts(
         ctx,
         query.stage,
         query.period,
@@ -442,16 +523,36 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
     )
     .await?;
     let visible = visible_campaigns(ctx, &campaigns)?;
-    let report = report::build(
-        &facts,
-        query.model,
-        Params {
-            half_life_days: query.half_life_days,
-        },
-        query.grouping,
-        &infos(&campaigns),
-        |c| visible.contains(&c),
-    )?;
+    // Built reports are kept per data version and caller scope (what rows hold depends on
+    // which campaigns the caller sees): a dashboard's repeat, and campaignRoi's six stages,
+    // cost a lookup.
+    let key = BuiltKey {
+        version,
+        model: query.model,
+        stage: query.stage,
+        period: query.period,
+        grouping: query.grouping,
+        half_life_bits: query.half_life_days.to_bits(),
+        lookback_days: query.lookback_days,
+        own: (ctx.read_scope(Read::Campaigns) != Scope::All).then_some(ctx.user_id),
+    };
+    let report = match ctx.reports.built(&key) {
+        Some(found) => (*found).clone(),
+        None => {
+            let built = report::build(
+                &facts,
+                query.model,
+                Params {
+                    half_life_days: query.half_life_days,
+                },
+                query.grouping,
+                &infos(&campaigns),
+                |c| visible.contains(&c),
+            )?;
+            ctx.reports.keep_built(key, Arc::new(built.clone()));
+            built
+        }
+    };
     let by_id: HashMap<i64, CampaignRow> = campaigns.into_iter().map(|c| (c.id, c)).collect();
     let mut removal = Vec::new();
     if query.model == Model::Markov {
@@ -655,6 +756,16 @@ pub async fn campaign_roi(
             .checked_add(cents)
             .ok_or(AppError::overflow("campaign cost"))?;
     }
+    let rows_by_campaign: Vec<HashMap<i64, &report::Row>> = reports
+        .iter()
+        .map(|r| {
+            r.report
+                .rows
+                .iter()
+                .filter_map(|row| Some((row.campaign_id?, row)))
+                .collect()
+        })
+        .collect();
     let mut out = Vec::new();
     for c in campaigns {
         if !visible.contains(&c.id) {
@@ -671,13 +782,7 @@ pub async fn campaign_roi(
                 continue;
             }
         }
-        let row = |i: usize| {
-            reports[i]
-                .report
-                .rows
-                .iter()
-                .find(|r| r.campaign_id == Some(c.id))
-        };
+        let row = |i: usize| rows_by_campaign[i].get(&c.id).copied();
         let mut conversions = [0.0; 6];
         for (i, slot) in conversions.iter_mut().enumerate() {
             *slot = row(i).map(|r| r.conversions).unwrap_or(0.0);

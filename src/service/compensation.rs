@@ -226,33 +226,159 @@ pub async fn assign_plan(
 }
 
 /// The facts every marketer's statement of a period shares: read once for all of them
-/// (reading them per marketer made 40 statements at 1M leads take 70 s).
+/// (reading them per marketer made 40 statements at 1M leads take 70 s), and what each
+/// attribution model makes of them, computed once per model for every marketer on a plan with
+/// it (a marketer's share is then their campaigns' part of it).
 pub struct SharedFacts {
+    period: Period,
     won: crate::domain::report::StageFacts,
     sal: crate::domain::report::StageFacts,
+    revenue: HashMap<i64, crate::repo::opportunities::RevenueRow>,
+    opps: HashMap<i64, crate::repo::opportunities::OpportunityRow>,
+    first_positive: HashMap<i64, NaiveDate>,
+    campaigns: Vec<crate::repo::campaigns::CampaignRow>,
+    by_model: std::sync::Mutex<HashMap<Model, std::sync::Arc<ModelShares>>>,
+}
+
+/// One model's split of the period: per revenue event of `won.values`, (campaign, credit);
+/// per campaign, the SAL conversions credited to it.
+struct ModelShares {
+    won_credits: Vec<Vec<(i64, i64)>>,
+    sal_conversions: HashMap<i64, f64>,
 }
 
 impl SharedFacts {
     pub fn load(conn: &mut AnyConnection, period: Period) -> AppResult<SharedFacts> {
+        let won = load_facts(conn, LeadStage::Won, period, 365)?;
+        let sal = load_facts(conn, LeadStage::Sal, period, 365)?;
+        let revenue = reports::revenue_booked_between(conn, period.from, period.to)?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let opp_ids: Vec<i64> = won.values.iter().map(|v| v.opportunity_id).collect();
+        let opps = opportunities::by_ids(conn, &opp_ids)?;
+        let first_positive = repo::first_positive_bookings(conn, &opp_ids)?
+            .into_iter()
+            .collect();
         Ok(SharedFacts {
-            won: load_facts(conn, LeadStage::Won, period, 365)?,
-            sal: load_facts(conn, LeadStage::Sal, period, 365)?,
+            period,
+            won,
+            sal,
+            revenue,
+            opps,
+            first_positive,
+            campaigns: campaigns::all(conn)?,
+            by_model: Default::default(),
         })
+    }
+
+    /// What `model` makes of the period, computed at its first use.
+    fn shares(
+        &self,
+        conn: &mut AnyConnection,
+        model: Model,
+    ) -> AppResult<std::sync::Arc<ModelShares>> {
+        if let Some(found) = self
+            .by_model
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&model).cloned())
+        {
+            return Ok(found);
+        }
+        let effects_for =
+            |conn: &mut AnyConnection, stage: LeadStage| -> AppResult<HashMap<i64, f64>> {
+                if model == Model::Markov {
+                    Ok(removal_effects(&markov_paths(
+                        conn,
+                        stage,
+                        self.period,
+                        365,
+                    )?))
+                } else {
+                    Ok(HashMap::new())
+                }
+            };
+        let won_effects = effects_for(conn, LeadStage::Won)?;
+        let mut won_credits = Vec::with_capacity(self.won.values.len());
+        for v in &self.won.values {
+            let mut per_campaign: Vec<(i64, i64)> = Vec::new();
+            for c in report::credits(
+                model,
+                &v.conversion,
+                &v.touches,
+                Params::default(),
+                &won_effects,
+                v.amount,
+            ) {
+                match per_campaign
+                    .iter_mut()
+                    .find(|(id, _)| *id == c.touch.campaign_id)
+                {
+                    Some((_, sum)) => {
+                        *sum = sum
+                            .checked_add(c.amount)
+                            .ok_or_else(|| AppError::overflow("attributed revenue"))?
+                    }
+                    None => per_campaign.push((c.touch.campaign_id, c.amount)),
+                }
+            }
+            won_credits.push(per_campaign);
+        }
+        let sal_effects = effects_for(conn, LeadStage::Sal)?;
+        let sal_report = if model == Model::Markov {
+            let mut sal = self.sal.clone();
+            sal.removal_effects = sal_effects;
+            self.sal_report(&sal, model)?
+        } else {
+            self.sal_report(&self.sal, model)?
+        };
+        let sal_conversions = sal_report
+            .rows
+            .iter()
+            .filter_map(|r| Some((r.campaign_id?, r.conversions)))
+            .collect();
+        let shares = std::sync::Arc::new(ModelShares {
+            won_credits,
+            sal_conversions,
+        });
+        if let Ok(mut m) = self.by_model.lock() {
+            m.insert(model, shares.clone());
+        }
+        Ok(shares)
+    }
+
+    fn sal_report(
+        &self,
+        sal: &crate::domain::report::StageFacts,
+        model: Model,
+    ) -> AppResult<report::Report> {
+        let infos: HashMap<i64, CampaignInfo> = self
+            .campaigns
+            .iter()
+            .map(|c| {
+                (
+                    c.id,
+                    CampaignInfo {
+                        external_id: c.external_id.clone(),
+                        channel: String::new(),
+                    },
+                )
+            })
+            .collect();
+        Ok(report::build(
+            sal,
+            model,
+            Params::default(),
+            Grouping::Campaign,
+            &infos,
+            |_| true,
+        )?)
     }
 }
 
-/// Computes a marketer's statement for a period from the data as it is now.
-pub fn compute(
-    conn: &mut AnyConnection,
-    user: &UserRow,
-    period: Period,
-    currency: &str,
-) -> AppResult<StatementRecord> {
-    let shared = SharedFacts::load(conn, period)?;
-    compute_with(conn, user, period, currency, &shared)
-}
-
-/// [`compute`] over facts already read.
+/// Computes a marketer's statement for a period from the data as it is now, over the
+/// period's shared facts.
 pub fn compute_with(
     conn: &mut AnyConnection,
     user: &UserRow,
@@ -270,93 +396,45 @@ pub fn compute_with(
         .into();
     let model = Model::from_str(&plan.model).map_err(AppError::Internal)?;
     let terms = terms(&plan)?;
-    let owned: HashMap<i64, String> = campaigns::all(conn)?
-        .into_iter()
+    let owned: HashMap<i64, String> = shared
+        .campaigns
+        .iter()
         .filter(|c| c.owner_id == Some(user.id))
-        .map(|c| (c.id, c.external_id))
+        .map(|c| (c.id, c.external_id.clone()))
         .collect();
-    let effects_for =
-        |conn: &mut AnyConnection, stage: LeadStage| -> AppResult<HashMap<i64, f64>> {
-            if model == Model::Markov {
-                Ok(removal_effects(&markov_paths(conn, stage, period, 365)?))
-            } else {
-                Ok(HashMap::new())
-            }
-        };
+    let shares = shared.shares(conn, model)?;
     // Commission and clawback: each revenue event booked in the period, split as its deal closed.
-    let won = &shared.won;
-    let won_effects = effects_for(conn, LeadStage::Won)?;
-    let revenue: HashMap<i64, _> = reports::revenue_booked_between(conn, period.from, period.to)?
-        .into_iter()
-        .map(|r| (r.id, r))
-        .collect();
-    let opp_ids: Vec<i64> = won.values.iter().map(|v| v.opportunity_id).collect();
-    let opps = opportunities::by_ids(conn, &opp_ids)?;
-    let first_positive: HashMap<i64, NaiveDate> = repo::first_positive_bookings(conn, &opp_ids)?
-        .into_iter()
-        .collect();
+    let (revenue, opps, first_positive) = (&shared.revenue, &shared.opps, &shared.first_positive);
     let mut credits = Vec::new();
-    for v in &won.values {
+    for (v, split) in shared.won.values.iter().zip(&shares.won_credits) {
         let (Some(event), Some(opp)) = (
             revenue.get(&v.revenue_event_id),
             opps.get(&v.opportunity_id),
         ) else {
             continue;
         };
-        let mut per_campaign: HashMap<i64, i64> = HashMap::new();
-        for c in report::credits(
-            model,
-            &v.conversion,
-            &v.touches,
-            Params::default(),
-            &won_effects,
-            v.amount,
-        ) {
-            if owned.contains_key(&c.touch.campaign_id) {
-                let slot = per_campaign.entry(c.touch.campaign_id).or_insert(0);
-                *slot = slot
-                    .checked_add(c.amount)
-                    .ok_or_else(|| AppError::overflow("attributed revenue"))?;
-            }
-        }
-        for (campaign_id, credit) in per_campaign {
+        for (campaign_id, credit) in split.iter().filter(|(c, _)| owned.contains_key(c)) {
             credits.push(EventCredit {
                 booked_on: event.booked_on,
                 revenue_external_id: event.external_id.clone(),
-                campaign_external_id: owned[&campaign_id].clone(),
+                campaign_external_id: owned[campaign_id].clone(),
                 opportunity_external_id: opp.external_id.clone(),
-                campaign_id,
+                campaign_id: *campaign_id,
                 opportunity_id: opp.id,
-                credit,
+                credit: *credit,
                 refund: event.amount_cents < 0,
                 first_positive_booked_on: first_positive.get(&opp.id).copied(),
             });
         }
     }
-    // Lead bonus: the SAL conversions of the period credited to the marketer's campaigns.
-    let mut sal = shared.sal.clone();
-    sal.removal_effects = effects_for(conn, LeadStage::Sal)?;
-    let infos: HashMap<i64, CampaignInfo> = owned
+    // Lead bonus: the SAL conversions of the period credited to the marketer's campaigns, in
+    // the report's row order (by campaign externalId), as a report of them alone would sum.
+    let mut mine: Vec<(&String, f64)> = owned
         .iter()
-        .map(|(id, ext)| {
-            (
-                *id,
-                CampaignInfo {
-                    external_id: ext.clone(),
-                    channel: String::new(),
-                },
-            )
-        })
+        .filter_map(|(id, ext)| Some((ext, *shares.sal_conversions.get(id)?)))
         .collect();
-    let sal_report = report::build(
-        &sal,
-        model,
-        Params::default(),
-        Grouping::Campaign,
-        &infos,
-        |c| owned.contains_key(&c),
-    )?;
-    let qualified: f64 = sal_report.rows.iter().map(|r| r.conversions).sum();
+    mine.sort_by(|a, b| a.0.cmp(b.0));
+    let qualified: f64 = mine.iter().map(|(_, n)| n).sum();
     let statement = pay::statement(&terms, &credits, qualified, currency)?;
     let opp_ext: HashMap<i64, String> = opps
         .values()
@@ -416,6 +494,7 @@ pub async fn statement(
         _ => {}
     }
     let currency = ctx.currency.clone();
+    let cache = ctx.reports.clone();
     ctx.db
         .run(move |conn| {
             let user = users::by_external_id(conn, &user_external_id)?
@@ -430,9 +509,28 @@ pub async fn statement(
                     ))),
                 };
             }
-            compute(conn, &user, period, &currency)
+            let shared = shared_facts(conn, period, Some(&cache))?;
+            compute_with(conn, &user, period, &currency, &shared)
         })
         .await
+}
+
+/// The shared facts of a period: from the report cache at the current data version when a
+/// cache is given (reads), else read afresh (inside a write's transaction).
+fn shared_facts(
+    conn: &mut AnyConnection,
+    period: Period,
+    cache: Option<&super::attribution::ReportCache>,
+) -> AppResult<std::sync::Arc<SharedFacts>> {
+    match cache {
+        Some(cache) => {
+            let version = reports::data_version(conn)?;
+            cache
+                .statements
+                .get_or_load(cache, version, period, || SharedFacts::load(conn, period))
+        }
+        None => Ok(std::sync::Arc::new(SharedFacts::load(conn, period)?)),
+    }
 }
 
 /// Every statement of a period, as finance exports them: frozen when the period is closed.
@@ -440,6 +538,7 @@ pub async fn statements(ctx: &Ctx, period: Period) -> AppResult<Vec<StatementRec
     let scope = ctx.require_read(Read::Statements, "compensation statements")?;
     let currency = ctx.currency.clone();
     let me = ctx.caller.sub.clone();
+    let cache = ctx.reports.clone();
     let all = ctx
         .db
         .run(move |conn| {
@@ -449,7 +548,7 @@ pub async fn statements(ctx: &Ctx, period: Period) -> AppResult<Vec<StatementRec
                     .map(|b| thaw(b))
                     .collect();
             }
-            payable(conn, period, &currency)
+            payable(conn, period, &currency, Some(&cache))
         })
         .await?;
     Ok(all
@@ -463,6 +562,7 @@ fn payable(
     conn: &mut AnyConnection,
     period: Period,
     currency: &str,
+    cache: Option<&super::attribution::ReportCache>,
 ) -> AppResult<Vec<StatementRecord>> {
     let owners: std::collections::HashSet<i64> = campaigns::all(conn)?
         .into_iter()
@@ -475,7 +575,7 @@ fn payable(
     user_ids.sort_unstable();
     let mut users: Vec<UserRow> = users::by_ids(conn, &user_ids)?.into_values().collect();
     users.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-    let shared = SharedFacts::load(conn, period)?;
+    let shared = shared_facts(conn, period, cache)?;
     users
         .iter()
         .map(|u| compute_with(conn, u, period, currency, &shared))
@@ -499,7 +599,7 @@ pub async fn close_period(ctx: &Ctx, period: Period) -> AppResult<ClosedPeriodRo
                     period.from, period.to, other.period_from, other.period_to
                 )));
             }
-            let statements = payable(conn, period, &ctx2.currency)?;
+            let statements = payable(conn, period, &ctx2.currency, None)?;
             let now = Utc::now().naive_utc();
             let id = repo::insert_closed(
                 conn,

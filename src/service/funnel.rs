@@ -42,7 +42,7 @@ pub struct Funnel {
 type Reach = [Option<DateTime<Utc>>; 6];
 
 /// Picks the end of a timeframe for a lead.
-type EndOf<'a> = &'a dyn Fn(&LeadRow, &Reach) -> Option<DateTime<Utc>>;
+type EndOf<'a> = &'a dyn Fn(&CohortLead) -> Option<DateTime<Utc>>;
 
 fn at(t: Option<chrono::NaiveDateTime>) -> Option<DateTime<Utc>> {
     t.map(|t| t.and_utc())
@@ -77,6 +77,62 @@ fn own_campaigns(
     }
 }
 
+/// One lead of a period's cohort, as the funnel needs it.
+#[derive(Debug, Clone)]
+pub struct CohortLead {
+    source_campaign_id: Option<i64>,
+    reach: Reach,
+    /// Its first move to LOST.
+    lost_at: Option<DateTime<Utc>>,
+    recycled: bool,
+    disqualified: bool,
+    lost: bool,
+}
+
+/// The cohort of a period (leads created in it), read once per data version and shared by
+/// every funnel of that period, whatever its campaign, channel or caller.
+#[derive(Debug, Default)]
+pub struct CohortInputs {
+    leads: Vec<CohortLead>,
+}
+
+fn load_cohort(conn: &mut crate::db::AnyConnection, period: Period) -> AppResult<CohortInputs> {
+    let cohort = reports::cohort(conn, period.start().naive_utc(), period.end().naive_utc())?;
+    let ids: Vec<i64> = cohort.iter().map(|l| l.id).collect();
+    let mut index: HashMap<i64, usize> = HashMap::with_capacity(cohort.len());
+    let mut leads: Vec<CohortLead> = cohort
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            index.insert(l.id, i);
+            CohortLead {
+                source_campaign_id: l.source_campaign_id,
+                reach: reach(l),
+                lost_at: None,
+                recycled: false,
+                disqualified: false,
+                lost: false,
+            }
+        })
+        .collect();
+    for t in leads_repo::transitions_of(conn, &ids)? {
+        let Some(lead) = index.get(&t.lead_id).map(|i| &mut leads[*i]) else {
+            continue;
+        };
+        match t.to_stage.as_str() {
+            "LOST" => {
+                let when = t.occurred_at.and_utc();
+                lead.lost = true;
+                lead.lost_at = Some(lead.lost_at.map_or(when, |w| w.min(when)));
+            }
+            "RECYCLED" => lead.recycled = true,
+            "DISQUALIFIED" => lead.disqualified = true,
+            _ => {}
+        }
+    }
+    Ok(CohortInputs { leads })
+}
+
 pub async fn funnel(
     ctx: &Ctx,
     period: Period,
@@ -87,6 +143,7 @@ pub async fn funnel(
     let ctx2 = ctx.clone();
     ctx.db
         .run(move |conn| {
+            let version = reports::data_version(conn)?;
             let all_campaigns = campaigns::all(conn)?;
             let mut sources: Option<HashSet<i64>> = own_campaigns(&ctx2, conn)?;
             let mut narrow = |wanted: HashSet<i64>| {
@@ -111,30 +168,28 @@ pub async fn funnel(
                         .collect(),
                 );
             }
-            let cohort: Vec<LeadRow> =
-                reports::cohort(conn, period.start().naive_utc(), period.end().naive_utc())?
-                    .into_iter()
-                    .filter(|l| match &sources {
-                        None => true,
-                        Some(s) => l.source_campaign_id.is_some_and(|c| s.contains(&c)),
-                    })
-                    .collect();
-            let ids: Vec<i64> = cohort.iter().map(|l| l.id).collect();
-            let mut ever: HashMap<i64, HashSet<String>> = HashMap::new();
-            let mut lost_at: HashMap<i64, DateTime<Utc>> = HashMap::new();
-            for t in leads_repo::transitions_of(conn, &ids)? {
-                if t.to_stage == "LOST" {
-                    let when = t.occurred_at.and_utc();
-                    let slot = lost_at.entry(t.lead_id).or_insert(when);
-                    *slot = (*slot).min(when);
-                }
-                ever.entry(t.lead_id).or_default().insert(t.to_stage);
-            }
-            let reaches: Vec<[Option<DateTime<Utc>>; 6]> = cohort.iter().map(reach).collect();
+            let reports_cache = ctx2.reports.clone();
+            let inputs =
+                reports_cache
+                    .cohorts
+                    .get_or_load(&reports_cache, version, period, || {
+                        load_cohort(conn, period)
+                    })?;
+            let cohort: Vec<&CohortLead> = inputs
+                .leads
+                .iter()
+                .filter(|l| match &sources {
+                    None => true,
+                    Some(s) => l.source_campaign_id.is_some_and(|c| s.contains(&c)),
+                })
+                .collect();
             let mut stages = Vec::new();
             for (rank, stage) in FUNNEL.iter().enumerate() {
-                let entered: Vec<&[Option<DateTime<Utc>>; 6]> =
-                    reaches.iter().filter(|r| r[rank].is_some()).collect();
+                let entered: Vec<&Reach> = cohort
+                    .iter()
+                    .map(|l| &l.reach)
+                    .filter(|r| r[rank].is_some())
+                    .collect();
                 let (converted, days): (usize, Vec<f64>) = if rank + 1 < FUNNEL.len() {
                     let gaps: Vec<f64> = entered
                         .iter()
@@ -157,18 +212,17 @@ pub async fn funnel(
                 duration_stats(
                     cohort
                         .iter()
-                        .zip(&reaches)
-                        .filter_map(|(l, r)| Some(days_between(r[from]?, to(l, r)?)))
+                        .filter_map(|l| Some(days_between(l.reach[from]?, to(l)?)))
                         .collect(),
                 )
             };
-            let marketing_time = span(0, &|_, r| r[2]);
-            let handoff_time = span(1, &|_, r| r[2]);
-            let sales_cycle = span(2, &|l, r| match (r[5], lost_at.get(&l.id).copied()) {
+            let marketing_time = span(0, &|l| l.reach[2]);
+            let handoff_time = span(1, &|l| l.reach[2]);
+            let sales_cycle = span(2, &|l| match (l.reach[5], l.lost_at) {
                 (Some(w), Some(lost)) => Some(w.min(lost)),
                 (w, lost) => w.or(lost),
             });
-            let count = |stage: &str| ever.values().filter(|s| s.contains(stage)).count();
+            let count = |flag: fn(&CohortLead) -> bool| cohort.iter().filter(|l| flag(l)).count();
             Ok(Funnel {
                 period,
                 cohort_size: cohort.len(),
@@ -176,9 +230,9 @@ pub async fn funnel(
                 marketing_time,
                 sales_cycle,
                 handoff_time,
-                recycled: count("RECYCLED"),
-                disqualified: count("DISQUALIFIED"),
-                lost: count("LOST"),
+                recycled: count(|l| l.recycled),
+                disqualified: count(|l| l.disqualified),
+                lost: count(|l| l.lost),
             })
         })
         .await
@@ -211,6 +265,89 @@ const DECISIONS: [&str; 7] = [
     "DISQUALIFIED",
 ];
 
+/// A move into MQL in a period, with the first decision sales made after it (whenever).
+#[derive(Debug, Clone)]
+struct MqlEvent {
+    lead_id: i64,
+    at: DateTime<Utc>,
+    decision: Option<(DateTime<Utc>, &'static str)>,
+}
+
+/// What leakage of a period reads: its moves into MQL with their first decisions, the leads
+/// that made them, and the cost of their source campaigns. Read once per data version and
+/// shared by every leakage of that period, whatever its SLA, asOf or caller: a decision only
+/// counts when it was made by asOf, and as decisions are taken in time order, the first one
+/// after the MQL is the only one that can count.
+#[derive(Debug, Default)]
+pub struct MqlInputs {
+    events: Vec<MqlEvent>,
+    leads: HashMap<i64, LeadRow>,
+    /// How many leads each campaign sourced.
+    sourced: HashMap<i64, i64>,
+    /// Costs of the campaigns that sourced these leads: (day, amount in minor units).
+    costs: HashMap<i64, Vec<(chrono::NaiveDate, i64)>>,
+}
+
+fn load_mqls(conn: &mut crate::db::AnyConnection, period: Period) -> AppResult<MqlInputs> {
+    let moves = reports::moves_into(
+        conn,
+        "MQL",
+        period.start().naive_utc(),
+        period.end().naive_utc(),
+    )?;
+    let mut lead_ids: Vec<i64> = moves.iter().map(|e| e.lead_id).collect();
+    lead_ids.sort_unstable();
+    lead_ids.dedup();
+    let leads = leads_repo::by_ids(conn, &lead_ids)?;
+    let mut history: HashMap<i64, Vec<_>> = HashMap::new();
+    for t in leads_repo::transitions_of(conn, &lead_ids)? {
+        if let Some(stage) = DECISIONS.iter().find(|d| **d == t.to_stage) {
+            history
+                .entry(t.lead_id)
+                .or_default()
+                .push((t.occurred_at, t.id, *stage));
+        }
+    }
+    for h in history.values_mut() {
+        h.sort_unstable();
+    }
+    let events = moves
+        .iter()
+        .map(|e| MqlEvent {
+            lead_id: e.lead_id,
+            at: e.occurred_at.and_utc(),
+            decision: history.get(&e.lead_id).and_then(|h| {
+                h.iter()
+                    .find(|(at, id, _)| (*at, *id) > (e.occurred_at, e.id))
+                    .map(|(at, _, stage)| (at.and_utc(), *stage))
+            }),
+        })
+        .collect();
+    let sourced: HashMap<i64, i64> = reports::sourced_counts(conn)?
+        .into_iter()
+        .filter_map(|(c, n)| c.map(|c| (c, n)))
+        .collect();
+    let mut campaign_ids: Vec<i64> = leads
+        .values()
+        .filter_map(|l| l.source_campaign_id)
+        .collect();
+    campaign_ids.sort_unstable();
+    campaign_ids.dedup();
+    let mut costs: HashMap<i64, Vec<(chrono::NaiveDate, i64)>> = HashMap::new();
+    for c in campaigns::costs_of(conn, &campaign_ids, None)? {
+        costs
+            .entry(c.campaign_id)
+            .or_default()
+            .push((c.incurred_on, c.amount_cents));
+    }
+    Ok(MqlInputs {
+        events,
+        leads,
+        sourced,
+        costs,
+    })
+}
+
 pub async fn leakage(
     ctx: &Ctx,
     period: Period,
@@ -229,16 +366,12 @@ pub async fn leakage(
         .run(move |conn| {
             let sla = Duration::hours(i64::from(sla_hours));
             let until = period.end().min(as_of + Duration::microseconds(1));
-            let events: Vec<_> =
-                reports::moves_into(conn, "MQL", period.start().naive_utc(), as_of.naive_utc())?
-                    .into_iter()
-                    .filter(|t| t.occurred_at.and_utc() < until)
-                    .collect();
-            let mut lead_ids: Vec<i64> = events.iter().map(|e| e.lead_id).collect();
-            lead_ids.sort_unstable();
-            lead_ids.dedup();
-            let leads = leads_repo::by_ids(conn, &lead_ids)?;
+            let version = reports::data_version(conn)?;
             let own = own_campaigns(&ctx2, conn)?;
+            let cache = ctx2.reports.clone();
+            let inputs = cache
+                .mqls
+                .get_or_load(&cache, version, period, || load_mqls(conn, period))?;
             let visible = |lead: &LeadRow| {
                 if sales_own {
                     return lead.owner_id.is_some() && lead.owner_id == ctx2.user_id;
@@ -248,13 +381,6 @@ pub async fn leakage(
                     Some(s) => lead.source_campaign_id.is_some_and(|c| s.contains(&c)),
                 }
             };
-            let mut history: HashMap<i64, Vec<_>> = HashMap::new();
-            for t in leads_repo::transitions_of(conn, &lead_ids)? {
-                history.entry(t.lead_id).or_default().push(t);
-            }
-            for h in history.values_mut() {
-                h.sort_by_key(|t| (t.occurred_at, t.id));
-            }
             let mut out = Leakage {
                 period,
                 sla_hours,
@@ -270,32 +396,24 @@ pub async fn leakage(
                 leaked_leads: vec![],
             };
             let mut leaked: HashSet<i64> = HashSet::new();
-            for e in &events {
-                let Some(lead) = leads.get(&e.lead_id) else {
+            for e in inputs.events.iter().filter(|e| e.at < until) {
+                let Some(lead) = inputs.leads.get(&e.lead_id) else {
                     continue;
                 };
                 if !visible(lead) {
                     continue;
                 }
                 out.mqls += 1;
-                let entered = e.occurred_at.and_utc();
-                let decision = history.get(&e.lead_id).and_then(|h| {
-                    h.iter().find(|t| {
-                        (t.occurred_at, t.id) > (e.occurred_at, e.id)
-                            && DECISIONS.contains(&t.to_stage.as_str())
-                            && t.occurred_at.and_utc() <= as_of
-                    })
-                });
-                match decision {
-                    Some(d) => {
-                        if d.occurred_at.and_utc() - entered <= sla {
+                match e.decision.filter(|(at, _)| *at <= as_of) {
+                    Some((decided, stage)) => {
+                        if decided - e.at <= sla {
                             out.decided_within_sla += 1;
                         } else {
                             out.decided_late += 1;
                             out.leaked += 1;
                             leaked.insert(e.lead_id);
                         }
-                        match d.to_stage.as_str() {
+                        match stage {
                             "RECYCLED" => out.recycled_by_sales += 1,
                             "DISQUALIFIED" => out.disqualified_by_sales += 1,
                             _ => {}
@@ -303,17 +421,17 @@ pub async fn leakage(
                     }
                     None => {
                         out.undecided += 1;
-                        if as_of - entered > sla {
+                        if as_of - e.at > sla {
                             out.leaked += 1;
                             leaked.insert(e.lead_id);
                         }
                     }
                 }
             }
-            out.wasted_spend = wasted_spend(conn, &leaked, &leads, as_of)?;
+            out.wasted_spend = wasted_spend(&inputs, &leaked, as_of)?;
             let mut list: Vec<LeadRow> = leaked
                 .iter()
-                .filter_map(|id| leads.get(id).cloned())
+                .filter_map(|id| inputs.leads.get(id).cloned())
                 .collect();
             list.sort_by(|a, b| a.external_id.cmp(&b.external_id));
             out.leaked_leads = list;
@@ -324,39 +442,29 @@ pub async fn leakage(
 
 /// Σ over leaked leads of their source campaign's cost per lead (cost up to asOf / leads it
 /// sourced), rounded half to even at the end. Terms are summed in 10⁻¹² cents.
-fn wasted_spend(
-    conn: &mut crate::db::AnyConnection,
-    leaked: &HashSet<i64>,
-    leads: &HashMap<i64, LeadRow>,
-    as_of: DateTime<Utc>,
-) -> AppResult<i64> {
+fn wasted_spend(inputs: &MqlInputs, leaked: &HashSet<i64>, as_of: DateTime<Utc>) -> AppResult<i64> {
     let mut per_campaign: HashMap<i64, i128> = HashMap::new();
     for id in leaked {
-        if let Some(c) = leads.get(id).and_then(|l| l.source_campaign_id) {
+        if let Some(c) = inputs.leads.get(id).and_then(|l| l.source_campaign_id) {
             *per_campaign.entry(c).or_insert(0) += 1;
-        }
-    }
-    if per_campaign.is_empty() {
-        return Ok(0);
-    }
-    let sourced: HashMap<i64, i64> = reports::sourced_counts(conn)?
-        .into_iter()
-        .filter_map(|(c, n)| c.map(|c| (c, n)))
-        .collect();
-    let mut cost: HashMap<i64, i128> = HashMap::new();
-    let ids: Vec<i64> = per_campaign.keys().copied().collect();
-    for c in campaigns::costs_of(conn, &ids, None)? {
-        // "Up to asOf": a cost counts from the start of the day it was incurred.
-        if c.incurred_on <= as_of.date_naive() {
-            *cost.entry(c.campaign_id).or_insert(0) += i128::from(c.amount_cents);
         }
     }
     const SCALE: i128 = 1_000_000_000_000;
     let mut total: i128 = 0;
     for (c, leaked_here) in per_campaign {
-        let n = i128::from(sourced.get(&c).copied().unwrap_or(0).max(1));
-        let numerator = cost.get(&c).copied().unwrap_or(0) * leaked_here * SCALE;
-        total += numerator / n;
+        // "Up to asOf": a cost counts from the start of the day it was incurred.
+        let cost: i128 = inputs
+            .costs
+            .get(&c)
+            .map(|v| {
+                v.iter()
+                    .filter(|(day, _)| *day <= as_of.date_naive())
+                    .map(|(_, amount)| i128::from(*amount))
+                    .sum()
+            })
+            .unwrap_or(0);
+        let n = i128::from(inputs.sourced.get(&c).copied().unwrap_or(0).max(1));
+        total += cost * leaked_here * SCALE / n;
     }
     let cents =
         div_round_half_even(total, SCALE).ok_or_else(|| AppError::overflow("wasted spend"))?;

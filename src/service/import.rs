@@ -156,6 +156,7 @@ pub async fn apply_batch(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<
             .await;
         match attempt {
             Ok(()) => {
+                forget_users(ctx, &batch);
                 let mut errors: Vec<LineError> = refused.into_iter().map(|(_, e)| e).collect();
                 errors.sort_by_key(|e| e.line);
                 return Ok(errors);
@@ -169,7 +170,20 @@ pub async fn apply_batch(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<
             Err(Stop::Other(e)) => return Err(e),
         }
     }
-    apply_batch_with_savepoints(ctx, batch).await
+    let refused = apply_batch_with_savepoints(ctx, batch.clone()).await;
+    forget_users(ctx, &batch);
+    refused
+}
+
+/// Users written by a committed batch are read afresh by later requests (the caller cache).
+fn forget_users(ctx: &Ctx, batch: &[(u64, Record)]) {
+    if let Some(cache) = &ctx.users {
+        for (_, record) in batch {
+            if let Record::User(u) = record {
+                cache.forget(&u.external_id);
+            }
+        }
+    }
 }
 
 /// One pass, a savepoint per record: for a batch with many bad lines.

@@ -120,6 +120,8 @@ pub struct Ctx {
     pub currency: String,
     /// Facts shared by reports, per data version.
     pub reports: std::sync::Arc<attribution::ReportCache>,
+    /// The server's short-lived cache of callers' user rows (None: always read).
+    pub users: Option<std::sync::Arc<users::UserCache>>,
 }
 
 impl Ctx {
@@ -130,17 +132,41 @@ impl Ctx {
         currency: String,
         reports: std::sync::Arc<attribution::ReportCache>,
     ) -> AppResult<Ctx> {
-        let sub = caller.sub.clone();
-        let user = db
-            .run(move |conn| Ok::<_, AppError>(repo::users::by_external_id(conn, &sub)?))
-            .await?;
+        Self::for_caller_cached(db, caller, currency, reports, None).await
+    }
+
+    /// The same, taking the caller's user row from `users` when it was read a moment ago
+    /// (a request that needs nothing else then costs no database round trip at all).
+    pub async fn for_caller_cached(
+        db: Db,
+        caller: Caller,
+        currency: String,
+        reports: std::sync::Arc<attribution::ReportCache>,
+        users: Option<std::sync::Arc<users::UserCache>>,
+    ) -> AppResult<Ctx> {
+        let cached = users.as_ref().and_then(|c| c.get(&caller.sub));
+        let user = match cached {
+            Some(row) => Some(row),
+            None => {
+                let sub = caller.sub.clone();
+                let row = db
+                    .run(move |conn| Ok::<_, AppError>(repo::users::by_external_id(conn, &sub)?))
+                    .await?
+                    .map(std::sync::Arc::new);
+                if let (Some(cache), Some(row)) = (&users, &row) {
+                    cache.put(&caller.sub, row.clone());
+                }
+                row
+            }
+        };
         Ok(Ctx {
             db,
             caller,
             user_id: user.as_ref().map(|u| u.id),
-            user: user.map(std::sync::Arc::new),
+            user,
             currency,
             reports,
+            users,
         })
     }
 

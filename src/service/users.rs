@@ -15,11 +15,70 @@ pub struct UserInput {
     pub role: Role,
 }
 
+/// Callers' user rows as read a moment ago, by `sub`, so that a request needing nothing else
+/// (`{ me { id } }`) costs no database round trip. Only rows that exist are kept, and each for
+/// at most `ttl`: a user's id never changes, and a change of name, email or row role made
+/// through this server is seen at once (the entry is dropped when its transaction commits);
+/// made through another server, within `ttl`. Roles themselves come from the token.
+pub struct UserCache {
+    ttl: std::time::Duration,
+    rows: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<UserRow>)>,
+    >,
+}
+
+impl UserCache {
+    const CAPACITY: usize = 10_000;
+
+    pub fn new(ttl: std::time::Duration) -> UserCache {
+        UserCache {
+            ttl,
+            rows: Default::default(),
+        }
+    }
+
+    pub fn get(&self, sub: &str) -> Option<std::sync::Arc<UserRow>> {
+        let rows = self.rows.lock().ok()?;
+        let (at, row) = rows.get(sub)?;
+        (at.elapsed() < self.ttl).then(|| row.clone())
+    }
+
+    pub fn put(&self, sub: &str, row: std::sync::Arc<UserRow>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut rows) = self.rows.lock() {
+            if rows.len() >= Self::CAPACITY {
+                let ttl = self.ttl;
+                rows.retain(|_, (at, _)| at.elapsed() < ttl);
+                if rows.len() >= Self::CAPACITY {
+                    rows.clear();
+                }
+            }
+            rows.insert(sub.to_string(), (std::time::Instant::now(), row));
+        }
+    }
+
+    pub fn forget(&self, sub: &str) {
+        if let Ok(mut rows) = self.rows.lock() {
+            rows.remove(sub);
+        }
+    }
+}
+
 pub async fn upsert(ctx: &Ctx, input: UserInput) -> AppResult<UserRow> {
     let ctx2 = ctx.clone();
-    ctx.db
+    let external_id = input.external_id.clone();
+    let row = ctx
+        .db
         .write(move |conn| upsert_in(&ctx2, conn, &input))
-        .await
+        .await;
+    // Dropped once committed (a request may have cached the old row until then); /import
+    // does the same after each batch.
+    if let Some(cache) = &ctx.users {
+        cache.forget(&external_id);
+    }
+    row
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
