@@ -90,7 +90,7 @@ impl CompensationLine {
         };
         Ok(session(ctx)
             .loaders
-            .campaigns
+            .campaigns()
             .load_one(id)
             .await?
             .map(Campaign))
@@ -101,7 +101,7 @@ impl CompensationLine {
         };
         Ok(session(ctx)
             .loaders
-            .opportunities
+            .opportunities()
             .load_one(id)
             .await?
             .map(Opportunity))
@@ -134,7 +134,11 @@ pub struct CompensationStatement(pub StatementRecord);
 #[Object]
 impl CompensationStatement {
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        let row = session(ctx).loaders.users.load_one(self.0.user_id).await?;
+        let row = session(ctx)
+            .loaders
+            .users()
+            .load_one(self.0.user_id)
+            .await?;
         row.map(User)
             .ok_or_else(|| AppError::Internal("statement user vanished".into()).into())
     }

@@ -100,20 +100,20 @@ pub struct ScoreContribution {
 /// The breakdown of a lead's score under the active rules.
 pub async fn breakdown(ctx: &Context<'_>, lead: &Lead) -> Result<Vec<ScoreContribution>> {
     let s = session(ctx);
-    let rows = s.loaders.rules.load_one(0).await?.unwrap_or_default();
+    let rows = s.loaders.rules().load_one(0).await?.unwrap_or_default();
     let active: Vec<&RuleRow> = rows.iter().filter(|r| r.active).collect();
     if active.is_empty() {
         return Ok(vec![]);
     }
     let attributes = s
         .loaders
-        .attributes_by_lead
+        .attributes_by_lead()
         .load_one(lead.0.id)
         .await?
         .unwrap_or_default();
     let touches = s
         .loaders
-        .touchpoints_by_lead
+        .touchpoints_by_lead()
         .load_one(lead.0.id)
         .await?
         .unwrap_or_default();

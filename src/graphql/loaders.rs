@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use chrono::NaiveDate;
@@ -139,41 +140,56 @@ loader!(
 );
 
 /// The loaders of one request.
+/// The request's loaders, each made on first use: most requests touch one or two of them,
+/// and making all thirteen up front was a measurable part of a small request.
 pub struct Loaders {
-    pub users: DataLoader<UserById>,
-    pub campaigns: DataLoader<CampaignById>,
-    pub leads: DataLoader<LeadById>,
-    pub opportunities: DataLoader<OpportunityById>,
-    pub touchpoints: DataLoader<TouchpointById>,
-    pub touchpoints_by_lead: DataLoader<TouchpointsByLead>,
-    pub transitions_by_lead: DataLoader<TransitionsByLead>,
-    pub attributes_by_lead: DataLoader<AttributesByLead>,
-    pub contacts: DataLoader<ContactsByOpportunity>,
-    pub revenue: DataLoader<RevenueByOpportunity>,
-    pub opportunity_owners: DataLoader<OpportunityOwnersByLead>,
-    pub costs: DataLoader<CostByCampaign>,
-    pub rules: DataLoader<RulesLoader>,
+    db: Db,
+    users: OnceLock<DataLoader<UserById>>,
+    campaigns: OnceLock<DataLoader<CampaignById>>,
+    leads: OnceLock<DataLoader<LeadById>>,
+    opportunities: OnceLock<DataLoader<OpportunityById>>,
+    touchpoints: OnceLock<DataLoader<TouchpointById>>,
+    touchpoints_by_lead: OnceLock<DataLoader<TouchpointsByLead>>,
+    transitions_by_lead: OnceLock<DataLoader<TransitionsByLead>>,
+    attributes_by_lead: OnceLock<DataLoader<AttributesByLead>>,
+    contacts: OnceLock<DataLoader<ContactsByOpportunity>>,
+    revenue: OnceLock<DataLoader<RevenueByOpportunity>>,
+    opportunity_owners: OnceLock<DataLoader<OpportunityOwnersByLead>>,
+    costs: OnceLock<DataLoader<CostByCampaign>>,
+    rules: OnceLock<DataLoader<RulesLoader>>,
 }
 
-impl Loaders {
-    pub fn new(db: &Db) -> Loaders {
-        fn make<T>(loader: T) -> DataLoader<T> {
-            DataLoader::new(loader, tokio::spawn)
+macro_rules! loader {
+    ($($name:ident: $loader:ident,)*) => {
+        impl Loaders {
+            pub fn new(db: &Db) -> Loaders {
+                Loaders {
+                    db: db.clone(),
+                    $($name: OnceLock::new(),)*
+                }
+            }
+            $(
+                pub fn $name(&self) -> &DataLoader<$loader> {
+                    self.$name
+                        .get_or_init(|| DataLoader::new($loader(self.db.clone()), tokio::spawn))
+                }
+            )*
         }
-        Loaders {
-            users: make(UserById(db.clone())),
-            campaigns: make(CampaignById(db.clone())),
-            leads: make(LeadById(db.clone())),
-            opportunities: make(OpportunityById(db.clone())),
-            touchpoints: make(TouchpointById(db.clone())),
-            touchpoints_by_lead: make(TouchpointsByLead(db.clone())),
-            transitions_by_lead: make(TransitionsByLead(db.clone())),
-            attributes_by_lead: make(AttributesByLead(db.clone())),
-            contacts: make(ContactsByOpportunity(db.clone())),
-            revenue: make(RevenueByOpportunity(db.clone())),
-            opportunity_owners: make(OpportunityOwnersByLead(db.clone())),
-            costs: make(CostByCampaign(db.clone())),
-            rules: make(RulesLoader(db.clone())),
-        }
-    }
+    };
+}
+
+loader! {
+    users: UserById,
+    campaigns: CampaignById,
+    leads: LeadById,
+    opportunities: OpportunityById,
+    touchpoints: TouchpointById,
+    touchpoints_by_lead: TouchpointsByLead,
+    transitions_by_lead: TransitionsByLead,
+    attributes_by_lead: AttributesByLead,
+    contacts: ContactsByOpportunity,
+    revenue: RevenueByOpportunity,
+    opportunity_owners: OpportunityOwnersByLead,
+    costs: CostByCampaign,
+    rules: RulesLoader,
 }

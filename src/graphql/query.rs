@@ -111,7 +111,7 @@ pub(super) async fn campaign_leads(
             Ok((ids, count))
         })
         .await?;
-    let loaded = s.loaders.leads.load_many(ids.clone()).await?;
+    let loaded = s.loaders.leads().load_many(ids.clone()).await?;
     let rows: Vec<Lead> = ids
         .iter()
         .filter_map(|id| loaded.get(id).cloned().map(Lead))
@@ -147,7 +147,7 @@ impl EntityQuery {
                     return Err(forbidden("this role may not see other users"));
                 }
                 s.loaders
-                    .users
+                    .users()
                     .load_one(row)
                     .await?
                     .map(User)
@@ -155,7 +155,7 @@ impl EntityQuery {
             }
             "Touchpoint" => s
                 .loaders
-                .touchpoints
+                .touchpoints()
                 .load_one(row)
                 .await?
                 .map(Touchpoint)
@@ -171,7 +171,11 @@ impl EntityQuery {
                     })
                     .await?;
                 let Some(rev) = rev else { return Ok(None) };
-                let opp = s.loaders.opportunities.load_one(rev.opportunity_id).await?;
+                let opp = s
+                    .loaders
+                    .opportunities()
+                    .load_one(rev.opportunity_id)
+                    .await?;
                 if !opp.is_some_and(|o| service::opportunities::can_see(&s.ctx, o.owner_id)) {
                     return Err(forbidden(
                         "a SALES_REP sees only revenue of their own opportunities",

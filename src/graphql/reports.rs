@@ -154,7 +154,7 @@ impl AttributionCredit {
     async fn touchpoint(&self, ctx: &Context<'_>) -> Result<Touchpoint> {
         let row = session(ctx)
             .loaders
-            .touchpoints
+            .touchpoints()
             .load_one(self.credit.touch.id)
             .await?;
         row.map(Touchpoint).ok_or_else(|| {
@@ -164,7 +164,7 @@ impl AttributionCredit {
     async fn campaign(&self, ctx: &Context<'_>) -> Result<Campaign> {
         let row = session(ctx)
             .loaders
-            .campaigns
+            .campaigns()
             .load_one(self.credit.touch.campaign_id)
             .await?;
         row.map(Campaign).ok_or_else(|| {

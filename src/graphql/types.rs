@@ -236,7 +236,7 @@ async fn user_ref(ctx: &Context<'_>, id: Option<i64>) -> Result<Option<User>> {
             s.ctx.caller.role.as_str()
         )));
     }
-    Ok(s.loaders.users.load_one(id).await?.map(User))
+    Ok(s.loaders.users().load_one(id).await?.map(User))
 }
 
 #[derive(Clone, Debug)]
@@ -303,7 +303,7 @@ impl Campaign {
             .map(|p| (p.from, p.to));
         let cents = s
             .loaders
-            .costs
+            .costs()
             .load_one((self.0.id, range))
             .await?
             .unwrap_or(0);
@@ -339,19 +339,19 @@ impl Lead {
             if s.ctx.caller.role == auth::Role::SalesRep {
                 facts.opportunity_owners = s
                     .loaders
-                    .opportunity_owners
+                    .opportunity_owners()
                     .load_one(self.0.id)
                     .await?
                     .unwrap_or_default();
             } else {
                 let touches = s
                     .loaders
-                    .touchpoints_by_lead
+                    .touchpoints_by_lead()
                     .load_one(self.0.id)
                     .await?
                     .unwrap_or_default();
                 let campaign_ids: Vec<i64> = touches.iter().map(|t| t.campaign_id).collect();
-                let campaigns = s.loaders.campaigns.load_many(campaign_ids).await?;
+                let campaigns = s.loaders.campaigns().load_many(campaign_ids).await?;
                 facts.campaign_owners = campaigns.values().filter_map(|c| c.owner_id).collect();
             }
             facts
@@ -394,7 +394,7 @@ impl Lead {
     async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<LeadAttribute>> {
         let attrs = session(ctx)
             .loaders
-            .attributes_by_lead
+            .attributes_by_lead()
             .load_one(self.0.id)
             .await?;
         Ok(attrs
@@ -426,7 +426,7 @@ impl Lead {
     async fn touchpoints(&self, ctx: &Context<'_>) -> Result<Vec<Touchpoint>> {
         let rows = session(ctx)
             .loaders
-            .touchpoints_by_lead
+            .touchpoints_by_lead()
             .load_one(self.0.id)
             .await?;
         Ok(rows
@@ -439,7 +439,7 @@ impl Lead {
     async fn stage_history(&self, ctx: &Context<'_>) -> Result<Vec<StageTransition>> {
         let mut rows = session(ctx)
             .loaders
-            .transitions_by_lead
+            .transitions_by_lead()
             .load_one(self.0.id)
             .await?
             .unwrap_or_default();
@@ -462,7 +462,11 @@ impl Touchpoint {
         &self.0.external_id
     }
     async fn lead(&self, ctx: &Context<'_>) -> Result<Lead> {
-        let lead = session(ctx).loaders.leads.load_one(self.0.lead_id).await?;
+        let lead = session(ctx)
+            .loaders
+            .leads()
+            .load_one(self.0.lead_id)
+            .await?;
         lead.map(Lead)
             .ok_or_else(|| AppError::Internal("touchpoint without lead".into()).into())
     }
@@ -470,7 +474,7 @@ impl Touchpoint {
         let s = session(ctx);
         let campaign = s
             .loaders
-            .campaigns
+            .campaigns()
             .load_one(self.0.campaign_id)
             .await?
             .ok_or_else(|| AppError::Internal("touchpoint without campaign".into()))?;
@@ -533,7 +537,7 @@ impl Opportunity {
     async fn primary_contact(&self, ctx: &Context<'_>) -> Result<Lead> {
         let lead = session(ctx)
             .loaders
-            .leads
+            .leads()
             .load_one(self.0.primary_contact_id)
             .await?;
         lead.map(Lead)
@@ -544,11 +548,11 @@ impl Opportunity {
         let s = session(ctx);
         let ids = s
             .loaders
-            .contacts
+            .contacts()
             .load_one(self.0.id)
             .await?
             .unwrap_or_default();
-        let leads = s.loaders.leads.load_many(ids.clone()).await?;
+        let leads = s.loaders.leads().load_many(ids.clone()).await?;
         Ok(ids
             .iter()
             .filter_map(|id| leads.get(id).cloned().map(Lead))
@@ -591,7 +595,7 @@ impl Opportunity {
     }
     /// Revenue booked on this deal, by booking date.
     async fn revenue(&self, ctx: &Context<'_>) -> Result<Vec<RevenueEvent>> {
-        let rows = session(ctx).loaders.revenue.load_one(self.0.id).await?;
+        let rows = session(ctx).loaders.revenue().load_one(self.0.id).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -614,7 +618,7 @@ impl RevenueEvent {
     async fn opportunity(&self, ctx: &Context<'_>) -> Result<Opportunity> {
         let opp = session(ctx)
             .loaders
-            .opportunities
+            .opportunities()
             .load_one(self.0.opportunity_id)
             .await?;
         opp.map(Opportunity)
