@@ -117,6 +117,7 @@ pub fn verifier(config: &Config, dev_secret: Option<&Secret>) -> Result<Verifier
         config.jwt_issuer.clone(),
         config.jwt_audience.clone(),
     )
+    .map(|v| v.with_cache(std::time::Duration::from_millis(config.token_cache_ms)))
     .map_err(|e| CliError::Usage(e.to_string()))
 }
 
@@ -145,6 +146,7 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         currency: config.currency.clone(),
         max_body_bytes: config.max_body_bytes,
         document_limits: Default::default(),
+        documents: Default::default(),
         metrics: Default::default(),
         request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
         reports: Default::default(),

@@ -43,6 +43,9 @@ pub struct Config {
     /// Milliseconds a caller's user row is reused (`FUNNELGRAPH_USER_CACHE_MS`, default 1000;
     /// 0 reads it on every request).
     pub user_cache_ms: u64,
+    /// Milliseconds a verified token is remembered (`FUNNELGRAPH_TOKEN_CACHE_MS`, default
+    /// 60000; never past the token's `exp`; 0 verifies every request).
+    pub token_cache_ms: u64,
     pub currency: String,
 }
 
@@ -107,6 +110,13 @@ impl Config {
                 reason: format!("expected a number of milliseconds, got {v}"),
             })?,
         };
+        let token_cache_ms = match get("FUNNELGRAPH_TOKEN_CACHE_MS") {
+            None => 60_000,
+            Some(v) => v.parse().map_err(|_| ConfigError {
+                name: "FUNNELGRAPH_TOKEN_CACHE_MS",
+                reason: format!("expected a number of milliseconds, got {v}"),
+            })?,
+        };
         let currency = get("FUNNELGRAPH_CURRENCY").unwrap_or_else(|| "USD".into());
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(ConfigError {
@@ -128,6 +138,7 @@ impl Config {
             request_timeout_ms,
             slow_query_ms,
             user_cache_ms,
+            token_cache_ms,
             currency,
         })
     }

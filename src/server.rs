@@ -25,6 +25,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Bounds a document is sized against before async-graphql parses and validates it.
     pub document_limits: precheck::DocumentLimits,
+    /// Documents that passed the precheck, parsed, by text and operation name.
+    pub documents: std::sync::Arc<precheck::DocumentCache>,
     /// How long a query may run before it is answered with QUERY_TOO_COMPLEX.
     pub request_timeout: std::time::Duration,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -190,10 +192,14 @@ impl Media {
 }
 
 fn graphql_response(status: StatusCode, body: &Value, media: Media, rid: &str) -> HttpResponse {
+    graphql_text(status, body.to_string(), media, rid)
+}
+
+fn graphql_text(status: StatusCode, text: String, media: Media, rid: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, media.content_type()))
         .insert_header(("x-request-id", rid.to_string()))
-        .body(body.to_string())
+        .body(text)
 }
 
 /// A request the HTTP layer refuses before GraphQL runs (always 4xx, whatever the media).
@@ -411,7 +417,7 @@ async fn execute(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller = match bearer_token(auth_header).and_then(|t| state.verifier.verify(t)) {
+    let caller = match bearer_token(auth_header).and_then(|t| state.verifier.verify_cached(t)) {
         Ok(caller) => caller,
         Err(e) => {
             tracing::info!(request_id = %rid, reason = %e, "unauthenticated request");
@@ -425,7 +431,7 @@ async fn execute(
         }
     };
     // Sized before async-graphql sees it: nesting, then the fragment-expanded field count.
-    let checked = match precheck::check(
+    let checked = match state.documents.check(
         &params.query,
         params.operation_name.as_deref(),
         state.document_limits,
@@ -463,7 +469,7 @@ async fn execute(
         request = request.variables(async_graphql::Variables::from_json(vars));
     }
     if let Some(checked) = checked {
-        request.set_parsed_query(checked.document);
+        request.set_parsed_query(checked.document.clone());
     }
     let span = tracing::info_span!("graphql", request_id = %rid, sub = %caller.sub, role = caller.role.as_str());
     async move {
@@ -513,6 +519,12 @@ async fn execute(
                 }
             }
         };
+        // Without errors there is nothing to label or put back: written out as it is.
+        if response.errors.is_empty() {
+            if let Ok(text) = serde_json::to_string(&response) {
+                return graphql_text(StatusCode::OK, text, media, &rid);
+            }
+        }
         let mut body = serde_json::to_value(&response)
             .unwrap_or_else(|_| error_body("internal error", "INTERNAL"));
         label_errors(&mut body, &rid);
@@ -628,7 +640,7 @@ async fn caller_ctx(req: &HttpRequest, state: &AppState, rid: &str) -> Result<Ct
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let caller = bearer_token(auth_header)
-        .and_then(|t| state.verifier.verify(t))
+        .and_then(|t| state.verifier.verify_cached(t))
         .map_err(|e| {
             json_response(
                 StatusCode::UNAUTHORIZED,

@@ -86,6 +86,40 @@ fn raw_exchange(app: &TestApp, head: &str, body_chunks: &[Vec<u8>]) -> String {
 }
 
 both_databases! {
+    fn a_remembered_document_answers_by_its_operation_name_and_a_refused_one_stays_refused(app) {
+        let auth = format!("Bearer {}", app.token("admin", Role::Admin));
+        let send = |query: &str, name: Option<&str>| {
+            let body = json!({ "query": query, "operationName": name }).to_string();
+            app.post_raw(Some(&auth), "application/json", &body).1
+        };
+        let doc = "query A { __typename } mutation B { setMqlThreshold(points: 41) }";
+        for _ in 0..2 {
+            assert_eq!(send(doc, Some("A"))["data"], json!({ "__typename": "Query" }));
+        }
+        assert_eq!(send(doc, Some("B"))["data"], json!({ "setMqlThreshold": 41 }));
+        assert_eq!(send(doc, Some("A"))["data"], json!({ "__typename": "Query" }));
+        // The same text without a name, or with a name it does not hold, is its own request.
+        let v = send(doc, None);
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+        let v = send(doc, Some("C"));
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+        // Refusals are not remembered as acceptances: asked again, refused again.
+        let bomb = fragment_bomb();
+        for _ in 0..2 {
+            assert_eq!(code(&send(&bomb, None)), "QUERY_TOO_COMPLEX");
+            assert_eq!(code(&send("{ me { id }", None)), "BAD_USER_INPUT");
+        }
+        // Variables change per request while the document is remembered.
+        let q = "query($n: Int!) { leads(first: $n) { nodes { externalId } } }";
+        lead(app, "L1", "2026-01-01T00:00:00Z");
+        lead(app, "L2", "2026-01-02T00:00:00Z");
+        for n in [1, 2, 1] {
+            let body = json!({ "query": q, "variables": { "n": n } }).to_string();
+            let v = app.post_raw(Some(&auth), "application/json", &body).1;
+            assert_eq!(v["data"]["leads"]["nodes"].as_array().map(Vec::len), Some(n), "{v}");
+        }
+    }
+
     fn a_fragment_bomb_is_refused_before_it_is_expanded(app) {
         let bomb = fragment_bomb();
         assert!(bomb.len() < 1500, "about 1 KB: {}", bomb.len());

@@ -432,3 +432,60 @@ fn a_jwks_with_a_symmetric_key_or_without_kids_is_refused_at_startup() {
     }
     std::fs::remove_file(path).ok();
 }
+
+#[test]
+fn a_remembered_token_is_used_only_while_fresh_and_unexpired() {
+    use funnelgraph::auth::{Caller, TokenCache};
+    use std::time::{Duration, Instant};
+    let caller = Caller {
+        sub: "u1".into(),
+        role: Role::Analyst,
+    };
+    let cache = TokenCache::new(Duration::from_secs(60));
+    let (t0, at) = (1_000_000, Instant::now());
+    cache.put("tok", caller.clone(), t0 + 100, at);
+    assert_eq!(cache.get("tok", t0, at), Some(caller.clone()));
+    assert_eq!(cache.get("other", t0, at), None, "only the exact text");
+    // Past exp + the 30 s leeway, as verification would say.
+    assert_eq!(cache.get("tok", t0 + 130, at), Some(caller.clone()));
+    assert_eq!(cache.get("tok", t0 + 131, at), None);
+    // Older than the time-to-live (a key dropped from a JWKS stops its tokens then).
+    cache.put("tok", caller.clone(), t0 + 10_000, at);
+    assert_eq!(
+        cache.get("tok", t0, at + Duration::from_secs(59)),
+        Some(caller.clone())
+    );
+    assert_eq!(cache.get("tok", t0, at + Duration::from_secs(60)), None);
+    // A zero time-to-live remembers nothing.
+    let off = TokenCache::new(Duration::ZERO);
+    off.put("tok", caller, t0 + 100, at);
+    assert_eq!(off.get("tok", t0, at), None);
+}
+
+#[test]
+fn a_cached_verifier_still_refuses_what_it_never_verified() {
+    use serde_json::json;
+    let v = hs_verifier(None, None).with_cache(std::time::Duration::from_secs(60));
+    let good = hs_token(&json!({ "sub": "u1", "role": "ANALYST", "exp": now() + 600 }));
+    let first = v.verify_cached(&good).unwrap();
+    assert_eq!(v.verify_cached(&good).unwrap(), first);
+    assert_eq!(first.sub, "u1");
+    // The same claims with another signature, and another role under the good signature.
+    let (head_payload, signature) = good.rsplit_once('.').unwrap();
+    let flipped: String = signature.chars().rev().collect();
+    assert!(v
+        .verify_cached(&format!("{head_payload}.{flipped}"))
+        .is_err());
+    let payload = b64(json!({ "sub": "u1", "role": "ADMIN", "exp": now() + 600 })
+        .to_string()
+        .as_bytes());
+    let head = head_payload.split('.').next().unwrap();
+    let err = v
+        .verify_cached(&format!("{head}.{payload}.{signature}"))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "invalid token: bad signature");
+    // A refused token is not remembered: refused again.
+    assert!(v
+        .verify_cached(&format!("{head}.{payload}.{signature}"))
+        .is_err());
+}

@@ -84,6 +84,9 @@ pub struct Claims {
 struct Identity {
     sub: String,
     role: String,
+    /// Read again only to know how long a verified token may be remembered.
+    #[serde(default)]
+    exp: Option<serde_json::Value>,
 }
 
 /// The verification keys configured for this server.
@@ -94,6 +97,8 @@ pub struct Verifier {
     jwks: Option<jwks::Jwks>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Tokens already verified, shared by the verifier's clones (off until `with_cache`).
+    cache: std::sync::Arc<TokenCache>,
 }
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
@@ -150,13 +155,40 @@ impl Verifier {
             jwks,
             issuer,
             audience,
+            cache: std::sync::Arc::new(TokenCache::new(std::time::Duration::ZERO)),
         })
+    }
+
+    /// Remembers each verified token for at most `ttl` (and never past its `exp`), so a
+    /// client that sends the same token on every request pays for one signature check.
+    pub fn with_cache(mut self, ttl: std::time::Duration) -> Verifier {
+        self.cache = std::sync::Arc::new(TokenCache::new(ttl));
+        self
+    }
+
+    /// `verify`, answered from the cache when this exact token was verified moments ago.
+    pub fn verify_cached(&self, token: &str) -> Result<Caller, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(caller) = self.cache.get(token, now, std::time::Instant::now()) {
+            return Ok(caller);
+        }
+        let (caller, exp) = self.verify_with_expiry(token)?;
+        if let Some(exp) = exp {
+            self.cache
+                .put(token, caller.clone(), exp, std::time::Instant::now());
+        }
+        Ok(caller)
     }
 
     /// Verifies a bearer token: signature with the key of the algorithm the server
     /// configured (never the one the token asks for), `exp` required, `nbf` honoured,
     /// `iss`/`aud` when configured, and a role this server knows.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        self.verify_with_expiry(token).map(|(caller, _)| caller)
+    }
+
+    /// `verify`, also returning the token's `exp` in whole seconds.
+    fn verify_with_expiry(&self, token: &str) -> Result<(Caller, Option<i64>), AuthError> {
         let invalid = |m: &str| AuthError::Invalid(m.to_string());
         let header = decode_header(token).map_err(|_| invalid("malformed token"))?;
         let from_set;
@@ -217,10 +249,90 @@ impl Verifier {
         if data.claims.sub.is_empty() {
             return Err(invalid("empty subject"));
         }
-        Ok(Caller {
-            sub: data.claims.sub,
-            role,
-        })
+        // Floored: a fractional exp is remembered a fraction of a second less.
+        let exp = data.claims.exp.as_ref().and_then(|n| {
+            let n = n.as_number()?;
+            n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            })
+        });
+        Ok((
+            Caller {
+                sub: data.claims.sub,
+                role,
+            },
+            exp,
+        ))
+    }
+}
+
+/// Verified tokens by their exact text. An entry is used only while the token is still
+/// unexpired (the same `exp` + leeway rule the verification applies) and younger than the
+/// time-to-live; a key removed from a JWKS stops its tokens within that time. Only tokens
+/// that passed verification are stored, so a forged token is checked every time.
+pub struct TokenCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<String, Remembered>>,
+}
+
+struct Remembered {
+    caller: Caller,
+    exp: i64,
+    at: std::time::Instant,
+}
+
+/// Tokens remembered at most; past it the cache starts again empty.
+const TOKEN_CACHE_CAPACITY: usize = 10_000;
+
+impl TokenCache {
+    pub fn new(ttl: std::time::Duration) -> TokenCache {
+        TokenCache {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    /// The caller of a token remembered less than `ttl` ago and unexpired at `now` (seconds).
+    pub fn get(&self, token: &str, now: i64, instant: std::time::Instant) -> Option<Caller> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = entries.get(token).map(|r| {
+            let unexpired = r.exp.saturating_add(LEEWAY_SECONDS as i64) >= now;
+            (
+                unexpired && instant.saturating_duration_since(r.at) < self.ttl,
+                r,
+            )
+        });
+        match fresh {
+            Some((true, r)) => Some(r.caller.clone()),
+            Some((false, _)) => {
+                entries.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put(&self, token: &str, caller: Caller, exp: i64, instant: std::time::Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= TOKEN_CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(
+            token.to_string(),
+            Remembered {
+                caller,
+                exp,
+                at: instant,
+            },
+        );
     }
 }
 

@@ -62,7 +62,7 @@ impl Refusal {
 }
 
 /// What the precheck learned about an accepted document.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Checked {
     pub document: ExecutableDocument,
     /// The type of the operation the request selects (None when the name matches none; the
@@ -73,6 +73,60 @@ pub struct Checked {
     /// A name for metrics: the only operation's own name, else the selected operation's
     /// first root field.
     pub root_field: Option<String>,
+}
+
+/// Documents already accepted, by their text and operation name: clients send the same few
+/// documents again and again (with other variables), and lexing, parsing and sizing one
+/// costs more than the rest of a small request's GraphQL work. The answer depends only on
+/// the text, the name and the server's fixed limits, so a remembered one is exact. Refusals
+/// are not stored; past the capacity the cache starts again empty.
+#[derive(Default)]
+pub struct DocumentCache {
+    entries: std::sync::Mutex<HashMap<String, std::sync::Arc<Checked>>>,
+}
+
+/// Documents remembered at most, and the longest text remembered (a longer one is
+/// checked every time: it is rare, and would crowd out the small ones).
+const DOCUMENT_CACHE_CAPACITY: usize = 1_000;
+const DOCUMENT_CACHE_MAX_LEN: usize = 16 * 1024;
+
+impl DocumentCache {
+    /// `check`, answered from memory when this document was accepted before.
+    pub fn check(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+        limits: DocumentLimits,
+    ) -> Result<std::sync::Arc<Checked>, Refusal> {
+        if query.len() > DOCUMENT_CACHE_MAX_LEN {
+            return check(query, operation_name, limits).map(std::sync::Arc::new);
+        }
+        // A name never holds NUL, so `name NUL text` and `NUL text` cannot collide.
+        let key = format!("{}\0{query}", operation_name.unwrap_or(""));
+        if let Some(hit) = self.lock().get(&key) {
+            return Ok(hit.clone());
+        }
+        let checked = std::sync::Arc::new(check(query, operation_name, limits)?);
+        let mut entries = self.lock();
+        if entries.len() >= DOCUMENT_CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, checked.clone());
+        Ok(checked)
+    }
+
+    /// Documents remembered now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, std::sync::Arc<Checked>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What a lexical pass over a document finds, skipping strings, block strings and comments.
