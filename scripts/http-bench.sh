@@ -4,6 +4,8 @@
 #   2. { me { id } }             GraphQL with JWT verification
 #   3. campaign(externalId:)     a lookup by natural key, GraphQL with JWT
 #   4. the same lookup through PostGraphile v4 (npm postgraphile@4) on the same PostgreSQL data
+#   5. { hello } on actix-web + async-graphql alone (examples/graphql_floor.rs): the floor of
+#      any GraphQL request on this stack, without token, precheck, database or metrics
 # Usage: scripts/http-bench.sh [DURATION_SECONDS] [CONNECTIONS]
 # Needs wrk, Node.js/npm (for PostGraphile) and a PostgreSQL at 127.0.0.1:5432 (user postgres).
 set -euo pipefail
@@ -11,7 +13,7 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
 CONNS="${2:-32}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --quiet --bin funnelgraph
+cargo build --release --quiet --bin funnelgraph --example graphql_floor
 BIN=target/release/funnelgraph
 WORK="$(mktemp -d)"
 DB="fg_http_$$"
@@ -73,6 +75,7 @@ end
 LUA
 post_script "$WORK/me.lua" '{"query":"{ me { id } }"}' "Bearer $TOKEN"
 post_script "$WORK/campaign.lua" '{"query":"{ campaign(externalId: \\"c0007\\") { id name channel } }"}' "Bearer $TOKEN"
+post_script "$WORK/floor.lua" '{"query":"{ hello }"}' ""
 post_script "$WORK/pgl.lua" '{"query":"{ campaignByExternalId(externalId: \\"c0007\\") { id name channel } }"}' ""
 
 
@@ -80,6 +83,12 @@ echo "== wrk -t2 -c$CONNS -d${DURATION}s, loopback, release build, PostgreSQL, s
 run "GET /health (plain actix route, ceiling)" -s "$WORK/plain.lua" "http://127.0.0.1:$PORT/health"
 run "funnelgraph { me { id } } with JWT" -s "$WORK/me.lua" "http://127.0.0.1:$PORT/graphql"
 run "funnelgraph campaign(externalId:) with JWT" -s "$WORK/campaign.lua" "http://127.0.0.1:$PORT/graphql"
+kill "$PID"; PID=
+FLOOR_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+FLOOR_BIND="127.0.0.1:$FLOOR_PORT" target/release/examples/graphql_floor >/dev/null 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do curl -sf -X POST -H 'Content-Type: application/json' -d '{"query":"{ hello }"}' "http://127.0.0.1:$FLOOR_PORT/graphql" >/dev/null 2>&1 && break; sleep 0.1; done
+run "async-graphql alone { hello } (GraphQL floor)" -s "$WORK/floor.lua" "http://127.0.0.1:$FLOOR_PORT/graphql"
 kill "$PID"; PID=
 
 if command -v npx >/dev/null 2>&1; then
