@@ -56,6 +56,22 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// A whole-number setting: `default` when unset, a clear error naming it when not a number.
+fn number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    unit: &str,
+) -> Result<T, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ConfigError {
+            name,
+            reason: format!("expected a number of {unit}, got {v}"),
+        }),
+    }
+}
+
 impl Config {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -78,13 +94,7 @@ impl Config {
                 })
             }
         };
-        let max_body_bytes = match get("FUNNELGRAPH_MAX_BODY_BYTES") {
-            None => 1024 * 1024,
-            Some(v) => v.parse().map_err(|_| ConfigError {
-                name: "FUNNELGRAPH_MAX_BODY_BYTES",
-                reason: format!("expected a number of bytes, got {v}"),
-            })?,
-        };
+        let max_body_bytes = number(&get, "FUNNELGRAPH_MAX_BODY_BYTES", 1024 * 1024, "bytes")?;
         let request_timeout_ms = match get("FUNNELGRAPH_REQUEST_TIMEOUT_MS") {
             None => 30_000,
             Some(v) => v
@@ -96,27 +106,14 @@ impl Config {
                     reason: format!("expected a positive number of milliseconds, got {v}"),
                 })?,
         };
-        let slow_query_ms = match get("FUNNELGRAPH_SLOW_QUERY_MS") {
-            None => crate::db::DEFAULT_SLOW_QUERY_MS,
-            Some(v) => v.parse().map_err(|_| ConfigError {
-                name: "FUNNELGRAPH_SLOW_QUERY_MS",
-                reason: format!("expected a number of milliseconds, got {v}"),
-            })?,
-        };
-        let user_cache_ms = match get("FUNNELGRAPH_USER_CACHE_MS") {
-            None => 1_000,
-            Some(v) => v.parse().map_err(|_| ConfigError {
-                name: "FUNNELGRAPH_USER_CACHE_MS",
-                reason: format!("expected a number of milliseconds, got {v}"),
-            })?,
-        };
-        let token_cache_ms = match get("FUNNELGRAPH_TOKEN_CACHE_MS") {
-            None => 60_000,
-            Some(v) => v.parse().map_err(|_| ConfigError {
-                name: "FUNNELGRAPH_TOKEN_CACHE_MS",
-                reason: format!("expected a number of milliseconds, got {v}"),
-            })?,
-        };
+        let slow_query_ms = number(
+            &get,
+            "FUNNELGRAPH_SLOW_QUERY_MS",
+            crate::db::DEFAULT_SLOW_QUERY_MS,
+            "milliseconds",
+        )?;
+        let user_cache_ms = number(&get, "FUNNELGRAPH_USER_CACHE_MS", 1_000, "milliseconds")?;
+        let token_cache_ms = number(&get, "FUNNELGRAPH_TOKEN_CACHE_MS", 60_000, "milliseconds")?;
         let currency = get("FUNNELGRAPH_CURRENCY").unwrap_or_else(|| "USD".into());
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(ConfigError {

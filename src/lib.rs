@@ -16,3 +16,4 @@ pub mod repo;
 pub mod rng;
 pub mod server;
 pub mod service;
+pub mod ttl;

@@ -272,67 +272,26 @@ impl Verifier {
 /// unexpired (the same `exp` + leeway rule the verification applies) and younger than the
 /// time-to-live; a key removed from a JWKS stops its tokens within that time. Only tokens
 /// that passed verification are stored, so a forged token is checked every time.
-pub struct TokenCache {
-    ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<String, Remembered>>,
-}
+pub struct TokenCache(crate::ttl::TtlMap<(Caller, i64)>);
 
-struct Remembered {
-    caller: Caller,
-    exp: i64,
-    at: std::time::Instant,
-}
-
-/// Tokens remembered at most; past it the cache starts again empty.
+/// Tokens remembered at most.
 const TOKEN_CACHE_CAPACITY: usize = 10_000;
 
 impl TokenCache {
     pub fn new(ttl: std::time::Duration) -> TokenCache {
-        TokenCache {
-            ttl,
-            entries: Default::default(),
-        }
+        TokenCache(crate::ttl::TtlMap::new(ttl, TOKEN_CACHE_CAPACITY))
     }
 
     /// The caller of a token remembered less than `ttl` ago and unexpired at `now` (seconds).
     pub fn get(&self, token: &str, now: i64, instant: std::time::Instant) -> Option<Caller> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = entries.get(token).map(|r| {
-            let unexpired = r.exp.saturating_add(LEEWAY_SECONDS as i64) >= now;
-            (
-                unexpired && instant.saturating_duration_since(r.at) < self.ttl,
-                r,
-            )
-        });
-        match fresh {
-            Some((true, r)) => Some(r.caller.clone()),
-            Some((false, _)) => {
-                entries.remove(token);
-                None
-            }
-            None => None,
-        }
+        self.0
+            .get(token, instant)
+            .filter(|(_, exp)| exp.saturating_add(LEEWAY_SECONDS as i64) >= now)
+            .map(|(caller, _)| caller)
     }
 
     pub fn put(&self, token: &str, caller: Caller, exp: i64, instant: std::time::Instant) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= TOKEN_CACHE_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(
-            token.to_string(),
-            Remembered {
-                caller,
-                exp,
-                at: instant,
-            },
-        );
+        self.0.put(token, (caller, exp), instant);
     }
 }
 

@@ -140,27 +140,15 @@ loader!(
 );
 
 /// The loaders of one request.
-/// The request's loaders, each made on first use: most requests touch one or two of them,
-/// and making all thirteen up front was a measurable part of a small request.
-pub struct Loaders {
-    db: Db,
-    users: OnceLock<DataLoader<UserById>>,
-    campaigns: OnceLock<DataLoader<CampaignById>>,
-    leads: OnceLock<DataLoader<LeadById>>,
-    opportunities: OnceLock<DataLoader<OpportunityById>>,
-    touchpoints: OnceLock<DataLoader<TouchpointById>>,
-    touchpoints_by_lead: OnceLock<DataLoader<TouchpointsByLead>>,
-    transitions_by_lead: OnceLock<DataLoader<TransitionsByLead>>,
-    attributes_by_lead: OnceLock<DataLoader<AttributesByLead>>,
-    contacts: OnceLock<DataLoader<ContactsByOpportunity>>,
-    revenue: OnceLock<DataLoader<RevenueByOpportunity>>,
-    opportunity_owners: OnceLock<DataLoader<OpportunityOwnersByLead>>,
-    costs: OnceLock<DataLoader<CostByCampaign>>,
-    rules: OnceLock<DataLoader<RulesLoader>>,
-}
-
-macro_rules! loader {
+macro_rules! loaders {
     ($($name:ident: $loader:ident,)*) => {
+        /// The request's loaders, each made on first use: most requests touch one or two of
+        /// them, and making all thirteen up front was a measurable part of a small request.
+        pub struct Loaders {
+            db: Db,
+            $($name: OnceLock<DataLoader<$loader>>,)*
+        }
+
         impl Loaders {
             pub fn new(db: &Db) -> Loaders {
                 Loaders {
@@ -178,7 +166,7 @@ macro_rules! loader {
     };
 }
 
-loader! {
+loaders! {
     users: UserById,
     campaigns: CampaignById,
     leads: LeadById,

@@ -115,15 +115,6 @@ impl DocumentCache {
         Ok(checked)
     }
 
-    /// Documents remembered now.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, std::sync::Arc<Checked>>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }

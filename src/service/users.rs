@@ -20,49 +20,25 @@ pub struct UserInput {
 /// at most `ttl`: a user's id never changes, and a change of name, email or row role made
 /// through this server is seen at once (the entry is dropped when its transaction commits);
 /// made through another server, within `ttl`. Roles themselves come from the token.
-pub struct UserCache {
-    ttl: std::time::Duration,
-    rows: std::sync::Mutex<
-        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<UserRow>)>,
-    >,
-}
+pub struct UserCache(crate::ttl::TtlMap<std::sync::Arc<UserRow>>);
 
 impl UserCache {
     const CAPACITY: usize = 10_000;
 
     pub fn new(ttl: std::time::Duration) -> UserCache {
-        UserCache {
-            ttl,
-            rows: Default::default(),
-        }
+        UserCache(crate::ttl::TtlMap::new(ttl, Self::CAPACITY))
     }
 
     pub fn get(&self, sub: &str) -> Option<std::sync::Arc<UserRow>> {
-        let rows = self.rows.lock().ok()?;
-        let (at, row) = rows.get(sub)?;
-        (at.elapsed() < self.ttl).then(|| row.clone())
+        self.0.get(sub, std::time::Instant::now())
     }
 
     pub fn put(&self, sub: &str, row: std::sync::Arc<UserRow>) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut rows) = self.rows.lock() {
-            if rows.len() >= Self::CAPACITY {
-                let ttl = self.ttl;
-                rows.retain(|_, (at, _)| at.elapsed() < ttl);
-                if rows.len() >= Self::CAPACITY {
-                    rows.clear();
-                }
-            }
-            rows.insert(sub.to_string(), (std::time::Instant::now(), row));
-        }
+        self.0.put(sub, row, std::time::Instant::now());
     }
 
     pub fn forget(&self, sub: &str) {
-        if let Ok(mut rows) = self.rows.lock() {
-            rows.remove(sub);
-        }
+        self.0.forget(sub);
     }
 }
 
