@@ -940,8 +940,17 @@ async fn export_attribution(req: HttpRequest, state: web::Data<AppState>) -> Htt
         body.push_str(&csv_line(&[
             row.key.clone(),
             campaign,
-            row.conversions.to_string(),
+            row.conversions.to_decimal_string(),
             money(row.revenue),
+            currency.clone(),
+        ]));
+    }
+    if !r.report.other_conversions.is_zero() || r.report.other_revenue != 0 {
+        body.push_str(&csv_line(&[
+            "(other campaigns)".into(),
+            String::new(),
+            r.report.other_conversions.to_decimal_string(),
+            money(r.report.other_revenue),
             currency.clone(),
         ]));
     }

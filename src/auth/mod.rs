@@ -10,7 +10,7 @@ use jsonwebtoken::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use policy::{Read, Scope, TransitionRights, Write};
+pub use policy::{Owned, Read, Scope, TransitionRights, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {

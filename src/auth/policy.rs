@@ -8,10 +8,36 @@ use super::Role::{self, *};
 pub enum Scope {
     /// Every row.
     All,
-    /// Only rows tied to the caller (own campaigns, own leads and deals, self).
-    Own,
+    /// Only rows tied to the caller, and the scope says which: call sites never decide what
+    /// "own" means from the role.
+    Own(Owned),
     /// Nothing.
     None,
+}
+
+/// What "own" means for a scope. "Owns" is always `owner = the caller's user row`: a caller
+/// without a user row owns nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned {
+    /// Campaigns the caller owns, and what hangs off them: their costs, their credits, the
+    /// leads they sourced.
+    Campaigns,
+    /// Leads touched by a campaign the caller owns.
+    LeadsTouchedByOwnCampaigns,
+    /// Leads the caller owns, and the contacts of opportunities the caller owns.
+    LeadsAndOwnDealContacts,
+    /// Leads the caller owns.
+    Leads,
+    /// Opportunities the caller owns, and their revenue.
+    Deals,
+    /// The caller's own row (user, statement): matched by the token's `sub`.
+    Myself,
+}
+
+impl Scope {
+    pub fn is_some(self) -> bool {
+        self != Scope::None
+    }
 }
 
 /// What is read.
@@ -53,29 +79,31 @@ pub enum Write {
 }
 
 pub fn read(role: Role, what: Read) -> Scope {
-    use Scope::*;
+    use Owned::*;
+    use Scope::{All, None, Own};
     match (what, role) {
         (Read::LeadPersonalData, Admin | MarketingManager | Integration) => All,
-        (Read::LeadPersonalData, Marketer | SalesRep) => Own,
+        (Read::LeadPersonalData, Marketer) => Own(LeadsTouchedByOwnCampaigns),
+        (Read::LeadPersonalData, SalesRep) => Own(LeadsAndOwnDealContacts),
         (Read::LeadPersonalData, Finance | Analyst) => None,
 
         (Read::Campaigns, Admin | Finance | MarketingManager | Analyst) => All,
-        (Read::Campaigns, Marketer) => Own,
+        (Read::Campaigns, Marketer) => Own(Campaigns),
         (Read::Campaigns, SalesRep | Integration) => None,
 
         (Read::Opportunities, Admin | Finance | MarketingManager | Analyst | Integration) => All,
-        (Read::Opportunities, SalesRep) => Own,
+        (Read::Opportunities, SalesRep) => Own(Deals),
         (Read::Opportunities, Marketer) => None,
 
         (Read::Statements, Admin | Finance | MarketingManager) => All,
-        (Read::Statements, Marketer) => Own,
+        (Read::Statements, Marketer) => Own(Myself),
         (Read::Statements, SalesRep | Analyst | Integration) => None,
 
         (Read::Users, Admin | Finance | MarketingManager | Analyst | Integration) => All,
-        (Read::Users, Marketer | SalesRep) => Own,
+        (Read::Users, Marketer | SalesRep) => Own(Myself),
 
         (Read::UserEmail, Admin | Finance | MarketingManager | Integration) => All,
-        (Read::UserEmail, Marketer | SalesRep) => Own,
+        (Read::UserEmail, Marketer | SalesRep) => Own(Myself),
         (Read::UserEmail, Analyst) => None,
 
         (Read::AuditLog, Admin | Finance) => All,
@@ -84,7 +112,8 @@ pub fn read(role: Role, what: Read) -> Scope {
         (Read::Leads, _) => All,
 
         (Read::Leakage, Admin | Finance | MarketingManager | Analyst) => All,
-        (Read::Leakage, Marketer | SalesRep) => Own,
+        (Read::Leakage, Marketer) => Own(Campaigns),
+        (Read::Leakage, SalesRep) => Own(Leads),
         (Read::Leakage, Integration) => None,
 
         (Read::LeadDefinition, _) => All,
@@ -92,13 +121,14 @@ pub fn read(role: Role, what: Read) -> Scope {
 }
 
 pub fn write(role: Role, what: Write) -> Scope {
-    use Scope::*;
+    use Owned::*;
+    use Scope::{All, None, Own};
     match (what, role) {
         (Write::Ingest, Admin | Integration) => All,
         (Write::Ingest, _) => None,
 
         (Write::Campaigns, Admin | MarketingManager | Integration) => All,
-        (Write::Campaigns, Marketer) => Own,
+        (Write::Campaigns, Marketer) => Own(Campaigns),
         (Write::Campaigns, _) => None,
 
         (Write::Scoring, Admin | MarketingManager) => All,
@@ -134,7 +164,7 @@ pub fn transitions(role: Role) -> TransitionRights {
 /// Whether a role may send `/import` at all: it carries ingest records and campaigns, so a
 /// role with neither right is refused up front; each line is then checked like its mutation.
 pub fn may_import(role: Role) -> bool {
-    write(role, Write::Ingest) != Scope::None || write(role, Write::Campaigns) != Scope::None
+    write(role, Write::Ingest).is_some() || write(role, Write::Campaigns).is_some()
 }
 
 /// What a root field of the API asks of the caller's role.

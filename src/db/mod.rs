@@ -414,6 +414,20 @@ pub fn is_write_conflict(e: &DieselError) -> bool {
     }
 }
 
+/// Bumps the data version inside the write transaction, as its last statement so the row
+/// lock is held for as short a time as possible. Every writer updates the same row, so two
+/// writes cannot commit out of version order: on PostgreSQL the second waits for the first
+/// and then fails serialization (and is retried), on SQLite writers are already serial.
+fn bump_data_version<E: From<DbError>>(conn: &mut AnyConnection) -> Result<(), E> {
+    use diesel::prelude::*;
+    use schema::data_version::dsl::*;
+    diesel::update(data_version.filter(id.eq(1)))
+        .set(version.eq(version + 1))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(|e| E::from(DbError::Query(e)))
+}
+
 /// One write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken up front
 /// and two writers never deadlock upgrading a read lock; `SERIALIZABLE` on PostgreSQL, so two
 /// use cases that read-then-write the same rows (a replay check, a stage check) cannot both
@@ -432,7 +446,7 @@ where
         }
     };
     begun.map_err(|e| E::from(DbError::Query(e)))?;
-    match work(conn) {
+    match work(conn).and_then(|value| bump_data_version(conn).map(|()| value)) {
         Ok(value) => {
             <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
                 .map_err(|e| E::from(DbError::Query(e)))?;

@@ -233,3 +233,11 @@ diesel::table! {
         active -> Bool,
     }
 }
+
+diesel::table! {
+    /// One row (id 1): bumped by every write transaction before it commits.
+    data_version (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}

@@ -105,54 +105,116 @@ impl Default for Params {
     }
 }
 
-/// The weight of each eligible touch (non-negative, summing to 1; empty for no touches).
-/// MARKOV needs the removal effect of each campaign.
+/// The weight of each eligible touch as exact non-negative integers: touch i's share of the
+/// conversion is wᵢ / Σw (empty for no touches; never all zero otherwise).
+///
+/// The models whose weights are rational (FIRST_TOUCH, LAST_TOUCH, LINEAR, POSITION_BASED,
+/// W_SHAPED, FULL_PATH) give small integers in exactly the SPEC's proportions, so money splits
+/// and credited conversions are exact. TIME_DECAY and MARKOV weights are real numbers, computed
+/// in floating point and then fixed as integers summing to 2^62 (see `quantize`): from there
+/// on everything is exact, and equal weights stay equal.
 pub fn weights(
     model: Model,
     conversion: &Conversion,
     touches: &[Touch],
     params: Params,
     removal_effects: &HashMap<i64, f64>,
-) -> Vec<f64> {
+) -> Vec<u64> {
     let n = touches.len();
     if n == 0 {
         return Vec::new();
     }
-    let mut w = vec![0.0; n];
+    let mut w = vec![0u64; n];
     match model {
-        Model::FirstTouch => w[0] = 1.0,
-        Model::LastTouch => w[n - 1] = 1.0,
-        Model::Linear => w.iter_mut().for_each(|x| *x = 1.0 / n as f64),
+        Model::FirstTouch => w[0] = 1,
+        Model::LastTouch => w[n - 1] = 1,
+        Model::Linear => w.iter_mut().for_each(|x| *x = 1),
         Model::PositionBased => match n {
-            1 => w[0] = 1.0,
-            2 => w = vec![0.5, 0.5],
+            1 | 2 => w.iter_mut().for_each(|x| *x = 1),
             _ => {
-                w[0] = 0.4;
-                w[n - 1] = 0.4;
-                for x in &mut w[1..n - 1] {
-                    *x = 0.2 / (n - 2) as f64;
-                }
+                // 0.4 : 0.2/(n−2) = 2(n−2) : 1.
+                let end = 2 * (n as u64 - 2);
+                w.iter_mut().for_each(|x| *x = 1);
+                w[0] = end;
+                w[n - 1] = end;
             }
         },
         Model::WShaped => w = role_weights(conversion, touches, false),
         Model::FullPath => w = role_weights(conversion, touches, true),
         Model::TimeDecay => {
-            for (x, t) in w.iter_mut().zip(touches) {
-                let days = (conversion.at - t.at).num_milliseconds() as f64 / 86_400_000.0;
-                *x = (-days / params.half_life_days).exp2();
-            }
-            normalise(&mut w);
+            let raw: Vec<f64> = touches
+                .iter()
+                .map(|t| {
+                    let days = (conversion.at - t.at).num_milliseconds() as f64 / 86_400_000.0;
+                    (-days / params.half_life_days).exp2()
+                })
+                .collect();
+            w = quantize(&raw);
         }
-        Model::Markov => w = markov_weights(touches, removal_effects),
+        Model::Markov => w = quantize(&markov_weights(touches, removal_effects)),
     }
     w
 }
 
-fn normalise(w: &mut [f64]) {
-    let total: f64 = w.iter().sum();
-    if total > 0.0 {
-        w.iter_mut().for_each(|x| *x /= total);
+/// The sum of quantized weights.
+pub const QUANTUM: u64 = 1 << 62;
+
+/// Real weights as integers summing to exactly 2^62: each is floored at that scale and the
+/// units left go to the largest fractions, ties to the earlier touch, so equal real weights
+/// differ by at most one unit in 2^62 and the earlier never gets less.
+pub fn quantize(raw: &[f64]) -> Vec<u64> {
+    let n = raw.len();
+    let clean: Vec<f64> = raw
+        .iter()
+        .map(|x| if x.is_finite() && *x > 0.0 { *x } else { 0.0 })
+        .collect();
+    let total: f64 = clean.iter().sum();
+    if n == 0 || total <= 0.0 {
+        return vec![1; n];
     }
+    let scale = QUANTUM as f64;
+    let scaled: Vec<f64> = clean.iter().map(|x| x / total * scale).collect();
+    let mut q: Vec<u64> = scaled.iter().map(|x| x.floor() as u64).collect();
+    let sum: u128 = q.iter().map(|x| u128::from(*x)).sum();
+    if sum > u128::from(QUANTUM) {
+        // Float rounding overshot: take the excess from the largest.
+        let mut excess = sum - u128::from(QUANTUM);
+        while excess > 0 {
+            if let Some(i) = (0..n).max_by(|a, b| q[*a].cmp(&q[*b]).then(b.cmp(a))) {
+                let take = excess.min(u128::from(q[i])) as u64;
+                q[i] -= take;
+                excess -= u128::from(take);
+            }
+        }
+        return q;
+    }
+    let left = (u128::from(QUANTUM) - sum) as usize;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| {
+        let (fa, fb) = (
+            scaled[*a] - scaled[*a].floor(),
+            scaled[*b] - scaled[*b].floor(),
+        );
+        fb.total_cmp(&fa).then(a.cmp(b))
+    });
+    for k in 0..left {
+        q[order[k % n]] += 1;
+    }
+    q
+}
+
+/// Each touch's share of its conversion, wᵢ / Σw, as a float (for display and tests).
+pub fn shares(w: &[u64]) -> Vec<f64> {
+    let total: u128 = w.iter().map(|x| u128::from(*x)).sum();
+    w.iter()
+        .map(|x| {
+            if total == 0 {
+                0.0
+            } else {
+                *x as f64 / total as f64
+            }
+        })
+        .collect()
 }
 
 /// Index of the last touch at or before `at`, if any.
@@ -163,10 +225,11 @@ fn last_at_or_before(touches: &[Touch], at: DateTime<Utc>) -> Option<usize> {
 /// W_SHAPED (FIRST, MQL, OPPORTUNITY at 0.3 each) and FULL_PATH (plus CLOSE, 0.225 each):
 /// a touch's raw weight is the role weight times the roles it holds; touches holding none
 /// share 0.1; absent roles are simply absent; then everything is scaled to sum to 1.
-fn role_weights(conversion: &Conversion, touches: &[Touch], full_path: bool) -> Vec<f64> {
+/// In integers, with k touches holding no role: 0.3·r : 0.1/k = 3rk : 1, and
+/// 0.225·r : 0.1/k = 9rk : 4.
+fn role_weights(conversion: &Conversion, touches: &[Touch], full_path: bool) -> Vec<u64> {
     let n = touches.len();
-    let role_weight = if full_path { 0.225 } else { 0.3 };
-    let mut roles = vec![0u32; n];
+    let mut roles = vec![0u64; n];
     roles[0] += 1;
     if let Some(mql) = conversion.mql_at.filter(|m| *m <= conversion.at) {
         if let Some(i) = last_at_or_before(touches, mql) {
@@ -181,19 +244,12 @@ fn role_weights(conversion: &Conversion, touches: &[Touch], full_path: bool) -> 
     if full_path && conversion.won {
         roles[n - 1] += 1;
     }
-    let without_role = roles.iter().filter(|r| **r == 0).count();
-    let mut w: Vec<f64> = roles
+    let k = roles.iter().filter(|r| **r == 0).count().max(1) as u64;
+    let (per_role, rest) = if full_path { (9 * k, 4) } else { (3 * k, 1) };
+    roles
         .iter()
-        .map(|r| {
-            if *r > 0 {
-                role_weight * f64::from(*r)
-            } else {
-                0.1 / without_role as f64
-            }
-        })
-        .collect();
-    normalise(&mut w);
-    w
+        .map(|r| if *r > 0 { per_role * r } else { rest })
+        .collect()
 }
 
 /// MARKOV: each distinct campaign on the touches gets RE(c) / Σ RE over those campaigns
@@ -249,7 +305,7 @@ mod tests {
     }
 
     fn w(model: Model, c: &Conversion, t: &[Touch]) -> Vec<f64> {
-        weights(model, c, t, Params::default(), &HashMap::new())
+        shares(&weights(model, c, t, Params::default(), &HashMap::new()))
     }
 
     fn close(a: &[f64], b: &[f64]) -> bool {
@@ -355,15 +411,21 @@ mod tests {
     fn markov_spreads_each_campaign_share_over_its_touches() {
         let t = touches(&[(1, 1), (2, 2), (3, 1)]);
         let effects = HashMap::from([(1, 0.3), (2, 0.1)]);
-        let got = weights(Model::Markov, &conv(9), &t, Params::default(), &effects);
+        let got = shares(&weights(
+            Model::Markov,
+            &conv(9),
+            &t,
+            Params::default(),
+            &effects,
+        ));
         assert!(close(&got, &[0.375, 0.25, 0.375]));
-        let got = weights(
+        let got = shares(&weights(
             Model::Markov,
             &conv(9),
             &t,
             Params::default(),
             &HashMap::new(),
-        );
+        ));
         assert!(
             close(&got, &[0.25, 0.5, 0.25]),
             "equal campaign shares when effects are all 0"
@@ -383,6 +445,47 @@ mod tests {
             "day 2 is exactly 8 days before; day 11 is after"
         );
         assert!(eligible(&t, day(10), 0).iter().all(|t| t.at == day(10)));
+    }
+
+    #[test]
+    fn rational_models_give_exact_integer_proportions() {
+        let t = touches(&[(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7)]);
+        let none = HashMap::new();
+        let p = Params::default();
+        assert_eq!(weights(Model::Linear, &conv(9), &t, p, &none), vec![1; 7]);
+        assert_eq!(
+            weights(Model::PositionBased, &conv(9), &t, p, &none),
+            vec![10, 1, 1, 1, 1, 1, 10]
+        );
+        // W_SHAPED with FIRST and MQL on t1 and t2 and five roleless touches: 0.3 : 0.02
+        // = 15 : 1.
+        let c = Conversion {
+            at: day(9),
+            mql_at: Some(day(2)),
+            opportunity_created_at: None,
+            won: false,
+        };
+        assert_eq!(
+            weights(Model::WShaped, &c, &t, p, &none),
+            vec![15, 15, 1, 1, 1, 1, 1]
+        );
+    }
+
+    #[test]
+    fn quantized_weights_sum_to_the_quantum_and_keep_equal_ones_equal_or_earlier() {
+        let q = quantize(&[1.0, 1.0, 1.0]);
+        assert_eq!(
+            q.iter().map(|x| u128::from(*x)).sum::<u128>(),
+            u128::from(QUANTUM)
+        );
+        assert!(q[0] >= q[1] && q[1] >= q[2] && q[0] - q[2] <= 1);
+        let q = quantize(&[0.25, 0.5, 1.0]);
+        assert_eq!(
+            q.iter().map(|x| u128::from(*x)).sum::<u128>(),
+            u128::from(QUANTUM)
+        );
+        assert!((2 * q[0]).abs_diff(q[1]) < 4096 && (2 * q[1]).abs_diff(q[2]) < 4096);
+        assert_eq!(quantize(&[0.0, f64::NAN]), vec![1, 1]);
     }
 
     #[test]
@@ -430,8 +533,8 @@ mod tests {
                 let effects: HashMap<i64, f64> = effects.iter().enumerate().map(|(i, e)| (i as i64, *e)).collect();
                 let w = weights(MODELS[model], &conversion, &touches, Params::default(), &effects);
                 prop_assert_eq!(w.len(), touches.len());
-                prop_assert!(w.iter().all(|x| *x >= 0.0));
-                prop_assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+                prop_assert!(w.iter().any(|x| *x > 0));
+                prop_assert!((shares(&w).iter().sum::<f64>() - 1.0).abs() < 1e-9);
             }
 
             #[test]

@@ -4,6 +4,7 @@
 
 use chrono::NaiveDate;
 
+use super::exact::ExactSum;
 use super::money::{div_round_half_even, format_units, Decimal, MoneyError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,9 +113,10 @@ fn count_text(x: f64) -> String {
 pub fn statement(
     terms: &Terms,
     credits: &[EventCredit],
-    qualified_leads: f64,
+    qualified: &ExactSum,
     currency: &str,
 ) -> Result<Statement, MoneyError> {
+    let qualified_leads = qualified.to_f64();
     let money = |cents: i64| {
         format!(
             "{} {currency}",
@@ -175,15 +177,19 @@ pub fn statement(
             });
         }
     }
-    let bonus = (qualified_leads * terms.qualified_lead_bonus as f64).round_ties_even();
-    if bonus.is_finite() && bonus > 0.0 {
+    // Exact: the qualified leads are an exact sum of fractions, times the bonus, rounded
+    // half-to-even once.
+    let bonus = qualified
+        .times(terms.qualified_lead_bonus)
+        .ok_or(MoneyError::Arithmetic)?;
+    if bonus > 0 {
         lines.push(Line {
             kind: LineKind::LeadBonus,
             campaign_id: None,
             opportunity_id: None,
             basis: Some(terms.qualified_lead_bonus),
             rate: Some(count_text(qualified_leads)),
-            amount: bonus as i64,
+            amount: bonus,
             description: format!(
                 "{} attributed qualified leads (SAL) × {}",
                 count_text(qualified_leads),
@@ -243,6 +249,7 @@ pub fn statement(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::exact::Fraction;
 
     fn d(text: &str) -> Decimal {
         Decimal::parse(text).unwrap()
@@ -283,7 +290,7 @@ mod tests {
         let s = statement(
             &terms(),
             &[credit("r1", 1, 125, None), credit("r2", 2, 175, None)],
-            0.0,
+            &ExactSum::default(),
             "USD",
         )
         .unwrap();
@@ -303,7 +310,7 @@ mod tests {
         let s = statement(
             &t,
             &[credit("r1", 1, 60_000, None), credit("r2", 2, 70_000, None)],
-            0.0,
+            &ExactSum::default(),
             "USD",
         )
         .unwrap();
@@ -330,7 +337,11 @@ mod tests {
                 credit("r1", 1, 100_000, None),
                 credit("r2", 5, -10_000, Some(1)),
             ],
-            1.0,
+            &{
+                let mut one = ExactSum::default();
+                one.add(Fraction::whole(1));
+                one
+            },
             "USD",
         )
         .unwrap();
@@ -349,7 +360,7 @@ mod tests {
                 credit("r1", 1, 10_000, None),
                 credit("r2", 11, -1_000, Some(1)),
             ],
-            0.0,
+            &ExactSum::default(),
             "USD",
         )
         .unwrap();
@@ -364,7 +375,7 @@ mod tests {
                 credit("r1", 1, 10_000, None),
                 credit("r2", 12, -1_000, Some(1)),
             ],
-            0.0,
+            &ExactSum::default(),
             "USD",
         )
         .unwrap();
@@ -376,8 +387,38 @@ mod tests {
 
     #[test]
     fn the_lead_bonus_multiplies_fractional_leads() {
-        let s = statement(&terms(), &[], 5.333333333333, "USD").unwrap();
+        // 5 + 1/3 leads × 25.00 = 133.333… → 133.33.
+        let mut leads = ExactSum::default();
+        leads.add(Fraction::whole(5));
+        leads.add(Fraction::new(1, 3));
+        let s = statement(&terms(), &[], &leads, "USD").unwrap();
         assert_eq!(s.lines[0].amount, 13_333);
         assert_eq!(s.lines[0].rate.as_deref(), Some("5.333333333333"));
+    }
+
+    #[test]
+    fn a_lead_bonus_landing_exactly_on_a_half_cent_rounds_to_even() {
+        // 0.3 + 0.2 + 1/6 + 1/3 = 1 lead... plus 1/2: 1.5 leads × 0.01 = 1.5¢ → 2¢;
+        // 1/2 lead × 0.05 = 2.5¢ → 2¢ (half to even, not up, and not truncated).
+        let mut t = terms();
+        t.qualified_lead_bonus = 1;
+        let mut leads = ExactSum::default();
+        for (n, d) in [(3, 10), (1, 5), (1, 6), (1, 3), (1, 2)] {
+            leads.add(Fraction::new(n, d));
+        }
+        let s = statement(&t, &[], &leads, "USD").unwrap();
+        assert_eq!(s.lines[0].amount, 2);
+        assert_eq!(s.qualified_leads, 1.5);
+        t.qualified_lead_bonus = 5;
+        let mut half = ExactSum::default();
+        half.add(Fraction::new(1, 2));
+        let s = statement(&t, &[], &half, "USD").unwrap();
+        assert_eq!(s.lines[0].amount, 2);
+        // 1/6 lead × 3¢ = 0.5¢ → 0¢: no line at all.
+        t.qualified_lead_bonus = 3;
+        let mut sixth = ExactSum::default();
+        sixth.add(Fraction::new(1, 6));
+        let s = statement(&t, &[], &sixth, "USD").unwrap();
+        assert!(s.lines.is_empty());
     }
 }

@@ -4,6 +4,7 @@
 pub mod allocation;
 pub mod attribution;
 pub mod compensation;
+pub mod exact;
 pub mod markov;
 pub mod money;
 pub mod period;

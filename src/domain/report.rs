@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::allocation::allocate;
 use super::attribution::{weights, Conversion, Model, Params, Touch};
+use super::exact::{ExactSum, Fraction};
 use super::money::MoneyError;
 
 /// One conversion with its eligible touches (sorted) and, for OPPORTUNITY, its pipeline value.
@@ -52,24 +53,30 @@ pub struct CampaignInfo {
 pub struct Row {
     pub key: String,
     pub campaign_id: Option<i64>,
-    pub conversions: f64,
+    /// Conversions credited, exact.
+    pub conversions: ExactSum,
     pub revenue: i64,
 }
 
+/// Rows + other + unattributed = total, for conversions and for revenue, for every caller.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub rows: Vec<Row>,
-    pub total_conversions: f64,
+    pub total_conversions: u64,
     pub total_revenue: i64,
-    pub unattributed_conversions: f64,
+    pub unattributed_conversions: u64,
     pub unattributed_revenue: i64,
+    /// What went to campaigns the caller may not see, aggregated (0 for a caller who sees all).
+    pub other_conversions: ExactSum,
+    pub other_revenue: i64,
 }
 
 /// A touch's share of one conversion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Credit {
     pub touch: Touch,
-    pub weight: f64,
+    /// The conversions credited: wᵢ / Σw, exact.
+    pub weight: Fraction,
     pub amount: i64,
 }
 
@@ -85,13 +92,14 @@ pub fn credits(
 ) -> Vec<Credit> {
     let w = weights(model, conversion, touches, params, removal_effects);
     let parts = allocate(amount, &w);
+    let total: u128 = w.iter().map(|x| u128::from(*x)).sum();
     touches
         .iter()
         .zip(w)
         .zip(parts)
         .map(|((t, weight), amount)| Credit {
             touch: t.clone(),
-            weight,
+            weight: Fraction::new(u128::from(weight), total),
             amount,
         })
         .collect()
@@ -133,24 +141,32 @@ pub fn build(
 ) -> Result<Report, MoneyError> {
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     let mut total_revenue: i64 = 0;
-    let mut unattributed_conversions = 0.0;
+    let mut unattributed_conversions = 0u64;
     let mut unattributed_revenue: i64 = 0;
+    let mut other_conversions = ExactSum::default();
+    let mut other_revenue: i64 = 0;
     let add = |a: i64, b: i64| a.checked_add(b).ok_or(MoneyError::Arithmetic);
-    let credit = |rows: &mut BTreeMap<String, Row>,
-                  c: &Credit,
-                  conversions: f64|
+    let mut credit = |rows: &mut BTreeMap<String, Row>,
+                      c: &Credit,
+                      conversions: Option<Fraction>|
      -> Result<(), MoneyError> {
         if !visible(c.touch.campaign_id) {
+            if let Some(f) = conversions {
+                other_conversions.add(f);
+            }
+            other_revenue = add(other_revenue, c.amount)?;
             return Ok(());
         }
         let (key, campaign_id) = key_of(grouping, &c.touch, campaigns);
         let row = rows.entry(key.clone()).or_insert(Row {
             key,
             campaign_id,
-            conversions: 0.0,
+            conversions: ExactSum::default(),
             revenue: 0,
         });
-        row.conversions += conversions;
+        if let Some(f) = conversions {
+            row.conversions.add(f);
+        }
         row.revenue = add(row.revenue, c.amount)?;
         Ok(())
     };
@@ -166,11 +182,11 @@ pub fn build(
             value,
         );
         if cs.is_empty() {
-            unattributed_conversions += 1.0;
+            unattributed_conversions += 1;
             unattributed_revenue = add(unattributed_revenue, value)?;
         }
         for c in &cs {
-            credit(&mut rows, c, c.weight)?;
+            credit(&mut rows, c, Some(c.weight))?;
         }
     }
     for v in &facts.values {
@@ -187,15 +203,17 @@ pub fn build(
             unattributed_revenue = add(unattributed_revenue, v.amount)?;
         }
         for c in &cs {
-            credit(&mut rows, c, 0.0)?;
+            credit(&mut rows, c, None)?;
         }
     }
     Ok(Report {
         rows: rows.into_values().collect(),
-        total_conversions: facts.conversions.len() as f64,
+        total_conversions: facts.conversions.len() as u64,
         total_revenue,
         unattributed_conversions,
         unattributed_revenue,
+        other_conversions,
+        other_revenue,
     })
 }
 
@@ -309,9 +327,13 @@ mod tests {
         // 10000/3 → 3334, 3333, 3333; −1001/3 → −334, −334, −333 (ties to the earlier touch).
         let revenue: Vec<i64> = r.rows.iter().map(|r| r.revenue).collect();
         assert_eq!(revenue, vec![3000, 2999, 3000]);
-        assert_eq!(r.total_conversions, 2.0);
-        assert_eq!(r.unattributed_conversions, 1.0);
-        assert!((r.rows.iter().map(|r| r.conversions).sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(r.total_conversions, 2);
+        assert_eq!(r.unattributed_conversions, 1);
+        let mut credited = ExactSum::default();
+        r.rows.iter().for_each(|r| credited.add_sum(&r.conversions));
+        assert_eq!(credited.to_f64(), 1.0);
+        assert!(r.other_conversions.is_zero());
+        assert_eq!(r.other_revenue, 0);
     }
 
     #[test]
@@ -356,5 +378,13 @@ mod tests {
         assert_eq!(r.rows.len(), 1);
         assert_eq!(r.rows[0].key, "c1");
         assert_eq!(r.total_revenue, 9_554);
+        // Rows + other + unattributed = total, for revenue and conversions.
+        assert_eq!(
+            r.rows[0].revenue + r.other_revenue + r.unattributed_revenue,
+            r.total_revenue
+        );
+        let mut seen = r.rows[0].conversions.clone();
+        seen.add_sum(&r.other_conversions);
+        assert_eq!(seen.to_f64() + r.unattributed_conversions as f64, 2.0);
     }
 }

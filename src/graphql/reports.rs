@@ -102,6 +102,11 @@ pub struct AttributionReport {
     pub total_revenue: Money,
     pub unattributed_conversions: f64,
     pub unattributed_revenue: Money,
+    /// Conversions credited to campaigns the caller may not see, aggregated (0 for a caller
+    /// who sees every campaign): rows + other + unattributed = total.
+    pub other_conversions: f64,
+    /// Revenue credited to campaigns the caller may not see, aggregated.
+    pub other_revenue: Money,
     /// MARKOV only; empty for the other models.
     pub removal_effects: Vec<RemovalEffect>,
 }
@@ -122,14 +127,16 @@ impl AttributionReport {
                         .campaign_id
                         .and_then(|id| r.campaigns.get(&id).cloned())
                         .map(Campaign),
-                    conversions: row.conversions,
+                    conversions: row.conversions.to_f64(),
                     revenue: Money::new(s, row.revenue),
                 })
                 .collect(),
-            total_conversions: r.report.total_conversions,
+            total_conversions: r.report.total_conversions as f64,
             total_revenue: Money::new(s, r.report.total_revenue),
-            unattributed_conversions: r.report.unattributed_conversions,
+            unattributed_conversions: r.report.unattributed_conversions as f64,
             unattributed_revenue: Money::new(s, r.report.unattributed_revenue),
+            other_conversions: r.report.other_conversions.to_f64(),
+            other_revenue: Money::new(s, r.report.other_revenue),
             removal_effects: r
                 .removal_effects
                 .into_iter()
@@ -172,7 +179,7 @@ impl AttributionCredit {
         })
     }
     async fn weight(&self) -> f64 {
-        self.credit.weight
+        self.credit.weight.to_f64()
     }
     async fn amount(&self, ctx: &Context<'_>) -> Money {
         Money::new(session(ctx), self.credit.amount)
@@ -206,22 +213,22 @@ impl CampaignRoi {
         self.roi.roas()
     }
     async fn inquiries(&self) -> f64 {
-        self.roi.conversions[0]
+        self.roi.conversions_at(0)
     }
     async fn mqls(&self) -> f64 {
-        self.roi.conversions[1]
+        self.roi.conversions_at(1)
     }
     async fn sals(&self) -> f64 {
-        self.roi.conversions[2]
+        self.roi.conversions_at(2)
     }
     async fn sqls(&self) -> f64 {
-        self.roi.conversions[3]
+        self.roi.conversions_at(3)
     }
     async fn opportunities(&self) -> f64 {
-        self.roi.conversions[4]
+        self.roi.conversions_at(4)
     }
     async fn wins(&self) -> f64 {
-        self.roi.conversions[5]
+        self.roi.conversions_at(5)
     }
     async fn cost_per_inquiry(&self, ctx: &Context<'_>) -> Option<Money> {
         self.per(ctx, 0)

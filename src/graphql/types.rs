@@ -334,16 +334,18 @@ impl Lead {
     /// FORBIDDEN unless the caller may see this lead's personal data.
     async fn check_pii(&self, ctx: &Context<'_>) -> Result<()> {
         let s = session(ctx);
-        let facts = if service::leads::pii_needs_facts(&s.ctx) {
+        let (by_campaigns, by_deals) = service::leads::pii_needs_facts(&s.ctx);
+        let facts = if by_campaigns || by_deals {
             let mut facts = service::leads::PiiFacts::default();
-            if s.ctx.caller.role == auth::Role::SalesRep {
+            if by_deals {
                 facts.opportunity_owners = s
                     .loaders
                     .opportunity_owners()
                     .load_one(self.0.id)
                     .await?
                     .unwrap_or_default();
-            } else {
+            }
+            if by_campaigns {
                 let touches = s
                     .loaders
                     .touchpoints_by_lead()

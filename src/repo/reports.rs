@@ -131,13 +131,15 @@ pub fn revenue_booked_between(
         .load(conn)
 }
 
-/// The largest audit id: every committed mutation writes one, so it versions the data.
+/// The committed data version: every write transaction bumps it before committing, in commit
+/// order, so a report built after reading version v has seen every write up to v. Read it
+/// before the facts a report caches under it.
 pub fn data_version(conn: &mut AnyConnection) -> QueryResult<i64> {
-    use crate::db::schema::audit_log;
-    audit_log::table
-        .select(diesel::dsl::max(audit_log::id))
-        .first::<Option<i64>>(conn)
-        .map(|v| v.unwrap_or(0))
+    use crate::db::schema::data_version;
+    data_version::table
+        .select(data_version::version)
+        .filter(data_version::id.eq(1))
+        .first::<i64>(conn)
 }
 
 /// The leads created in `[from, to)`.

@@ -10,8 +10,9 @@ use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
 use crate::domain::attribution::{eligible, sort_touches, Conversion, Model, Params, Touch};
+use crate::domain::exact::ExactSum;
 use crate::domain::markov::{collapse, removal_effects, Path};
-use crate::domain::money::{div_round_half_even, Money};
+use crate::domain::money::Money;
 use crate::domain::period::Period;
 use crate::domain::report::{
     self, CampaignInfo, ConversionFacts, Credit, Grouping, Report, StageFacts, ValueFacts,
@@ -487,10 +488,7 @@ fn visible_campaigns(ctx: &Ctx, campaigns: &[CampaignRow]) -> AppResult<HashSet<
     let scope = ctx.require_read(Read::Campaigns, "attribution")?;
     Ok(campaigns
         .iter()
-        .filter(|c| {
-            scope == Scope::All
-                || (scope == Scope::Own && c.owner_id.is_some() && c.owner_id == ctx.user_id)
-        })
+        .filter(|c| scope == Scope::All || (matches!(scope, Scope::Own(_)) && ctx.owns(c.owner_id)))
         .map(|c| c.id)
         .collect())
 }
@@ -679,8 +677,8 @@ pub struct CampaignRoi {
     pub cost: i64,
     pub revenue: i64,
     pub pipeline: i64,
-    /// Conversions at INQUIRY, MQL, SAL, SQL, OPPORTUNITY, WON.
-    pub conversions: [f64; 6],
+    /// Conversions at INQUIRY, MQL, SAL, SQL, OPPORTUNITY, WON, exact.
+    pub conversions: [ExactSum; 6],
 }
 
 impl CampaignRoi {
@@ -690,20 +688,14 @@ impl CampaignRoi {
     pub fn roas(&self) -> Option<f64> {
         (self.cost != 0).then(|| self.revenue as f64 / self.cost as f64)
     }
-    /// cost / conversions, rounded half to even to the minor unit; None when there are none.
+    /// Conversions at one stage, for display.
+    pub fn conversions_at(&self, stage: usize) -> f64 {
+        self.conversions[stage].to_f64()
+    }
+    /// cost / conversions from the exact sum of credits, rounded half to even to the minor
+    /// unit once; None when there are none.
     pub fn cost_per(&self, stage: usize) -> Option<Money> {
-        let x = self.conversions[stage];
-        if x <= 0.0 {
-            return None;
-        }
-        let exact = self.cost as f64 / x;
-        // Exact when the conversions are whole; otherwise the float quotient, rounded.
-        if x.fract() == 0.0 {
-            return div_round_half_even(i128::from(self.cost), x as i128)
-                .and_then(|v| i64::try_from(v).ok())
-                .map(Money);
-        }
-        Some(Money(exact.round_ties_even() as i64))
+        self.conversions[stage].divide(self.cost).map(Money)
     }
 }
 
@@ -783,10 +775,8 @@ pub async fn campaign_roi(
             }
         }
         let row = |i: usize| rows_by_campaign[i].get(&c.id).copied();
-        let mut conversions = [0.0; 6];
-        for (i, slot) in conversions.iter_mut().enumerate() {
-            *slot = row(i).map(|r| r.conversions).unwrap_or(0.0);
-        }
+        let conversions: [ExactSum; 6] =
+            std::array::from_fn(|i| row(i).map(|r| r.conversions.clone()).unwrap_or_default());
         out.push(CampaignRoi {
             cost: cost_by.get(&c.id).copied().unwrap_or(0),
             revenue: row(5).map(|r| r.revenue).unwrap_or(0),

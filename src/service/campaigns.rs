@@ -35,7 +35,7 @@ pub struct CostInput {
 pub fn can_see(ctx: &Ctx, owner_id: Option<i64>) -> bool {
     match ctx.read_scope(Read::Campaigns) {
         Scope::All => true,
-        Scope::Own => owner_id.is_some() && owner_id == ctx.user_id,
+        Scope::Own(_) => ctx.owns(owner_id),
         Scope::None => false,
     }
 }
@@ -46,7 +46,7 @@ pub fn visible_filter(ctx: &Ctx, channel: Option<String>) -> AppResult<CampaignF
     Ok(CampaignFilter {
         channel,
         owner_id: match scope {
-            Scope::Own => Some(ctx.user_id.unwrap_or(-1)),
+            Scope::Own(_) => Some(ctx.user_id.unwrap_or(-1)),
             _ => None,
         },
     })
@@ -88,12 +88,12 @@ pub fn upsert_in(
     };
     // A marketer writes only campaigns they own, and owns what they create.
     let owner_external_id = match (scope, &input.owner_external_id) {
-        (Scope::Own, Some(owner)) if owner != &ctx.caller.sub => {
+        (Scope::Own(_), Some(owner)) if owner != &ctx.caller.sub => {
             return Err(AppError::Forbidden(
                 "a MARKETER may only write campaigns they own".into(),
             ))
         }
-        (Scope::Own, _) => Some(ctx.caller.sub.clone()),
+        (Scope::Own(_), _) => Some(ctx.caller.sub.clone()),
         (_, owner) => owner.clone(),
     };
     let owner_id = match &owner_external_id {
@@ -120,7 +120,7 @@ pub fn upsert_in(
             Outcome::Created
         }
         Some(row) => {
-            if scope == Scope::Own && row.owner_id != ctx.user_id {
+            if scope != Scope::All && !ctx.owns(row.owner_id) {
                 return Err(AppError::Forbidden(
                     "a MARKETER may only write campaigns they own".into(),
                 ));
@@ -173,7 +173,7 @@ pub fn record_cost_in(
     }
     let campaign = repo::by_external_id(conn, &input.campaign_external_id)?
         .ok_or_else(|| not_found("campaign", &input.campaign_external_id))?;
-    if scope == Scope::Own && campaign.owner_id != ctx.user_id {
+    if scope != Scope::All && !ctx.owns(campaign.owner_id) {
         return Err(AppError::Forbidden(
             "a MARKETER may only record costs of campaigns they own".into(),
         ));
@@ -191,6 +191,18 @@ pub fn record_cost_in(
             Outcome::Created
         }
         Some(row) => {
+            // The cost as it is: a MARKETER may not move or rewrite a cost recorded on a
+            // campaign they do not own, whichever campaign it is sent to.
+            if scope != Scope::All && row.campaign_id != campaign.id {
+                let current = repo::by_id(conn, row.campaign_id)?.ok_or_else(|| {
+                    AppError::Internal(format!("cost {} has no campaign", row.id))
+                })?;
+                if !ctx.owns(current.owner_id) {
+                    return Err(AppError::Forbidden(
+                        "a MARKETER may only record costs of campaigns they own".into(),
+                    ));
+                }
+            }
             if row.campaign_id == campaign.id
                 && row.amount_cents == amount.0
                 && row.incurred_on == input.incurred_on

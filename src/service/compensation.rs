@@ -13,6 +13,7 @@ use crate::auth::{Read, Scope, Write};
 use crate::db::AnyConnection;
 use crate::domain::attribution::{Model, Params};
 use crate::domain::compensation::{self as pay, EventCredit, Terms};
+use crate::domain::exact::ExactSum;
 use crate::domain::markov::removal_effects;
 use crate::domain::money::{Decimal, Money};
 use crate::domain::period::Period;
@@ -244,7 +245,7 @@ pub struct SharedFacts {
 /// per campaign, the SAL conversions credited to it.
 struct ModelShares {
     won_credits: Vec<Vec<(i64, i64)>>,
-    sal_conversions: HashMap<i64, f64>,
+    sal_conversions: HashMap<i64, ExactSum>,
 }
 
 impl SharedFacts {
@@ -336,7 +337,7 @@ impl SharedFacts {
         let sal_conversions = sal_report
             .rows
             .iter()
-            .filter_map(|r| Some((r.campaign_id?, r.conversions)))
+            .filter_map(|r| Some((r.campaign_id?, r.conversions.clone())))
             .collect();
         let shares = std::sync::Arc::new(ModelShares {
             won_credits,
@@ -406,12 +407,30 @@ pub fn compute_with(
     // Commission and clawback: each revenue event booked in the period, split as its deal closed.
     let (revenue, opps, first_positive) = (&shared.revenue, &shared.opps, &shared.first_positive);
     let mut credits = Vec::new();
+    // The facts and their split were made together: a different length, or a credit whose
+    // revenue event or deal is not among the period's, is a bug. Refuse rather than pay less.
+    if shared.won.values.len() != shares.won_credits.len() {
+        return Err(AppError::Internal(format!(
+            "statement: {} revenue events but {} splits",
+            shared.won.values.len(),
+            shares.won_credits.len()
+        )));
+    }
     for (v, split) in shared.won.values.iter().zip(&shares.won_credits) {
         let (Some(event), Some(opp)) = (
             revenue.get(&v.revenue_event_id),
             opps.get(&v.opportunity_id),
         ) else {
-            continue;
+            return Err(AppError::Internal(format!(
+                "statement: credit of revenue event {} on opportunity {} has no {}",
+                v.revenue_event_id,
+                v.opportunity_id,
+                if revenue.contains_key(&v.revenue_event_id) {
+                    "opportunity"
+                } else {
+                    "revenue event"
+                }
+            )));
         };
         for (campaign_id, credit) in split.iter().filter(|(c, _)| owned.contains_key(c)) {
             credits.push(EventCredit {
@@ -427,15 +446,15 @@ pub fn compute_with(
             });
         }
     }
-    // Lead bonus: the SAL conversions of the period credited to the marketer's campaigns, in
-    // the report's row order (by campaign externalId), as a report of them alone would sum.
-    let mut mine: Vec<(&String, f64)> = owned
-        .iter()
-        .filter_map(|(id, ext)| Some((ext, *shares.sal_conversions.get(id)?)))
-        .collect();
-    mine.sort_by(|a, b| a.0.cmp(b.0));
-    let qualified: f64 = mine.iter().map(|(_, n)| n).sum();
-    let statement = pay::statement(&terms, &credits, qualified, currency)?;
+    // Lead bonus: the SAL conversions of the period credited to the marketer's campaigns, as
+    // an exact sum (the bonus is rounded once, from it).
+    let mut qualified = ExactSum::default();
+    for id in owned.keys() {
+        if let Some(n) = shares.sal_conversions.get(id) {
+            qualified.add_sum(n);
+        }
+    }
+    let statement = pay::statement(&terms, &credits, &qualified, currency)?;
     let opp_ext: HashMap<i64, String> = opps
         .values()
         .map(|o| (o.id, o.external_id.clone()))
@@ -486,7 +505,7 @@ pub async fn statement(
     period: Period,
 ) -> AppResult<StatementRecord> {
     match ctx.require_read(Read::Statements, "compensation statements")? {
-        Scope::Own if user_external_id != ctx.caller.sub => {
+        Scope::Own(_) if user_external_id != ctx.caller.sub => {
             return Err(AppError::Forbidden(
                 "a MARKETER reads only their own statement".into(),
             ))

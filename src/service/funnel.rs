@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{AppError, AppResult, Ctx};
-use crate::auth::{Read, Scope};
-use crate::domain::money::div_round_half_even;
+use crate::auth::{Owned, Read, Scope};
+use crate::domain::exact::{ExactSum, Fraction};
 use crate::domain::period::Period;
 use crate::domain::scoring;
 use crate::domain::stage::{LeadStage, FUNNEL};
@@ -60,21 +60,27 @@ fn reach(lead: &LeadRow) -> [Option<DateTime<Utc>>; 6] {
     ]
 }
 
-/// The campaigns whose sourced leads the caller's reports cover (None: all).
+/// The campaigns whose sourced leads the caller's funnel covers (None: all).
 fn own_campaigns(
     ctx: &Ctx,
     conn: &mut crate::db::AnyConnection,
 ) -> AppResult<Option<HashSet<i64>>> {
     match ctx.read_scope(Read::Campaigns) {
-        Scope::Own => Ok(Some(
-            campaigns::all(conn)?
-                .into_iter()
-                .filter(|c| c.owner_id.is_some() && c.owner_id == ctx.user_id)
-                .map(|c| c.id)
-                .collect(),
-        )),
+        Scope::Own(Owned::Campaigns) => Ok(Some(owned_campaign_ids(ctx, conn)?)),
+        Scope::Own(other) => Err(AppError::Internal(format!(
+            "campaign reports have no rule for own {other:?}"
+        ))),
         _ => Ok(None),
     }
+}
+
+/// The ids of the campaigns the caller owns.
+fn owned_campaign_ids(ctx: &Ctx, conn: &mut crate::db::AnyConnection) -> AppResult<HashSet<i64>> {
+    Ok(campaigns::all(conn)?
+        .into_iter()
+        .filter(|c| ctx.owns(c.owner_id))
+        .map(|c| c.id)
+        .collect())
 }
 
 /// One lead of a period's cohort, as the funnel needs it.
@@ -355,8 +361,11 @@ pub async fn leakage(
     as_of: Option<DateTime<Utc>>,
 ) -> AppResult<Leakage> {
     ctx.require_read(Read::Leakage, "leakage")?;
-    // "Own" leakage is own campaigns' leads for marketing, own leads for sales.
-    let sales_own = ctx.read_scope(Read::Opportunities) == Scope::Own;
+    // What "own" leakage is comes from the policy: the leads own campaigns sourced
+    // (marketing), or own leads (sales).
+    let scope = ctx.read_scope(Read::Leakage);
+    let sales_own = scope == Scope::Own(Owned::Leads);
+    let campaigns_own = scope == Scope::Own(Owned::Campaigns);
     if sla_hours < 0 {
         return Err(AppError::BadInput("slaHours must not be negative".into()));
     }
@@ -367,14 +376,18 @@ pub async fn leakage(
             let sla = Duration::hours(i64::from(sla_hours));
             let until = period.end().min(as_of + Duration::microseconds(1));
             let version = reports::data_version(conn)?;
-            let own = own_campaigns(&ctx2, conn)?;
+            let own = if campaigns_own {
+                Some(owned_campaign_ids(&ctx2, conn)?)
+            } else {
+                None
+            };
             let cache = ctx2.reports.clone();
             let inputs = cache
                 .mqls
                 .get_or_load(&cache, version, period, || load_mqls(conn, period))?;
             let visible = |lead: &LeadRow| {
                 if sales_own {
-                    return lead.owner_id.is_some() && lead.owner_id == ctx2.user_id;
+                    return ctx2.owns(lead.owner_id);
                 }
                 match &own {
                     None => true,
@@ -441,34 +454,41 @@ pub async fn leakage(
 }
 
 /// Σ over leaked leads of their source campaign's cost per lead (cost up to asOf / leads it
-/// sourced), rounded half to even at the end. Terms are summed in 10⁻¹² cents.
+/// sourced), summed exactly as fractions and rounded half to even once, at the end.
 fn wasted_spend(inputs: &MqlInputs, leaked: &HashSet<i64>, as_of: DateTime<Utc>) -> AppResult<i64> {
-    let mut per_campaign: HashMap<i64, i128> = HashMap::new();
+    let mut per_campaign: HashMap<i64, u128> = HashMap::new();
     for id in leaked {
         if let Some(c) = inputs.leads.get(id).and_then(|l| l.source_campaign_id) {
             *per_campaign.entry(c).or_insert(0) += 1;
         }
     }
-    const SCALE: i128 = 1_000_000_000_000;
-    let mut total: i128 = 0;
+    let mut total = ExactSum::default();
     for (c, leaked_here) in per_campaign {
         // "Up to asOf": a cost counts from the start of the day it was incurred.
-        let cost: i128 = inputs
-            .costs
-            .get(&c)
-            .map(|v| {
-                v.iter()
-                    .filter(|(day, _)| *day <= as_of.date_naive())
-                    .map(|(_, amount)| i128::from(*amount))
-                    .sum()
-            })
-            .unwrap_or(0);
-        let n = i128::from(inputs.sourced.get(&c).copied().unwrap_or(0).max(1));
-        total += cost * leaked_here * SCALE / n;
+        let mut cost: u128 = 0;
+        for (day, amount) in inputs.costs.get(&c).into_iter().flatten() {
+            if *day <= as_of.date_naive() {
+                let amount = u128::try_from(*amount)
+                    .map_err(|_| AppError::Internal(format!("campaign {c} has a negative cost")))?;
+                cost = cost
+                    .checked_add(amount)
+                    .ok_or_else(|| AppError::overflow("wasted spend"))?;
+            }
+        }
+        let sourced = inputs.sourced.get(&c).copied().unwrap_or(0);
+        if sourced <= 0 {
+            return Err(AppError::Internal(format!(
+                "campaign {c} sourced a leaked lead but counts {sourced} sourced leads"
+            )));
+        }
+        let numerator = cost
+            .checked_mul(leaked_here)
+            .ok_or_else(|| AppError::overflow("wasted spend"))?;
+        total.add(Fraction::new(numerator, sourced.unsigned_abs().into()));
     }
-    let cents =
-        div_round_half_even(total, SCALE).ok_or_else(|| AppError::overflow("wasted spend"))?;
-    i64::try_from(cents).map_err(|_| AppError::overflow("wasted spend"))
+    total
+        .times(1)
+        .ok_or_else(|| AppError::overflow("wasted spend"))
 }
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 
 use super::{check_external_id, naive, not_found, AppError, AppResult, Ctx, Outcome};
-use crate::auth::{policy, Read, Scope, TransitionRights, Write};
+use crate::auth::{policy, Owned, Read, Scope, TransitionRights, Write};
 use crate::db::AnyConnection;
 use crate::domain::stage::{self, LeadStage, Step};
 use crate::repo::leads::{
@@ -381,19 +381,26 @@ pub fn can_see_pii(ctx: &Ctx, lead: &LeadRow, facts: impl FnOnce() -> PiiFacts) 
     match ctx.read_scope(Read::LeadPersonalData) {
         Scope::All => true,
         Scope::None => false,
-        Scope::Own => {
+        Scope::Own(owned) => {
             let Some(me) = ctx.user_id else { return false };
-            match ctx.caller.role {
-                crate::auth::Role::SalesRep => {
+            match owned {
+                Owned::LeadsAndOwnDealContacts => {
                     lead.owner_id == Some(me) || facts().opportunity_owners.contains(&me)
                 }
-                _ => facts().campaign_owners.contains(&me),
+                Owned::LeadsTouchedByOwnCampaigns => facts().campaign_owners.contains(&me),
+                Owned::Leads => lead.owner_id == Some(me),
+                Owned::Campaigns | Owned::Deals | Owned::Myself => false,
             }
         }
     }
 }
 
-/// Whether the caller's role reads personal data only for some leads (so facts are needed).
-pub fn pii_needs_facts(ctx: &Ctx) -> bool {
-    ctx.read_scope(Read::LeadPersonalData) == Scope::Own
+/// Which facts the caller's personal-data rule needs about a lead: (owners of the campaigns
+/// that touched it, owners of the opportunities it is a contact of).
+pub fn pii_needs_facts(ctx: &Ctx) -> (bool, bool) {
+    match ctx.read_scope(Read::LeadPersonalData) {
+        Scope::Own(Owned::LeadsTouchedByOwnCampaigns) => (true, false),
+        Scope::Own(Owned::LeadsAndOwnDealContacts) => (false, true),
+        _ => (false, false),
+    }
 }

@@ -170,6 +170,12 @@ impl Ctx {
         })
     }
 
+    /// Whether the caller owns a row whose owner is `owner_id`. A caller without a user row
+    /// owns nothing (an unowned row is nobody's).
+    pub fn owns(&self, owner_id: Option<i64>) -> bool {
+        owner_id.is_some() && owner_id == self.user_id
+    }
+
     pub fn read_scope(&self, what: Read) -> Scope {
         policy::read(self.caller.role, what)
     }

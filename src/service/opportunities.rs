@@ -47,7 +47,7 @@ pub struct RevenueInput {
 pub fn can_see(ctx: &Ctx, owner_id: Option<i64>) -> bool {
     match ctx.read_scope(Read::Opportunities) {
         Scope::All => true,
-        Scope::Own => owner_id.is_some() && owner_id == ctx.user_id,
+        Scope::Own(_) => ctx.owns(owner_id),
         Scope::None => false,
     }
 }
@@ -57,7 +57,7 @@ pub fn visible_filter(ctx: &Ctx, status: Option<String>) -> AppResult<Opportunit
     Ok(OpportunityFilter {
         status,
         owner_id: match scope {
-            Scope::Own => Some(ctx.user_id.unwrap_or(-1)),
+            Scope::Own(_) => Some(ctx.user_id.unwrap_or(-1)),
             _ => None,
         },
     })

@@ -117,7 +117,7 @@ pub async fn me(ctx: &Ctx) -> AppResult<UserRow> {
 pub fn can_see_user(ctx: &Ctx, user_id: i64) -> bool {
     match ctx.read_scope(crate::auth::Read::Users) {
         Scope::All => true,
-        Scope::Own => ctx.user_id == Some(user_id),
+        Scope::Own(_) => ctx.user_id == Some(user_id),
         Scope::None => false,
     }
 }
@@ -125,7 +125,7 @@ pub fn can_see_user(ctx: &Ctx, user_id: i64) -> bool {
 pub fn can_see_email(ctx: &Ctx, user_external_id: &str) -> bool {
     match ctx.read_scope(crate::auth::Read::UserEmail) {
         Scope::All => true,
-        Scope::Own => ctx.caller.sub == user_external_id,
+        Scope::Own(_) => ctx.caller.sub == user_external_id,
         Scope::None => false,
     }
 }
