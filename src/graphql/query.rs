@@ -41,12 +41,7 @@ async fn find_campaign(s: &Session, key: Key) -> Result<Option<Campaign>> {
             })
         })
         .await?;
-    match row {
-        Some(c) if !service::campaigns::can_see(&s.ctx, c.owner_id) => {
-            Err(forbidden("a MARKETER sees only the campaigns they own"))
-        }
-        other => Ok(other.map(Campaign)),
-    }
+    Ok(service::campaigns::visible_or_forbidden(&s.ctx, row)?.map(Campaign))
 }
 
 async fn find_lead(s: &Session, key: Key) -> Result<Option<Lead>> {

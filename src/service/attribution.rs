@@ -762,10 +762,7 @@ pub async fn campaign_roi(
     for c in campaigns {
         if !visible.contains(&c.id) {
             if only.as_ref().is_some_and(|o| o.contains(&c.external_id)) {
-                return Err(AppError::Forbidden(format!(
-                    "campaign \"{}\" is not yours",
-                    c.external_id
-                )));
+                return Err(super::campaigns::not_yours());
             }
             continue;
         }
@@ -786,11 +783,16 @@ pub async fn campaign_roi(
         });
     }
     if let Some(o) = &only {
+        let scoped = ctx.read_scope(Read::Campaigns) != Scope::All;
         for ext in o {
             if !out.iter().any(|r| &r.campaign.external_id == ext) {
-                return Err(AppError::NotFound(format!(
-                    "no campaign with externalId \"{ext}\""
-                )));
+                // A scoped caller is told the same for a campaign that is not theirs and
+                // for one that does not exist.
+                return Err(if scoped {
+                    super::campaigns::not_yours()
+                } else {
+                    AppError::NotFound(format!("no campaign with externalId \"{ext}\""))
+                });
             }
         }
     }

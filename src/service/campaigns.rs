@@ -40,6 +40,23 @@ pub fn can_see(ctx: &Ctx, owner_id: Option<i64>) -> bool {
     }
 }
 
+/// A looked-up campaign as the caller may have it. A caller who sees only their own
+/// campaigns gets the same FORBIDDEN for one that is not theirs and for one that does not
+/// exist, so lookups cannot tell them which externalIds exist.
+pub fn visible_or_forbidden(ctx: &Ctx, row: Option<CampaignRow>) -> AppResult<Option<CampaignRow>> {
+    let scope = ctx.require_read(Read::Campaigns, "campaigns")?;
+    match row {
+        Some(c) if can_see(ctx, c.owner_id) => Ok(Some(c)),
+        None if scope == Scope::All => Ok(None),
+        _ => Err(not_yours()),
+    }
+}
+
+/// The one refusal for a campaign a scoped caller may not reach (or that is not there).
+pub fn not_yours() -> AppError {
+    AppError::Forbidden("no campaign of yours has this id".into())
+}
+
 /// The list filter for the caller: a MARKETER's lists hold their own campaigns.
 pub fn visible_filter(ctx: &Ctx, channel: Option<String>) -> AppResult<CampaignFilter> {
     let scope = ctx.require_read(Read::Campaigns, "campaigns")?;
