@@ -174,7 +174,7 @@ mod tests {
             // Equal weights: every part is the floor or one more, and the extra units go
             // to the earliest parts.
             let base = amount / n as i64;
-            let extra = (amount % n as i64).unsigned_abs() as usize;
+            let extra = usize::try_from((amount % n as i64).unsigned_abs()).unwrap();
             let step = amount.signum();
             for (i, p) in parts.iter().enumerate() {
                 let want = if i < extra { base + step } else { base };

@@ -1,6 +1,7 @@
 //! Marketer pay (SPEC §5) as a pure function: from a plan, the credits of the marketer's
 //! campaigns and their qualified leads, the statement's lines in order and its total. Every
 //! line is basis × rate in exact decimal arithmetic, rounded half to even to the minor unit.
+#![deny(clippy::float_arithmetic, clippy::cast_possible_truncation)]
 
 use chrono::NaiveDate;
 

@@ -1,5 +1,6 @@
 //! Money as integer minor units of the reporting currency, parsed from and printed as exact
 //! decimal strings. Floats never hold money.
+#![deny(clippy::float_arithmetic, clippy::cast_possible_truncation)]
 
 use std::fmt;
 
@@ -73,7 +74,8 @@ impl Decimal {
         }
         Ok(Decimal {
             units: if negative { -units } else { units },
-            scale: frac.len() as u32,
+            // At most 30 digits (checked above).
+            scale: u32::try_from(frac.len()).map_err(|_| MoneyError::Overflow(text.to_string()))?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! An attribution report (SPEC §4) from the facts of one stage and period: weights per
 //! conversion, values split by largest remainder, rows grouped by campaign, channel or month.
-//! Rows plus the unattributed part always sum exactly to the total revenue.
+//! Rows plus other plus the unattributed part always sum exactly to the total revenue.
+#![deny(clippy::float_arithmetic, clippy::cast_possible_truncation)]
 
 use std::collections::{BTreeMap, HashMap};
 
