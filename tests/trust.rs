@@ -390,3 +390,38 @@ fn a_report_sees_a_write_that_committed_after_a_later_one() {
     // Both writes are committed: (6.00 + 3.00) / 3 sourced leads, one leaked.
     assert_eq!(wasted(), "3.00");
 }
+
+/// `{ me }` for a token whose `sub` has no user row costs no database read once looked up,
+/// and a row created through this server is seen at once.
+fn absence_is_remembered(app: &TestApp) {
+    let t = app.token("svc-sync", Role::Integration);
+    let me =
+        || app.gql_with(&t, "{ me { externalId name } }", json!({}))["data"]["me"]["name"].clone();
+    assert_eq!(me(), "svc-sync");
+    let before = app.db.statements_run();
+    for _ in 0..20 {
+        assert_eq!(me(), "svc-sync");
+    }
+    assert_eq!(
+        app.db.statements_run() - before,
+        0,
+        "20 requests read nothing"
+    );
+    app.ok("mutation { upsertUser(input: { externalId: \"svc-sync\", name: \"Sync Job\", role: INTEGRATION }) { id } }", json!({}));
+    assert_eq!(me(), "Sync Job");
+}
+
+#[test]
+fn sqlite_a_caller_without_a_user_row_costs_no_read() {
+    absence_is_remembered(&TestApp::sqlite_with(&[(
+        "FUNNELGRAPH_USER_CACHE_MS",
+        "60000",
+    )]));
+}
+
+#[test]
+fn postgres_a_caller_without_a_user_row_costs_no_read() {
+    if let Some(app) = TestApp::postgres_with(&[("FUNNELGRAPH_USER_CACHE_MS", "60000")]) {
+        absence_is_remembered(&app);
+    }
+}

@@ -146,14 +146,14 @@ impl Ctx {
     ) -> AppResult<Ctx> {
         let cached = users.as_ref().and_then(|c| c.get(&caller.sub));
         let user = match cached {
-            Some(row) => Some(row),
+            Some(known) => known,
             None => {
                 let sub = caller.sub.clone();
                 let row = db
                     .run(move |conn| Ok::<_, AppError>(repo::users::by_external_id(conn, &sub)?))
                     .await?
                     .map(std::sync::Arc::new);
-                if let (Some(cache), Some(row)) = (&users, &row) {
+                if let Some(cache) = &users {
                     cache.put(&caller.sub, row.clone());
                 }
                 row

@@ -16,11 +16,13 @@ pub struct UserInput {
 }
 
 /// Callers' user rows as read a moment ago, by `sub`, so that a request needing nothing else
-/// (`{ me { id } }`) costs no database round trip. Only rows that exist are kept, and each for
-/// at most `ttl`: a user's id never changes, and a change of name, email or row role made
-/// through this server is seen at once (the entry is dropped when its transaction commits);
-/// made through another server, within `ttl`. Roles themselves come from the token.
-pub struct UserCache(crate::ttl::TtlMap<std::sync::Arc<UserRow>>);
+/// (`{ me { id } }`) costs no database round trip. The absence of a row is remembered as its
+/// presence is (service accounts and SSO users not yet synced have none, and would otherwise
+/// cost a read on every request). Each entry lives at most `ttl`: a user's id never changes,
+/// and a row created or changed through this server is seen at once (the entry is dropped
+/// when its transaction commits); through another server, within `ttl`. Roles themselves come
+/// from the token.
+pub struct UserCache(crate::ttl::TtlMap<Option<std::sync::Arc<UserRow>>>);
 
 impl UserCache {
     const CAPACITY: usize = 10_000;
@@ -29,11 +31,12 @@ impl UserCache {
         UserCache(crate::ttl::TtlMap::new(ttl, Self::CAPACITY))
     }
 
-    pub fn get(&self, sub: &str) -> Option<std::sync::Arc<UserRow>> {
+    /// `Some(row or none)` when `sub` was looked up a moment ago, `None` when it must be read.
+    pub fn get(&self, sub: &str) -> Option<Option<std::sync::Arc<UserRow>>> {
         self.0.get(sub, std::time::Instant::now())
     }
 
-    pub fn put(&self, sub: &str, row: std::sync::Arc<UserRow>) {
+    pub fn put(&self, sub: &str, row: Option<std::sync::Arc<UserRow>>) {
         self.0.put(sub, row, std::time::Instant::now());
     }
 
