@@ -94,6 +94,30 @@ pub enum CliError {
     Io(#[from] std::io::Error),
 }
 
+/// The setting under which `serve --dev` keeps its signing secret in the database.
+const DEV_SECRET_SETTING: &str = "dev_jwt_secret";
+
+/// The development secret of the configured database: made once by `serve --dev` and kept in
+/// the database, so tokens printed by one run (or minted by `token`) verify after a restart.
+/// `create` makes it when the database has none yet.
+fn dev_secret(config: &Config, create: bool) -> Result<Option<Secret>, CliError> {
+    let db = Db::connect(&config.database)?;
+    db.migrate()?;
+    let mut conn = db.get()?;
+    let found = crate::repo::settings::get(&mut conn, DEV_SECRET_SETTING)
+        .map_err(crate::db::DbError::Query)?;
+    match found {
+        Some(value) => Ok(Some(Secret::new(value))),
+        None if create => {
+            let value = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+            crate::repo::settings::set(&mut conn, DEV_SECRET_SETTING, &value)
+                .map_err(crate::db::DbError::Query)?;
+            Ok(Some(Secret::new(value)))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Builds the verifier from the configuration, or says what is missing.
 pub fn verifier(config: &Config, dev_secret: Option<&Secret>) -> Result<Verifier, CliError> {
     let jwks = match &config.jwt_jwks {
@@ -110,6 +134,11 @@ pub fn verifier(config: &Config, dev_secret: Option<&Secret>) -> Result<Verifier
         None => None,
     };
     let secret = config.jwt_secret.as_ref().or(dev_secret);
+    if secret.is_none() && public.is_none() && jwks.is_none() {
+        return Err(CliError::Usage(
+            "refusing to start: no JWT key is configured; set FUNNELGRAPH_JWT_SECRET (HS256), FUNNELGRAPH_JWT_PUBLIC_KEY or FUNNELGRAPH_JWT_JWKS, or pass --dev".into(),
+        ));
+    }
     Verifier::new(
         secret.map(|s| s.expose().as_bytes()),
         public.as_ref().map(|(p, pem)| (p.as_str(), pem.as_slice())),
@@ -308,8 +337,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Token { sub, role, ttl } => {
             let role: Role = role.parse().map_err(CliError::Usage)?;
-            let secret = config.jwt_secret.as_ref().ok_or_else(|| {
-                CliError::Usage("set FUNNELGRAPH_JWT_SECRET to mint tokens".into())
+            let stored = match &config.jwt_secret {
+                Some(_) => None,
+                None => dev_secret(&config, false)?,
+            };
+            let secret = config.jwt_secret.as_ref().or(stored.as_ref()).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "set FUNNELGRAPH_JWT_SECRET to mint tokens, or run `funnelgraph serve --dev` once on {} so it holds a development secret",
+                    config.database.redacted()
+                ))
             })?;
             let token = auth::mint_hs256(
                 secret.expose().as_bytes(),
@@ -344,25 +380,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let dev_secret = if dev
                 && config.jwt_secret.is_none()
                 && config.jwt_public_key.is_none()
+                && config.jwt_jwks.is_none()
             {
-                let secret = Secret::new(format!(
-                    "{:032x}{:032x}",
-                    rand::random::<u128>(),
-                    rand::random::<u128>()
-                ));
-                eprintln!("\n!!! DEVELOPMENT MODE: no JWT key configured, using a random secret for this run only:");
-                eprintln!("!!!   FUNNELGRAPH_JWT_SECRET={}", secret.expose());
+                let secret = dev_secret(&config, true)?;
+                eprintln!("\n!!! DEVELOPMENT MODE: no JWT key configured; using this database's development secret");
+                eprintln!("!!! (kept in the database, so tokens survive a restart; `funnelgraph token` uses it too).");
                 eprintln!("!!! Never run production like this: set FUNNELGRAPH_JWT_SECRET or FUNNELGRAPH_JWT_PUBLIC_KEY.\n");
-                Some(secret)
+                secret
             } else {
                 None
             };
-            let verifier = verifier(&config, dev_secret.as_ref()).map_err(|e| match e {
-                CliError::Usage(m) if m.contains("no JWT key") => CliError::Usage(
-                    "refusing to start without a JWT key: set FUNNELGRAPH_JWT_SECRET (HS256) or FUNNELGRAPH_JWT_PUBLIC_KEY, or pass --dev".into(),
-                ),
-                other => other,
-            })?;
+            let verifier = verifier(&config, dev_secret.as_ref())?;
             let state = state(&config, verifier)?;
             if demo {
                 let summary = crate::demo::load_if_empty(&state.db, &config.currency)

@@ -438,11 +438,7 @@ async fn execute(
     ) {
         Ok(checked) => Some(checked),
         // A syntax error is left to async-graphql, whose message carries the location.
-        Err(refusal)
-            if refusal.code == "BAD_USER_INPUT" && refusal.message.starts_with("syntax") =>
-        {
-            None
-        }
+        Err(refusal) if refusal.syntax => None,
         Err(refusal) => return request_error(&refusal.message, refusal.code, media, &rid),
     };
     let operation = checked.as_ref().and_then(|c| c.operation);
@@ -585,35 +581,24 @@ fn null_at_error_paths(body: &mut Value) {
     }
 }
 
-/// Gives every error a code: ours already have one; the ones async-graphql raises while
-/// parsing and validating are bad input, or a query over a limit.
+/// Gives every error a code (ours, and the bounds', already have one) and every INTERNAL one
+/// the request id.
 fn label_errors(body: &mut Value, rid: &str) {
     let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) else {
         return;
     };
     for error in errors {
-        let message = error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
         let ext = error
             .as_object_mut()
             .map(|o| o.entry("extensions").or_insert_with(|| json!({})));
         let Some(ext) = ext.and_then(Value::as_object_mut) else {
             continue;
         };
+        // Bounds and parse/validation errors carry their codes (graphql::bounds), use-case
+        // errors theirs (graphql::error); what is left is async-graphql coercing an input
+        // during execution (a scalar or enum it could not read): the client's input.
         if !ext.contains_key("code") {
-            let code = if message.contains("too complex")
-                || message.contains("nested too deep")
-                || message.contains("too many directives")
-                || message.contains("recursion")
-            {
-                "QUERY_TOO_COMPLEX"
-            } else {
-                "BAD_USER_INPUT"
-            };
-            ext.insert("code".into(), json!(code));
+            ext.insert("code".into(), json!("BAD_USER_INPUT"));
         }
         if ext.get("code").and_then(Value::as_str) == Some("INTERNAL") {
             ext.insert("requestId".into(), json!(rid));

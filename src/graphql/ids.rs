@@ -56,7 +56,8 @@ pub fn page_args(
     }
     if first > MAX_PAGE {
         return Err(AppError::TooComplex(format!(
-            "first is {first}; a page holds at most {MAX_PAGE} rows (use after: to page on)"
+            "first is {first}; a page holds at most {MAX_PAGE} rows (over by {}; use after: to page on)",
+            first - MAX_PAGE
         )));
     }
     let after = after.map(|c| decode_cursor(&c)).transpose()?;

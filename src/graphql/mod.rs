@@ -1,6 +1,7 @@
 //! The GraphQL API: schema build with its limits, the per-request session, and the roots
 //! merged from per-area objects.
 
+pub mod bounds;
 pub mod compensation;
 pub mod error;
 pub mod funnel;
@@ -100,8 +101,8 @@ pub fn build_schema(limits: Limits) -> AppSchema {
     )
     .register_output_type::<types::Node>()
     .extension(gate::Gate)
-    .limit_depth(limits.depth)
-    .limit_complexity(limits.complexity)
+    // Depth and complexity are checked by `bounds`, which says which limit and by how much.
+    .extension(bounds::Bounds(limits))
     .limit_recursive_depth(limits.recursive_depth)
     .limit_directives(limits.directives);
     if !limits.introspection {

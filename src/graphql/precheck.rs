@@ -44,6 +44,8 @@ pub struct Refusal {
     pub message: String,
     /// `QUERY_TOO_COMPLEX` for a document over a bound, `BAD_USER_INPUT` for a malformed one.
     pub code: &'static str,
+    /// A syntax error: the executor reports it again, with its location.
+    pub syntax: bool,
 }
 
 impl Refusal {
@@ -51,12 +53,20 @@ impl Refusal {
         Refusal {
             message,
             code: "QUERY_TOO_COMPLEX",
+            syntax: false,
         }
     }
     fn bad(message: String) -> Refusal {
         Refusal {
             message,
             code: "BAD_USER_INPUT",
+            syntax: false,
+        }
+    }
+    fn syntax(message: String) -> Refusal {
+        Refusal {
+            syntax: true,
+            ..Refusal::bad(message)
         }
     }
 }
@@ -224,7 +234,7 @@ pub fn check(
         )));
     }
     let document = async_graphql::parser::parse_query(query)
-        .map_err(|e| Refusal::bad(format!("syntax error: {e}")))?;
+        .map_err(|e| Refusal::syntax(format!("syntax error: {e}")))?;
     let expanded_fields = expanded_size(&document, limits.max_fields)?;
     let operation = selected_operation(&document, operation_name);
     let named = match (&document.operations, operation_name) {
