@@ -109,7 +109,11 @@ fn dev_secret(config: &Config, create: bool) -> Result<Option<Secret>, CliError>
     match found {
         Some(value) => Ok(Some(Secret::new(value))),
         None if create => {
-            let value = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+            let value = format!(
+                "{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            );
             crate::repo::settings::set(&mut conn, DEV_SECRET_SETTING, &value)
                 .map_err(crate::db::DbError::Query)?;
             Ok(Some(Secret::new(value)))
@@ -422,9 +426,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// The caller the demo loader acts as.
+/// Who loads the demo: an ADMIN, since it writes pay plans and the lead definition as well
+/// as what the CRM sync would.
 pub fn demo_caller() -> Caller {
     Caller {
         sub: "demo-loader".into(),
-        role: Role::Integration,
+        role: Role::Admin,
     }
 }

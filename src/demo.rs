@@ -389,8 +389,10 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
             counts.refunds += 1;
         }
     }
+    lead_definition(&ctx).await?;
+    pay_plans(&ctx, currency).await?;
     Ok(format!(
-        "demo company loaded: {} users, {} campaigns, {} leads, {} touchpoints, {} opportunities ({} won, {} lost), {} bookings and {} refunds, {} recycled, {} disqualified",
+        "demo company loaded: {} users, {} campaigns, {} leads, {} touchpoints, {} opportunities ({} won, {} lost), {} bookings and {} refunds, {} recycled, {} disqualified, {} scoring rules, {} pay plans",
         USERS.len(),
         CAMPAIGNS.len(),
         counts.leads,
@@ -401,7 +403,9 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
         counts.revenue,
         counts.refunds,
         counts.recycled,
-        counts.disqualified
+        counts.disqualified,
+        SCORING_RULES.len(),
+        PLANS.len(),
     ))
 }
 
@@ -464,4 +468,148 @@ async fn book(
     )
     .await
     .map(|_| ())
+}
+
+/// The shared lead definition of the demo: (externalId, name, rule). At most 85 points in all,
+/// under the default MQL threshold of 100, so the journeys stay as loaded and scores,
+/// breakdowns and `scoringCalibration` have something to show.
+const SCORING_RULES: [(&str, &str, RuleKind); 4] = [
+    (
+        "r-webinar",
+        "Attended a webinar",
+        RuleKind::Behavior("webinar_attended", 10, 30),
+    ),
+    (
+        "r-content",
+        "Downloaded content",
+        RuleKind::Behavior("content_download", 5, 15),
+    ),
+    (
+        "r-event",
+        "Visited the booth",
+        RuleKind::Behavior("event_visit", 10, 20),
+    ),
+    (
+        "r-cmo",
+        "Title is CMO",
+        RuleKind::Attribute("title", "CMO", 20),
+    ),
+];
+
+enum RuleKind {
+    /// touch kind, points per touch, most points
+    Behavior(&'static str, i32, i32),
+    /// attribute, value it equals, points
+    Attribute(&'static str, &'static str, i32),
+}
+
+async fn lead_definition(ctx: &Ctx) -> AppResult<()> {
+    use crate::domain::scoring::{Kind, Operator};
+    for (ext, name, rule) in SCORING_RULES {
+        let (kind, field, operator, value, touch_kind, points, max_points) = match rule {
+            RuleKind::Behavior(touch, points, max) => (
+                Kind::Behavior,
+                None,
+                None,
+                None,
+                Some(touch.to_string()),
+                points,
+                Some(max),
+            ),
+            RuleKind::Attribute(field, value, points) => (
+                Kind::Attribute,
+                Some(field.to_string()),
+                Some(Operator::Equals),
+                Some(value.to_string()),
+                None,
+                points,
+                None,
+            ),
+        };
+        service::scoring::upsert_rule(
+            ctx,
+            service::scoring::RuleInput {
+                external_id: ext.into(),
+                name: name.into(),
+                kind,
+                field,
+                operator,
+                value,
+                touch_kind,
+                points,
+                max_points,
+                active: true,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// (externalId, name, model, revenue rate, quota and accelerator, bonus per qualified lead
+/// in minor units, cap, marketers on it)
+type PlanSpec = (
+    &'static str,
+    &'static str,
+    crate::domain::attribution::Model,
+    &'static str,
+    Option<(i64, &'static str)>,
+    i64,
+    Option<i64>,
+    &'static [&'static str],
+);
+
+/// Pay plans for the demo's marketers from the start of the year, so statements, the CSV and
+/// closing a quarter work on the demo as the README shows them.
+const PLANS: [PlanSpec; 2] = [
+    (
+        "plan-linear",
+        "Linear 5% with a lead bonus",
+        crate::domain::attribution::Model::Linear,
+        "0.05",
+        None,
+        2_500,
+        None,
+        &["mark", "mia"],
+    ),
+    (
+        "plan-wshaped",
+        "W-shaped 4%, 6% above quota, capped",
+        crate::domain::attribution::Model::WShaped,
+        "0.04",
+        Some((5_000_000, "0.06")),
+        1_000,
+        Some(2_500_000),
+        &["max"],
+    ),
+];
+
+async fn pay_plans(ctx: &Ctx, currency: &str) -> AppResult<()> {
+    for (ext, name, model, rate, quota, bonus, cap, marketers) in PLANS {
+        service::compensation::upsert_plan(
+            ctx,
+            service::compensation::PlanInput {
+                external_id: ext.into(),
+                name: name.into(),
+                model,
+                revenue_rate: rate.into(),
+                quota: quota.map(|(q, _)| money(q, currency)),
+                accelerator_rate: quota.map(|(_, r)| r.to_string()),
+                qualified_lead_bonus: money(bonus, currency),
+                cap: cap.map(|c| money(c, currency)),
+                clawback_days: 90,
+            },
+        )
+        .await?;
+        for m in marketers {
+            service::compensation::assign_plan(
+                ctx,
+                m.to_string(),
+                ext.to_string(),
+                NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }

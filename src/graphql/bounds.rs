@@ -69,15 +69,12 @@ impl Extension for BoundsExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next
-            .run(ctx)
-            .await
-            .map_err(|errors| -> Vec<ServerError> {
-                errors
-                    .into_iter()
-                    .map(|e| with_code(e, "BAD_USER_INPUT"))
-                    .collect()
-            })?;
+        let result = next.run(ctx).await.map_err(|errors| -> Vec<ServerError> {
+            errors
+                .into_iter()
+                .map(|e| with_code(e, "BAD_USER_INPUT"))
+                .collect()
+        })?;
         let limits = self.0;
         if result.depth > limits.depth {
             return Err(vec![too_complex(format!(

@@ -192,7 +192,9 @@ impl EntityQuery {
     }
 
     /// Campaigns by externalId; a MARKETER's list holds their own.
-    #[graphql(complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity"
+    )]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
@@ -238,7 +240,9 @@ impl EntityQuery {
     }
 
     /// Leads by externalId, optionally only those currently at `stage`.
-    #[graphql(complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity"
+    )]
     async fn leads(
         &self,
         ctx: &Context<'_>,
@@ -280,7 +284,9 @@ impl EntityQuery {
     }
 
     /// Opportunities by externalId; a SALES_REP's list holds their own.
-    #[graphql(complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity"
+    )]
     async fn opportunities(
         &self,
         ctx: &Context<'_>,

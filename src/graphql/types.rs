@@ -310,7 +310,9 @@ impl Campaign {
         Ok(Money::new(s, cents))
     }
     /// The leads with at least one touchpoint on this campaign, by externalId.
-    #[graphql(complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity"
+    )]
     async fn leads(
         &self,
         ctx: &Context<'_>,
