@@ -413,11 +413,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
             let listener = TcpListener::bind(&config.bind)?;
-            tracing::info!(bind = %config.bind, database = %config.database.redacted(), "funnelgraph listening");
-            println!(
-                "funnelgraph listening on http://{} ({})",
-                config.bind,
-                config.database.redacted()
+            tracing::info!(
+                database = %config.database.redacted(),
+                "funnelgraph listening on http://{}/graphql",
+                config.bind
             );
             server::start(listener, state)?.await?;
             Ok(())

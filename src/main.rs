@@ -29,6 +29,11 @@ fn main() -> std::process::ExitCode {
             EnvFilter::try_from_env("FUNNELGRAPH_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: files, pipes and log collectors get plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .init();
     let cli = funnelgraph::cli::Cli::parse();
     let result = actix_web::rt::System::new().block_on(funnelgraph::cli::run(cli));

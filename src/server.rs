@@ -53,8 +53,17 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_we
                 let metrics = metrics.clone();
                 let response = srv.call(req);
                 async move {
-                    let response = response.await?;
+                    let mut response = response.await?;
                     let status = response.status().as_u16();
+                    // Routes that do not name their request (health, metrics) get an id here,
+                    // so every log line and response has one.
+                    if !response.headers().contains_key("x-request-id") {
+                        if let Ok(value) = header::HeaderValue::from_str(&request_id()) {
+                            response
+                                .headers_mut()
+                                .insert(header::HeaderName::from_static("x-request-id"), value);
+                        }
+                    }
                     let label = response
                         .request()
                         .extensions()
@@ -79,6 +88,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_we
                     Ok(response)
                 }
             })
+            .route("/", web::get().to(root))
             .route("/graphql", web::post().to(graphql_post))
             .route("/graphql", web::get().to(graphql_get))
             .route("/health", web::get().to(health))
@@ -133,6 +143,14 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
             "text/plain; version=0.0.4; charset=utf-8",
         ))
         .body(body)
+}
+
+/// `GET /`: there is no page here (yet); the API and GraphiQL live at `/graphql`.
+async fn root() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/graphql"))
+        .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+        .body("funnelgraph: the GraphQL API (and GraphiQL in a browser) is at /graphql\n")
 }
 
 async fn health() -> HttpResponse {

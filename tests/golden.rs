@@ -341,7 +341,11 @@ both_databases! {
                     mismatches.push(format!("{label} {field}: {} != {}", got[field], expected[field]));
                 }
             }
-            for (g, w) in got["stages"].as_array().unwrap().iter().zip(expected["stages"].as_array().unwrap()) {
+            let (got_stages, want_stages) = (got["stages"].as_array().unwrap(), expected["stages"].as_array().unwrap());
+            if got_stages.len() != want_stages.len() {
+                mismatches.push(format!("{label} stages: {} != {}", got_stages.len(), want_stages.len()));
+            }
+            for (g, w) in got_stages.iter().zip(want_stages) {
                 for field in ["stage", "entered", "convertedToNext", "conversionRate", "medianDaysToNext"] {
                     if !close_enough(&g[field], &w[field]) {
                         mismatches.push(format!("{label} {} {field}: {} != {}", w["stage"], g[field], w[field]));

@@ -54,7 +54,29 @@ both_databases! {
     }
 
     fn a_response_carries_a_request_id_header(app) {
-        let (status, _) = app.post_raw(None, "application/json", r#"{"query":"{ me { id } }"}"#);
-        assert_eq!(status, 401);
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let id_of = |resp: &ureq::http::Response<ureq::Body>| -> String {
+            resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+        };
+        let body = r#"{"query":"{ me { id } }"}"#;
+        let refused = agent.post(format!("{}/graphql", app.base)).header("Content-Type", "application/json").send(body).unwrap();
+        assert_eq!(refused.status().as_u16(), 401);
+        let token = app.token("admin", funnelgraph::auth::Role::Admin);
+        let answered = agent.post(format!("{}/graphql", app.base)).header("Content-Type", "application/json").header("Authorization", &format!("Bearer {token}")).send(body).unwrap();
+        assert_eq!(answered.status().as_u16(), 200);
+        let health = agent.get(format!("{}/health", app.base)).call().unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+        let ids = [id_of(&refused), id_of(&answered), id_of(&health)];
+        for id in &ids {
+            assert!(id.len() >= 8 && id != "-", "a request id on every response: {ids:?}");
+        }
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
+    }
+
+    fn the_root_points_to_the_api(app) {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        let resp = agent.get(format!("{}/", app.base)).call().unwrap();
+        assert_eq!(resp.status().as_u16(), 303);
+        assert_eq!(resp.headers().get("location").unwrap(), "/graphql");
     }
 }

@@ -130,3 +130,91 @@ fn every_log_line_of_a_request_carries_its_id_and_slow_statements_are_logged() {
         std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
     }
 }
+
+/// An INTERNAL error says nothing of the SQL, the database or paths; it carries the request
+/// id, and the log line with that id has the cause.
+#[test]
+fn an_internal_error_is_scrubbed_and_its_cause_is_logged_under_its_request_id() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let db = std::env::temp_dir().join(format!("funnelgraph-internal-{}.db", std::process::id()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
+        .arg("serve")
+        .env("FUNNELGRAPH_DATABASE_URL", &db)
+        .env("FUNNELGRAPH_JWT_SECRET", SECRET)
+        .env("FUNNELGRAPH_BIND", format!("127.0.0.1:{port}"))
+        .env("FUNNELGRAPH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ureq::get(format!("{base}/ready")).call().is_err() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The database loses a table behind the server's back.
+    let mut conn = diesel::SqliteConnection::establish(&db.to_string_lossy()).unwrap();
+    conn.batch_execute("ALTER TABLE campaigns RENAME TO campaigns_gone")
+        .unwrap();
+    let token =
+        funnelgraph::auth::mint_hs256(SECRET.as_bytes(), "ops", Role::Admin, 600, None, None)
+            .unwrap();
+    let mut resp = ureq::post(format!("{base}/graphql"))
+        .header("Content-Type", "application/json")
+        .header("Authorization", &format!("Bearer {token}"))
+        .send(json!({ "query": "{ campaigns(first: 5) { totalCount } }" }).to_string())
+        .unwrap();
+    let rid = resp
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = resp.body_mut().read_to_string().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map(|l| l.unwrap())
+        .collect();
+    child.wait().unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL", "{text}");
+    assert_eq!(error["extensions"]["requestId"], rid.as_str(), "{text}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.starts_with("internal error"), "{text}");
+    for leak in [
+        "campaign", "SELECT", "FROM", "sqlite", "SQLite", "no such", "/tmp", ".rs", "diesel",
+    ] {
+        assert!(!message.contains(leak), "{leak} leaked: {text}");
+    }
+    for leak in ["SELECT", "sqlite", "no such", "/tmp", "diesel"] {
+        assert!(!text.contains(leak), "{leak} leaked: {text}");
+    }
+    let logged: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(&rid) && l.contains("internal error"))
+        .collect();
+    assert!(
+        logged.iter().any(|l| l.contains("no such table")),
+        "the cause is logged under the request id: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains('\u{1b}')),
+        "no colour codes when stderr is not a terminal"
+    );
+}
