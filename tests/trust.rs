@@ -49,6 +49,11 @@ fn company(app: &TestApp) {
         Value::Null
     );
     lead(app, "L-open", "2026-01-02T00:00:00Z");
+    let v = app.admin(
+        MOVE,
+        json!({ "i": { "leadExternalId": "L-open", "to": "MQL", "occurredAt": "2026-01-04T00:00:00Z", "externalId": "move-open" } }),
+    );
+    assert_eq!(v["errors"], Value::Null, "{v}");
     opportunity(
         app,
         "opp-open",
@@ -103,6 +108,9 @@ fn hostile_writes() -> Vec<(&'static str, &'static str)> {
         ("Mutation.recordTouchpoint", "mutation { recordTouchpoint(input: { externalId: \"tp-rex\", leadExternalId: \"L-rex\", campaignExternalId: \"c-alice\", kind: \"form_fill\", occurredAt: \"2026-01-03T00:00:00Z\" }) { id } }"),
         // rex's open deal's contact, moved by someone who owns neither the lead nor the deal.
         ("Mutation.transitionLead", "mutation { transitionLead(input: { leadExternalId: \"L-open\", to: \"SQL\", occurredAt: \"2026-01-07T00:00:00Z\" }) { stage } }"),
+        // Replaying a move someone else made: it would answer (and audit) for a lead the
+        // caller may not move.
+        ("Mutation.transitionLead", "mutation { transitionLead(input: { leadExternalId: \"L-open\", to: MQL, occurredAt: \"2026-01-04T00:00:00Z\", externalId: \"move-open\" }) { stage } }"),
         ("Mutation.upsertOpportunity", "mutation { upsertOpportunity(input: { externalId: \"opp-open\", name: \"Hijacked\", primaryContactExternalId: \"L-open\", ownerExternalId: \"rita\", amount: { amount: \"1.00\", currency: \"USD\" }, createdAt: \"2026-01-06T00:00:00Z\" }) { id } }"),
         ("Mutation.closeOpportunity", "mutation { closeOpportunity(input: { externalId: \"opp-open\", won: false, closedAt: \"2026-01-08T00:00:00Z\" }) { id } }"),
         ("Mutation.recordRevenue", "mutation { recordRevenue(input: { externalId: \"rev-rex\", opportunityExternalId: \"opp-rex\", amount: { amount: \"1.00\", currency: \"USD\" }, bookedOn: \"2026-01-11\" }) { id } }"),
@@ -358,14 +366,14 @@ fn a_report_sees_a_write_that_committed_after_a_later_one() {
     };
     assert_eq!(wasted(), "1.00");
     // T1: a write that takes its place first (an audit id, as every write does) and is slow
-    // to commit. It changes the cost to 6.00.
+    // to commit. It changes the cost to 6.00, and bumps the version once committed, as the
+    // server's writes do.
     let mut t1 = app.db.get().unwrap();
     t1.batch_execute(
         "BEGIN ISOLATION LEVEL SERIALIZABLE;
          INSERT INTO audit_log (occurred_at, actor, role, operation, external_id, detail)
            VALUES (now(), 'sync', 'INTEGRATION', 'recordCampaignCost', 'k1', 'updated');
-         UPDATE campaign_costs SET amount_cents = 600 WHERE external_id = 'k1';
-         UPDATE data_version SET version = version + 1 WHERE id = 1;",
+         UPDATE campaign_costs SET amount_cents = 600 WHERE external_id = 'k1';",
     )
     .unwrap();
     // T2: a later write through the API (a second cost of 3.00), sent while T1 is open.
@@ -380,13 +388,20 @@ fn a_report_sees_a_write_that_committed_after_a_later_one() {
             .unwrap();
         resp.body_mut().read_to_string().unwrap()
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    // A report asked in between is cached under whatever version it read.
-    let between = wasted();
-    assert!(between == "1.00" || between == "2.00", "{between}");
-    t1.batch_execute("COMMIT").unwrap();
+    // T2 commits first (its audit id is after T1's).
     let t2 = t2.join().unwrap();
-    assert!(t2.contains("\"amount\":\"9.00\""), "{t2}");
+    assert!(
+        t2.contains("\"amount\":\"6.00\""),
+        "T2 sees 3.00 + 3.00: {t2}"
+    );
+    // A report asked in between sees T2 but not T1, and is cached (keyed by the highest audit
+    // id, it would now be served until some later write).
+    assert_eq!(wasted(), "2.00");
+    t1.batch_execute(
+        "COMMIT;
+         UPDATE data_version SET version = version + 1 WHERE id = 1;",
+    )
+    .unwrap();
     // Both writes are committed: (6.00 + 3.00) / 3 sourced leads, one leaked.
     assert_eq!(wasted(), "3.00");
 }

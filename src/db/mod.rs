@@ -414,10 +414,15 @@ pub fn is_write_conflict(e: &DieselError) -> bool {
     }
 }
 
-/// Bumps the data version inside the write transaction, as its last statement so the row
-/// lock is held for as short a time as possible. Every writer updates the same row, so two
-/// writes cannot commit out of version order: on PostgreSQL the second waits for the first
-/// and then fails serialization (and is retried), on SQLite writers are already serial.
+/// Bumps the data version that report caches are keyed by. Every write bumps it once its
+/// changes are committed (on SQLite as the transaction's last statement, on PostgreSQL as a
+/// statement of its own right after the commit, where concurrent bumps queue on the row lock
+/// instead of failing serialization), and the write is acknowledged only after the bump. So a
+/// report that read version v loaded its facts after every bump up to v, hence after the
+/// commit of every write those bumps stand for: an entry cached under the current version
+/// never misses an acknowledged write, whatever order the writers took their ids in.
+/// (A crash between a PostgreSQL commit and its bump leaves that write unversioned until the
+/// next write; the caches are per process, so a restart starts them empty.)
 fn bump_data_version<E: From<DbError>>(conn: &mut AnyConnection) -> Result<(), E> {
     use diesel::prelude::*;
     use schema::data_version::dsl::*;
@@ -446,10 +451,24 @@ where
         }
     };
     begun.map_err(|e| E::from(DbError::Query(e)))?;
-    match work(conn).and_then(|value| bump_data_version(conn).map(|()| value)) {
+    // SQLite writers are serial: the bump is the transaction's last statement. PostgreSQL
+    // writers run concurrently under SERIALIZABLE, where a row every writer updates would fail
+    // all but one of them: there the bump is its own statement right after the commit.
+    let bump_inside = matches!(conn, AnyConnection::Sqlite(_));
+    let done = work(conn).and_then(|value| {
+        if bump_inside {
+            bump_data_version(conn).map(|()| value)
+        } else {
+            Ok(value)
+        }
+    });
+    match done {
         Ok(value) => {
             <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
                 .map_err(|e| E::from(DbError::Query(e)))?;
+            if !bump_inside {
+                bump_data_version(conn)?;
+            }
             Ok(value)
         }
         Err(e) => {

@@ -380,10 +380,14 @@ pub fn transitions_of(
     Ok(out)
 }
 
-pub fn transition_exists(conn: &mut AnyConnection, external_id: &str) -> QueryResult<Option<i64>> {
+/// The lead and the actor of the move recorded under a transition externalId, if any.
+pub fn transition_exists(
+    conn: &mut AnyConnection,
+    external_id: &str,
+) -> QueryResult<Option<(i64, String)>> {
     stage_transitions::table
         .filter(stage_transitions::external_id.eq(external_id))
-        .select(stage_transitions::lead_id)
+        .select((stage_transitions::lead_id, stage_transitions::actor))
         .first(conn)
         .optional()
 }

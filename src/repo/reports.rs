@@ -131,9 +131,9 @@ pub fn revenue_booked_between(
         .load(conn)
 }
 
-/// The committed data version: every write transaction bumps it before committing, in commit
-/// order, so a report built after reading version v has seen every write up to v. Read it
-/// before the facts a report caches under it.
+/// The data version: every write bumps it once committed (see `db::write_transaction`), so a
+/// report that loads its facts after reading version v has seen every write counted in v.
+/// Read it before the facts a report caches under it.
 pub fn data_version(conn: &mut AnyConnection) -> QueryResult<i64> {
     use crate::db::schema::data_version;
     data_version::table

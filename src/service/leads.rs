@@ -284,7 +284,15 @@ pub fn transition_in(
     let lead = repo::by_external_id(conn, &input.lead_external_id)?
         .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
     if let Some(ext) = &input.external_id {
-        if let Some(lead_id) = repo::transition_exists(conn, ext)? {
+        if let Some((lead_id, actor)) = repo::transition_exists(conn, ext)? {
+            // A replay answers only a caller who may move any lead, or who made the move:
+            // nobody else learns that the externalId exists, or writes an audit row.
+            if rights != TransitionRights::Any && actor != ctx.caller.sub {
+                return Err(AppError::Forbidden(format!(
+                    "role {} may not replay a move it did not make",
+                    ctx.caller.role.as_str()
+                )));
+            }
             if lead_id != lead.id {
                 return Err(AppError::Conflict(format!(
                     "transition externalId \"{ext}\" was already used for another lead"
