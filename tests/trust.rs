@@ -84,6 +84,7 @@ const STATE: &str = "{
   opportunities(first: 50) { nodes { externalId name amount { amount } status owner { externalId } revenue { externalId amount { amount } } } }
   scoringRules { externalId points }
   mqlThreshold
+  compensationStatement(userExternalId: \"bob\", period: { from: \"2026-01-01\", to: \"2026-02-01\" }) { status plan { externalId revenueRate } total { amount } }
   auditLog(first: 1) { totalCount }
 }";
 

@@ -423,6 +423,39 @@ pub fn is_write_conflict(e: &DieselError) -> bool {
 /// never misses an acknowledged write, whatever order the writers took their ids in.
 /// (A crash between a PostgreSQL commit and its bump leaves that write unversioned until the
 /// next write; the caches are per process, so a restart starts them empty.)
+/// The PostgreSQL bump of a committed write, in a READ COMMITTED transaction of its own
+/// (whatever the server's default isolation), where concurrent bumps wait for the row lock
+/// instead of failing. It is retried by itself: the write is committed, so its failure is
+/// never the write's (which could otherwise be retried and applied twice); if it still fails,
+/// the write stays unversioned until the next one, and that is logged.
+fn bump_after_commit(conn: &mut AnyConnection) {
+    for attempt in 1..=5u64 {
+        let bumped = match conn {
+            AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction_sql(
+                c,
+                "BEGIN ISOLATION LEVEL READ COMMITTED",
+            ),
+            AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN"),
+        }
+        .map_err(DbError::Query)
+        .and_then(|()| bump_data_version::<DbError>(conn))
+        .and_then(|()| {
+            <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(DbError::Query)
+        });
+        match bumped {
+            Ok(()) => return,
+            Err(e) => {
+                let _ =
+                    <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn);
+                tracing::warn!(attempt, error = %e, "data version bump failed after a commit");
+                std::thread::sleep(Duration::from_millis(10 * attempt));
+            }
+        }
+    }
+    tracing::error!("data version not bumped after a committed write: cached reports may miss it until the next write");
+}
+
 fn bump_data_version<E: From<DbError>>(conn: &mut AnyConnection) -> Result<(), E> {
     use diesel::prelude::*;
     use schema::data_version::dsl::*;
@@ -467,7 +500,7 @@ where
             <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
                 .map_err(|e| E::from(DbError::Query(e)))?;
             if !bump_inside {
-                bump_data_version(conn)?;
+                bump_after_commit(conn);
             }
             Ok(value)
         }

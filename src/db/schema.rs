@@ -235,7 +235,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// One row (id 1): bumped by every write transaction before it commits.
+    /// One row (id 1): bumped by every write once committed (see `db::write_transaction`).
     data_version (id) {
         id -> Integer,
         version -> BigInt,

@@ -12,6 +12,8 @@
 /// Decimal places a remainder is rounded to before remainders are compared (SPEC §4).
 const REMAINDER_DIGITS: u128 = 1_000_000_000;
 
+use super::money::div_round_half_even;
+
 /// Splits `amount` minor units by the integer `weights` (each share is wᵢ / Σw). The parts
 /// sum exactly to `amount`, whatever its size or sign. With no weight above zero the parts
 /// are equal shares. Exact for any i64 amount and any number of parts below 2^34.
@@ -28,16 +30,16 @@ pub fn allocate(amount: i64, weights: &[u64]) -> Vec<i64> {
     let magnitude = u128::from(amount.unsigned_abs());
     let mut parts: Vec<u128> = Vec::with_capacity(n);
     // Each remainder as a fraction of `total`, rounded to 9 decimal places half-to-even.
-    let mut rounded: Vec<u128> = Vec::with_capacity(n);
+    let mut rounded: Vec<i128> = Vec::with_capacity(n);
     for w in weights {
         // |amount| < 2^64 and w < 2^64: the product fits in u128.
         let product = magnitude * u128::from(*w);
         parts.push(product / total);
-        // remainder < total < 2^98 (n < 2^34): times 10^9 stays below 2^128.
-        rounded.push(div_round_half_even(
-            (product % total) * REMAINDER_DIGITS,
-            total,
-        ));
+        // remainder < total < 2^98 (n < 2^34): times 10^9 stays below 2^128, and both fit
+        // i128 (below 2^127) for the one rounding rule of `money`.
+        let scaled = i128::try_from((product % total) * REMAINDER_DIGITS).unwrap_or(i128::MAX);
+        let of = i128::try_from(total).unwrap_or(i128::MAX);
+        rounded.push(div_round_half_even(scaled, of).unwrap_or(i128::MAX));
     }
     let floors: u128 = parts.iter().sum();
     let left = magnitude - floors;
@@ -60,17 +62,6 @@ pub fn allocate(amount: i64, weights: &[u64]) -> Vec<i64> {
             }
         })
         .collect()
-}
-
-/// `num / den` rounded to the nearest integer, ties to even (`den` > 0).
-pub fn div_round_half_even(num: u128, den: u128) -> u128 {
-    let (q, r) = (num / den, num % den);
-    let twice = r * 2;
-    if twice > den || (twice == den && q % 2 == 1) {
-        q + 1
-    } else {
-        q
-    }
 }
 
 #[cfg(test)]
@@ -141,14 +132,6 @@ mod tests {
         assert_eq!(allocate(0, &[1, 1]), vec![0, 0]);
         assert_eq!(allocate(7, &[0, 0]), vec![4, 3]);
         assert_eq!(allocate(7, &[]), Vec::<i64>::new());
-    }
-
-    #[test]
-    fn half_to_even() {
-        assert_eq!(div_round_half_even(5, 2), 2);
-        assert_eq!(div_round_half_even(7, 2), 4);
-        assert_eq!(div_round_half_even(8, 3), 3);
-        assert_eq!(div_round_half_even(7, 3), 2);
     }
 
     proptest! {

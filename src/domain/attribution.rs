@@ -112,7 +112,8 @@ impl Default for Params {
 /// W_SHAPED, FULL_PATH) give small integers in exactly the SPEC's proportions, so money splits
 /// and credited conversions are exact. TIME_DECAY and MARKOV weights are real numbers, computed
 /// in floating point and then fixed as integers summing to 2^62 (see `quantize`): from there
-/// on everything is exact, and equal weights stay equal.
+/// on everything is exact (equal real weights differ by at most one unit in 2^62, the earlier
+/// touch never getting less).
 pub fn weights(
     model: Model,
     conversion: &Conversion,
@@ -168,28 +169,47 @@ pub fn quantize(raw: &[f64]) -> Vec<u64> {
         .iter()
         .map(|x| if x.is_finite() && *x > 0.0 { *x } else { 0.0 })
         .collect();
-    let total: f64 = clean.iter().sum();
-    if n == 0 || total <= 0.0 {
+    // Relative to the largest, so the sum stays finite whatever the magnitudes.
+    let largest = clean.iter().copied().fold(0.0, f64::max);
+    if n == 0 || largest <= 0.0 {
         return vec![1; n];
     }
+    let relative: Vec<f64> = clean.iter().map(|x| x / largest).collect();
+    let total: f64 = relative.iter().sum();
     let scale = QUANTUM as f64;
-    let scaled: Vec<f64> = clean.iter().map(|x| x / total * scale).collect();
+    let scaled: Vec<f64> = relative.iter().map(|x| x / total * scale).collect();
     let mut q: Vec<u64> = scaled.iter().map(|x| x.floor() as u64).collect();
     let sum: u128 = q.iter().map(|x| u128::from(*x)).sum();
-    if sum > u128::from(QUANTUM) {
-        // Float rounding overshot: take the excess from the largest.
-        let mut excess = sum - u128::from(QUANTUM);
-        while excess > 0 {
-            if let Some(i) = (0..n).max_by(|a, b| q[*a].cmp(&q[*b]).then(b.cmp(a))) {
-                let take = excess.min(u128::from(q[i])) as u64;
-                q[i] -= take;
-                excess -= u128::from(take);
+    let target = u128::from(QUANTUM);
+    let mut order: Vec<usize> = (0..n).collect();
+    if sum > target {
+        // Float rounding overshot (by a few units at most): take them from the smallest
+        // fractions, the later touch first.
+        order.sort_by(|a, b| {
+            let (fa, fb) = (
+                scaled[*a] - scaled[*a].floor(),
+                scaled[*b] - scaled[*b].floor(),
+            );
+            fa.total_cmp(&fb).then(b.cmp(a))
+        });
+        let mut excess = sum - target;
+        for i in order.iter().cycle().take(n * 64) {
+            if excess == 0 {
+                break;
+            }
+            if q[*i] > 0 {
+                q[*i] -= 1;
+                excess -= 1;
             }
         }
         return q;
     }
-    let left = (u128::from(QUANTUM) - sum) as usize;
-    let mut order: Vec<usize> = (0..n).collect();
+    // Units left: the same number to every part, and one more to the largest fractions,
+    // ties to the earlier touch.
+    let left = target - sum;
+    let n128 = n as u128;
+    let each = (left / n128) as u64;
+    let extra = (left % n128) as usize;
     order.sort_by(|a, b| {
         let (fa, fb) = (
             scaled[*a] - scaled[*a].floor(),
@@ -197,13 +217,17 @@ pub fn quantize(raw: &[f64]) -> Vec<u64> {
         );
         fb.total_cmp(&fa).then(a.cmp(b))
     });
-    for k in 0..left {
-        q[order[k % n]] += 1;
+    for x in q.iter_mut() {
+        *x += each;
+    }
+    for i in order.iter().take(extra) {
+        q[*i] += 1;
     }
     q
 }
 
-/// Each touch's share of its conversion, wᵢ / Σw, as a float (for display and tests).
+/// Each touch's share of its conversion, wᵢ / Σw, as a float (for tests).
+#[cfg(test)]
 pub fn shares(w: &[u64]) -> Vec<f64> {
     let total: u128 = w.iter().map(|x| u128::from(*x)).sum();
     w.iter()
@@ -486,6 +510,18 @@ mod tests {
         );
         assert!((2 * q[0]).abs_diff(q[1]) < 4096 && (2 * q[1]).abs_diff(q[2]) < 4096);
         assert_eq!(quantize(&[0.0, f64::NAN]), vec![1, 1]);
+        // Weights whose sum overflows a float still quantize, at once.
+        let q = quantize(&[f64::MAX, f64::MAX, f64::MAX]);
+        assert_eq!(
+            q.iter().map(|x| u128::from(*x)).sum::<u128>(),
+            u128::from(QUANTUM)
+        );
+        assert!(q[0] - q[2] <= 1);
+        let q = quantize(&[1e-300, 1.0]);
+        assert_eq!(
+            q.iter().map(|x| u128::from(*x)).sum::<u128>(),
+            u128::from(QUANTUM)
+        );
     }
 
     #[test]

@@ -102,13 +102,6 @@ fn rate_text(rate: &Decimal) -> String {
     format_units(rate.units, rate.scale)
 }
 
-/// Formats a count of (possibly fractional) leads without float noise.
-fn count_text(x: f64) -> String {
-    let text = format!("{x:.12}");
-    let trimmed = text.trim_end_matches('0').trim_end_matches('.');
-    trimmed.to_string()
-}
-
 /// Builds a statement. `credits` are the credits of the marketer's campaigns for the revenue
 /// events booked in the period, in any order; `qualified_leads` their attributed SALs.
 pub fn statement(
@@ -189,11 +182,11 @@ pub fn statement(
             campaign_id: None,
             opportunity_id: None,
             basis: Some(terms.qualified_lead_bonus),
-            rate: Some(count_text(qualified_leads)),
+            rate: Some(qualified.to_decimal_string()),
             amount: bonus,
             description: format!(
                 "{} attributed qualified leads (SAL) × {}",
-                count_text(qualified_leads),
+                qualified.to_decimal_string(),
                 money(terms.qualified_lead_bonus)
             ),
         });

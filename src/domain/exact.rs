@@ -31,6 +31,7 @@ impl Fraction {
         }
     }
 
+    #[cfg(test)]
     pub fn whole(n: u128) -> Fraction {
         Fraction { num: n, den: 1 }
     }

@@ -4,7 +4,8 @@
 //! (`BAD_USER_INPUT`). No code is ever chosen from an error's text.
 //!
 //! In the parse phase, a document that does not parse is a syntax error (bad input); one
-//! that parses failed async-graphql's recursion or directive bound.
+//! that parses failed async-graphql's recursion or directive bound (no other extension of
+//! this schema acts in that phase; one that did would have to set its own code).
 
 use std::sync::Arc;
 

@@ -52,6 +52,12 @@ pub fn visible_or_forbidden(ctx: &Ctx, row: Option<CampaignRow>) -> AppResult<Op
     }
 }
 
+/// Whether a caller with write `scope` may change a campaign (or what hangs off it) owned by
+/// `owner_id`.
+fn may_write(ctx: &Ctx, scope: Scope, owner_id: Option<i64>) -> bool {
+    scope == Scope::All || ctx.owns(owner_id)
+}
+
 /// The one refusal for a campaign a scoped caller may not reach (or that is not there).
 pub fn not_yours() -> AppError {
     AppError::Forbidden("no campaign of yours has this id".into())
@@ -137,7 +143,7 @@ pub fn upsert_in(
             Outcome::Created
         }
         Some(row) => {
-            if scope != Scope::All && !ctx.owns(row.owner_id) {
+            if !may_write(ctx, scope, row.owner_id) {
                 return Err(AppError::Forbidden(
                     "a MARKETER may only write campaigns they own".into(),
                 ));
@@ -188,13 +194,16 @@ pub fn record_cost_in(
                 .into(),
         ));
     }
-    let campaign = repo::by_external_id(conn, &input.campaign_external_id)?
-        .ok_or_else(|| not_found("campaign", &input.campaign_external_id))?;
-    if scope != Scope::All && !ctx.owns(campaign.owner_id) {
-        return Err(AppError::Forbidden(
-            "a MARKETER may only record costs of campaigns they own".into(),
-        ));
-    }
+    // A scoped caller is told the same for a campaign that is not theirs and one that does
+    // not exist.
+    let campaign = match repo::by_external_id(conn, &input.campaign_external_id)? {
+        Some(c) if may_write(ctx, scope, c.owner_id) => c,
+        Some(_) => return Err(not_yours()),
+        None if scope == Scope::All => {
+            return Err(not_found("campaign", &input.campaign_external_id))
+        }
+        None => return Err(not_yours()),
+    };
     let values = CostValues {
         external_id: &input.external_id,
         campaign_id: campaign.id,
@@ -214,10 +223,8 @@ pub fn record_cost_in(
                 let current = repo::by_id(conn, row.campaign_id)?.ok_or_else(|| {
                     AppError::Internal(format!("cost {} has no campaign", row.id))
                 })?;
-                if !ctx.owns(current.owner_id) {
-                    return Err(AppError::Forbidden(
-                        "a MARKETER may only record costs of campaigns they own".into(),
-                    ));
+                if !may_write(ctx, scope, current.owner_id) {
+                    return Err(not_yours());
                 }
             }
             if row.campaign_id == campaign.id

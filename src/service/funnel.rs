@@ -475,16 +475,14 @@ fn wasted_spend(inputs: &MqlInputs, leaked: &HashSet<i64>, as_of: DateTime<Utc>)
                     .ok_or_else(|| AppError::overflow("wasted spend"))?;
             }
         }
-        let sourced = inputs.sourced.get(&c).copied().unwrap_or(0);
-        if sourced <= 0 {
-            return Err(AppError::Internal(format!(
-                "campaign {c} sourced a leaked lead but counts {sourced} sourced leads"
-            )));
-        }
+        // The counts and the leads are read by separate statements: a touchpoint written in
+        // between can move a lead's source, so never divide by fewer leads than leaked here.
+        let sourced = u128::from(inputs.sourced.get(&c).copied().unwrap_or(0).unsigned_abs())
+            .max(leaked_here);
         let numerator = cost
             .checked_mul(leaked_here)
             .ok_or_else(|| AppError::overflow("wasted spend"))?;
-        total.add(Fraction::new(numerator, sourced.unsigned_abs().into()));
+        total.add(Fraction::new(numerator, sourced));
     }
     total
         .times(1)

@@ -285,13 +285,11 @@ pub fn transition_in(
         .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
     if let Some(ext) = &input.external_id {
         if let Some((lead_id, actor)) = repo::transition_exists(conn, ext)? {
-            // A replay answers only a caller who may move any lead, or who made the move:
-            // nobody else learns that the externalId exists, or writes an audit row.
+            // A replay by someone other than the mover is answered only when they may make
+            // that move on the lead as it is now, and refused exactly as a fresh move would
+            // be: nobody else learns that the externalId exists, or writes an audit row.
             if rights != TransitionRights::Any && actor != ctx.caller.sub {
-                return Err(AppError::Forbidden(format!(
-                    "role {} may not replay a move it did not make",
-                    ctx.caller.role.as_str()
-                )));
+                check_rights(conn, ctx, rights, &lead, stage_of(&lead)?, input.to)?;
             }
             if lead_id != lead.id {
                 return Err(AppError::Conflict(format!(

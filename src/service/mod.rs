@@ -149,12 +149,13 @@ impl Ctx {
             Some(known) => known,
             None => {
                 let sub = caller.sub.clone();
+                let generation = users.as_ref().map(|c| c.generation()).unwrap_or(0);
                 let row = db
                     .run(move |conn| Ok::<_, AppError>(repo::users::by_external_id(conn, &sub)?))
                     .await?
                     .map(std::sync::Arc::new);
                 if let Some(cache) = &users {
-                    cache.put(&caller.sub, row.clone());
+                    cache.put(&caller.sub, row.clone(), generation);
                 }
                 row
             }

@@ -22,26 +22,44 @@ pub struct UserInput {
 /// and a row created or changed through this server is seen at once (the entry is dropped
 /// when its transaction commits); through another server, within `ttl`. Roles themselves come
 /// from the token.
-pub struct UserCache(crate::ttl::TtlMap<Option<std::sync::Arc<UserRow>>>);
+pub struct UserCache {
+    rows: crate::ttl::TtlMap<Option<std::sync::Arc<UserRow>>>,
+    /// Bumped by every `forget`: a lookup that began before a user write must not store what
+    /// it read after that write dropped the entry.
+    generation: std::sync::atomic::AtomicU64,
+}
 
 impl UserCache {
     const CAPACITY: usize = 10_000;
 
     pub fn new(ttl: std::time::Duration) -> UserCache {
-        UserCache(crate::ttl::TtlMap::new(ttl, Self::CAPACITY))
+        UserCache {
+            rows: crate::ttl::TtlMap::new(ttl, Self::CAPACITY),
+            generation: Default::default(),
+        }
     }
 
     /// `Some(row or none)` when `sub` was looked up a moment ago, `None` when it must be read.
     pub fn get(&self, sub: &str) -> Option<Option<std::sync::Arc<UserRow>>> {
-        self.0.get(sub, std::time::Instant::now())
+        self.rows.get(sub, std::time::Instant::now())
     }
 
-    pub fn put(&self, sub: &str, row: Option<std::sync::Arc<UserRow>>) {
-        self.0.put(sub, row, std::time::Instant::now());
+    /// The generation to hand back to `put` with what is read next.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keeps what a lookup that started at `generation` read, unless a user was written since.
+    pub fn put(&self, sub: &str, row: Option<std::sync::Arc<UserRow>>, generation: u64) {
+        if self.generation() == generation {
+            self.rows.put(sub, row, std::time::Instant::now());
+        }
     }
 
     pub fn forget(&self, sub: &str) {
-        self.0.forget(sub);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.rows.forget(sub);
     }
 }
 
