@@ -8,7 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
-pub mod domain;
+/// The rules, in their own crate (`crates/domain`): pure, framework-free, tested alone.
+pub use funnelgraph_domain as domain;
 pub mod generate;
 pub mod graphql;
 pub mod metrics;

@@ -243,7 +243,7 @@ pub fn statement(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::exact::Fraction;
+    use crate::exact::Fraction;
 
     fn d(text: &str) -> Decimal {
         Decimal::parse(text).unwrap()
