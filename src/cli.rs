@@ -8,7 +8,7 @@ use crate::auth::{self, Caller, Role, Verifier};
 use crate::config::{Config, Secret};
 use crate::db::Db;
 use crate::graphql::{self, Limits};
-use crate::server::{self, AppState};
+use crate::http::{self as server, AppState};
 
 #[derive(Parser, Debug)]
 #[command(

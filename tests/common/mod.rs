@@ -116,7 +116,7 @@ impl TestApp {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = funnelgraph::server::start(listener, state).expect("server");
+                let server = funnelgraph::http::start(listener, state).expect("server");
                 tx.send(server.handle()).expect("handle");
                 let _ = server.await;
             })

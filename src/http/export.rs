@@ -1,0 +1,208 @@
+//! CSV exports for finance and BI: statements and attribution.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{AppState, Authenticated, HttpError, RequestId};
+use crate::service::AppError;
+
+/// One CSV field, quoted when it must be (RFC 4180).
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+fn csv_response(name: &str, body: String, rid: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .insert_header(("x-request-id", rid.to_string()))
+        .body(body)
+}
+
+type Params = std::collections::HashMap<String, String>;
+
+fn query_params(req: &HttpRequest) -> Params {
+    web::Query::<Params>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+fn period_param(params: &Params) -> Result<crate::domain::period::Period, AppError> {
+    let day = |name: &str| -> Result<chrono::NaiveDate, AppError> {
+        let text = params.get(name).ok_or_else(|| {
+            AppError::BadInput(format!("query parameter {name}=YYYY-MM-DD is required"))
+        })?;
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| AppError::BadInput(format!("{name}={text} is not a date (YYYY-MM-DD)")))
+    };
+    crate::domain::period::Period::new(day("from")?, day("to")?)
+        .map_err(|e| AppError::BadInput(e.to_string()))
+}
+
+/// `GET /export/statements.csv?from=&to=`: one row per statement line, for finance.
+pub(super) async fn export_statements(
+    req: HttpRequest,
+    RequestId(rid): RequestId,
+    Authenticated(ctx): Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let result = async {
+        let period = period_param(&query_params(&req))?;
+        crate::service::compensation::statements(&ctx, period).await
+    }
+    .await;
+    let statements = result.map_err(|e| HttpError::app(&rid, e))?;
+    let currency = &state.currency;
+    let money = |c: Option<i64>| {
+        c.map(|c| crate::domain::money::Money(c).to_decimal_string(currency))
+            .unwrap_or_default()
+    };
+    let mut body = csv_line(
+        &[
+            "marketer",
+            "period_from",
+            "period_to",
+            "status",
+            "kind",
+            "campaign",
+            "opportunity",
+            "basis",
+            "rate",
+            "amount",
+            "currency",
+            "description",
+        ]
+        .map(String::from),
+    );
+    for s in &statements {
+        for l in &s.lines {
+            body.push_str(&csv_line(&[
+                s.user_external_id.clone(),
+                s.from.to_string(),
+                s.to.to_string(),
+                s.status.clone(),
+                l.kind.clone(),
+                l.campaign_external_id.clone().unwrap_or_default(),
+                l.opportunity_external_id.clone().unwrap_or_default(),
+                money(l.basis_cents),
+                l.rate.clone().unwrap_or_default(),
+                money(Some(l.amount_cents)),
+                currency.clone(),
+                l.description.clone(),
+            ]));
+        }
+    }
+    Ok(csv_response("statements.csv", body, &rid))
+}
+
+/// `GET /export/attribution.csv?model=&from=&to=&stage=&groupBy=`: a report's rows for BI.
+pub(super) async fn export_attribution(
+    req: HttpRequest,
+    RequestId(rid): RequestId,
+    Authenticated(ctx): Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    use crate::domain::report::Grouping;
+    use crate::service::attribution::{report, ReportQuery};
+    let params = query_params(&req);
+    let parsed = (|| -> Result<ReportQuery, AppError> {
+        let model = params
+            .get("model")
+            .ok_or_else(|| {
+                AppError::BadInput("query parameter model (e.g. W_SHAPED) is required".into())
+            })?
+            .parse()
+            .map_err(AppError::BadInput)?;
+        let stage = params
+            .get("stage")
+            .map(String::as_str)
+            .unwrap_or("WON")
+            .parse()
+            .map_err(AppError::BadInput)?;
+        let grouping = match params
+            .get("groupBy")
+            .map(String::as_str)
+            .unwrap_or("CAMPAIGN")
+        {
+            "CAMPAIGN" => Grouping::Campaign,
+            "CHANNEL" => Grouping::Channel,
+            "MONTH" => Grouping::Month,
+            other => {
+                return Err(AppError::BadInput(format!(
+                    "groupBy={other}: use CAMPAIGN, CHANNEL or MONTH"
+                )))
+            }
+        };
+        let number = |name: &str, default: f64| -> Result<f64, AppError> {
+            params.get(name).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| AppError::BadInput(format!("{name}={v} is not a number")))
+            })
+        };
+        Ok(ReportQuery {
+            model,
+            stage,
+            period: period_param(&params)?,
+            grouping,
+            half_life_days: number("halfLifeDays", 7.0)?,
+            lookback_days: number("lookbackDays", 365.0)? as i64,
+        })
+    })();
+    let result = match parsed {
+        Ok(query) => report(&ctx, query).await,
+        Err(e) => Err(e),
+    };
+    let r = result.map_err(|e| HttpError::app(&rid, e))?;
+    let currency = &state.currency;
+    let money = |c: i64| crate::domain::money::Money(c).to_decimal_string(currency);
+    let mut body =
+        csv_line(&["key", "campaign", "conversions", "revenue", "currency"].map(String::from));
+    for row in &r.report.rows {
+        let campaign = row
+            .campaign_id
+            .and_then(|id| r.campaigns.get(&id))
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        body.push_str(&csv_line(&[
+            row.key.clone(),
+            campaign,
+            row.conversions.to_decimal_string(),
+            money(row.revenue),
+            currency.clone(),
+        ]));
+    }
+    if !r.report.other_conversions.is_zero() || r.report.other_revenue != 0 {
+        body.push_str(&csv_line(&[
+            "(other campaigns)".into(),
+            String::new(),
+            r.report.other_conversions.to_decimal_string(),
+            money(r.report.other_revenue),
+            currency.clone(),
+        ]));
+    }
+    body.push_str(&csv_line(&[
+        "(unattributed)".into(),
+        String::new(),
+        r.report.unattributed_conversions.to_string(),
+        money(r.report.unattributed_revenue),
+        currency.clone(),
+    ]));
+    Ok(csv_response("attribution.csv", body, &rid))
+}
