@@ -8,7 +8,7 @@ use super::reports::AttributionModel;
 use super::scalars::{DateTime, Decimal};
 use super::types::{Campaign, Money, Opportunity, PageInfo, Period, User};
 use super::{session, PeriodInput};
-use crate::repo::compensation::ClosedPeriodRow;
+use crate::service::compensation::ClosedPeriodRow;
 use crate::service::compensation::{self as service, LineRecord, PlanRecord, StatementRecord};
 use crate::service::AppError;
 
@@ -274,16 +274,8 @@ impl CompensationQuery {
             })
             .transpose()?;
         let had_after = before.is_some();
-        let (rows, total) = s
-            .ctx
-            .db
-            .run(move |conn| -> crate::service::AppResult<_> {
-                Ok((
-                    crate::repo::audit::page(conn, before, limit + 1)?,
-                    crate::repo::audit::count(conn)?,
-                ))
-            })
-            .await?;
+        let crate::service::reads::Page { rows, total } =
+            crate::service::reads::audit_page(&s.ctx, before, limit).await?;
         let has_next_page = rows.len() as i64 > limit;
         let edges: Vec<AuditEntryEdge> = rows
             .into_iter()

@@ -10,7 +10,7 @@ use super::types::{Lead, LeadConnection, LeadStage, Money, Period};
 use super::{session, PeriodInput};
 use crate::domain::scoring::{Kind, Operator};
 use crate::domain::stats::DurationStats as Stats;
-use crate::repo::scoring::RuleRow;
+use crate::service::reads::RuleRow;
 use crate::service::{funnel as service, scoring};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -101,8 +101,7 @@ pub struct ScoreContribution {
 pub async fn breakdown(ctx: &Context<'_>, lead: &Lead) -> Result<Vec<ScoreContribution>> {
     let s = session(ctx);
     let rows = s.loaders.rules().load_one(0).await?.unwrap_or_default();
-    let active: Vec<&RuleRow> = rows.iter().filter(|r| r.active).collect();
-    if active.is_empty() {
+    if !rows.iter().any(|r| r.active) {
         return Ok(vec![]);
     }
     let attributes = s
@@ -118,19 +117,13 @@ pub async fn breakdown(ctx: &Context<'_>, lead: &Lead) -> Result<Vec<ScoreContri
         .await?
         .unwrap_or_default();
     let kinds: Vec<&str> = touches.iter().map(|t| t.kind.as_str()).collect();
-    let profile = scoring::profile(&lead.0, &attributes);
-    let mut out = Vec::new();
-    for row in active {
-        let rule = scoring::to_rule(row)?;
-        let points = crate::domain::scoring::points(&rule, &profile, &kinds);
-        if points != 0 {
-            out.push(ScoreContribution {
-                rule: ScoringRule(row.clone()),
-                points,
-            });
-        }
-    }
-    Ok(out)
+    Ok(scoring::breakdown(&rows, &lead.0, &attributes, &kinds)?
+        .into_iter()
+        .map(|(rule, points)| ScoreContribution {
+            rule: ScoringRule(rule.clone()),
+            points,
+        })
+        .collect())
 }
 
 #[derive(SimpleObject, Clone)]

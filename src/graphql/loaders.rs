@@ -2,19 +2,17 @@
 //! of leads costs the same number of queries whatever its size.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::OnceLock;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use chrono::NaiveDate;
 
 use crate::db::Db;
-use crate::repo::campaigns::CampaignRow;
-use crate::repo::leads::{LeadRow, TouchpointRow, TransitionRow};
-use crate::repo::opportunities::{OpportunityRow, RevenueRow};
-use crate::repo::users::UserRow;
-use crate::repo::{campaigns, leads, opportunities, users};
+use crate::service::reads::batch::{self, CostKey};
+use crate::service::reads::{
+    CampaignRow, LeadRow, OpportunityRow, RevenueRow, RuleRow, TouchpointRow, TransitionRow,
+    UserRow,
+};
 use crate::service::AppError;
 
 /// A loader failure, shared by every field that waited on the batch.
@@ -27,16 +25,9 @@ impl From<LoadError> for async_graphql::Error {
     }
 }
 
-fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Vec<V>> {
-    let mut out: HashMap<K, Vec<V>> = HashMap::new();
-    for row in rows {
-        out.entry(key(&row)).or_default().push(row);
-    }
-    out
-}
-
+/// A loader over one of the service's batched reads.
 macro_rules! loader {
-    ($(#[$doc:meta])* $name:ident, $key:ty => $value:ty, |$conn:ident, $keys:ident| $body:expr) => {
+    ($(#[$doc:meta])* $name:ident, $key:ty => $value:ty, |$db:ident, $keys:ident| $body:expr) => {
         $(#[$doc])*
         pub struct $name(pub Db);
 
@@ -45,99 +36,27 @@ macro_rules! loader {
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
+                let $db = &self.0;
                 let $keys: Vec<$key> = keys.to_vec();
-                self.0
-                    .run(move |$conn| -> Result<HashMap<$key, $value>, AppError> { Ok($body) })
-                    .await
-                    .map_err(|e| LoadError(Arc::new(e)))
+                $body.await.map_err(|e| LoadError(Arc::new(e)))
             }
         }
     };
 }
 
-loader!(UserById, i64 => UserRow, |conn, keys| users::by_ids(conn, &keys)?);
-loader!(CampaignById, i64 => CampaignRow, |conn, keys| campaigns::by_ids(conn, &keys)?);
-loader!(LeadById, i64 => LeadRow, |conn, keys| leads::by_ids(conn, &keys)?);
-loader!(OpportunityById, i64 => OpportunityRow, |conn, keys| opportunities::by_ids(conn, &keys)?);
-loader!(TouchpointById, i64 => TouchpointRow, |conn, keys| leads::touchpoints_by_ids(conn, &keys)?);
-loader!(
-    /// A lead's touchpoints in time order, then externalId.
-    TouchpointsByLead, i64 => Vec<TouchpointRow>,
-    |conn, keys| group(leads::touchpoints_of(conn, &keys)?, |t| t.lead_id)
-);
-loader!(
-    /// A lead's history rows in the order the moves were made.
-    TransitionsByLead, i64 => Vec<TransitionRow>,
-    |conn, keys| group(leads::transitions_of(conn, &keys)?, |t| t.lead_id)
-);
-loader!(
-    AttributesByLead, i64 => Vec<(String, String)>,
-    |conn, keys| {
-        let mut out: HashMap<i64, Vec<(String, String)>> = HashMap::new();
-        for a in leads::attributes_of(conn, &keys)? {
-            out.entry(a.lead_id).or_default().push((a.key, a.value));
-        }
-        out
-    }
-);
-loader!(
-    /// Contact lead ids of an opportunity, primary first.
-    ContactsByOpportunity, i64 => Vec<i64>,
-    |conn, keys| {
-        let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
-        for (opp, lead) in opportunities::contacts_of(conn, &keys)? {
-            out.entry(opp).or_default().push(lead);
-        }
-        out
-    }
-);
-loader!(
-    RevenueByOpportunity, i64 => Vec<RevenueRow>,
-    |conn, keys| group(opportunities::revenue_of(conn, &keys)?, |r| r.opportunity_id)
-);
-loader!(
-    /// Owners of the opportunities a lead is a contact of (a sales rep's view of personal data).
-    OpportunityOwnersByLead, i64 => Vec<i64>,
-    |conn, keys| {
-        let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
-        for (lead, owner) in opportunities::owners_by_contact(conn, &keys)? {
-            out.entry(lead).or_default().push(owner);
-        }
-        out
-    }
-);
-
-loader!(
-    /// Every scoring rule (one key, 0): read once per request.
-    RulesLoader, i64 => Vec<crate::repo::scoring::RuleRow>,
-    |conn, _keys| HashMap::from([(0, crate::repo::scoring::all(conn)?)])
-);
-
-/// A campaign's cost, optionally only inside a period of days.
-pub type CostKey = (i64, Option<(NaiveDate, NaiveDate)>);
-
-loader!(
-    CostByCampaign, CostKey => i64,
-    |conn, keys| {
-        let mut out: HashMap<CostKey, i64> = HashMap::new();
-        let mut by_range: HashMap<Option<(NaiveDate, NaiveDate)>, Vec<i64>> = HashMap::new();
-        for (id, range) in &keys {
-            by_range.entry(*range).or_default().push(*id);
-        }
-        for (range, ids) in by_range {
-            for id in &ids {
-                out.insert((*id, range), 0);
-            }
-            for cost in campaigns::costs_of(conn, &ids, range)? {
-                let slot = out.entry((cost.campaign_id, range)).or_insert(0);
-                *slot = slot
-                    .checked_add(cost.amount_cents)
-                    .ok_or_else(|| AppError::overflow("the campaign's cost"))?;
-            }
-        }
-        out
-    }
-);
+loader!(UserById, i64 => UserRow, |db, keys| batch::users(db, keys));
+loader!(CampaignById, i64 => CampaignRow, |db, keys| batch::campaigns(db, keys));
+loader!(LeadById, i64 => LeadRow, |db, keys| batch::leads(db, keys));
+loader!(OpportunityById, i64 => OpportunityRow, |db, keys| batch::opportunities(db, keys));
+loader!(TouchpointById, i64 => TouchpointRow, |db, keys| batch::touchpoints(db, keys));
+loader!(TouchpointsByLead, i64 => Vec<TouchpointRow>, |db, keys| batch::touchpoints_by_lead(db, keys));
+loader!(TransitionsByLead, i64 => Vec<TransitionRow>, |db, keys| batch::transitions_by_lead(db, keys));
+loader!(AttributesByLead, i64 => Vec<(String, String)>, |db, keys| batch::attributes_by_lead(db, keys));
+loader!(ContactsByOpportunity, i64 => Vec<i64>, |db, keys| batch::contacts(db, keys));
+loader!(RevenueByOpportunity, i64 => Vec<RevenueRow>, |db, keys| batch::revenue(db, keys));
+loader!(OpportunityOwnersByLead, i64 => Vec<i64>, |db, keys| batch::opportunity_owners(db, keys));
+loader!(RulesLoader, i64 => Vec<RuleRow>, |db, _keys| batch::rules(db));
+loader!(CostByCampaign, CostKey => i64, |db, keys| batch::costs(db, keys));
 
 /// The loaders of one request.
 macro_rules! loaders {

@@ -6,77 +6,33 @@ use super::error::forbidden;
 use super::ids::{self, page_args};
 use super::types::*;
 use super::{session, Session};
-use crate::repo::{campaigns, leads, opportunities};
+use crate::service::reads::{self, Lookup};
 use crate::service::{self, AppError, AppResult};
 
 #[derive(Default)]
 pub struct EntityQuery;
 
 /// Exactly one of `id` and `externalId` picks a row.
-enum Key {
-    Row(i64),
-    External(String),
-}
-
-fn key(id: Option<ID>, external_id: Option<String>, kind: &str) -> AppResult<Key> {
+fn key(id: Option<ID>, external_id: Option<String>, kind: &str) -> AppResult<Lookup> {
     match (id, external_id) {
-        (Some(id), None) => Ok(Key::Row(ids::decode_as(&id, kind)?)),
-        (None, Some(ext)) => Ok(Key::External(ext)),
+        (Some(id), None) => Ok(Lookup::Id(ids::decode_as(&id, kind)?)),
+        (None, Some(ext)) => Ok(Lookup::External(ext)),
         _ => Err(AppError::BadInput(format!(
             "give exactly one of id and externalId to find a {kind}"
         ))),
     }
 }
 
-async fn find_campaign(s: &Session, key: Key) -> Result<Option<Campaign>> {
-    s.ctx
-        .require_read(crate::auth::Read::Campaigns, "campaigns")?;
-    let row = s
-        .ctx
-        .db
-        .run(move |conn| -> AppResult<_> {
-            Ok(match key {
-                Key::Row(id) => campaigns::by_id(conn, id)?,
-                Key::External(ext) => campaigns::by_external_id(conn, &ext)?,
-            })
-        })
-        .await?;
-    Ok(service::campaigns::visible_or_forbidden(&s.ctx, row)?.map(Campaign))
+async fn find_campaign(s: &Session, key: Lookup) -> Result<Option<Campaign>> {
+    Ok(reads::campaign(&s.ctx, key).await?.map(Campaign))
 }
 
-async fn find_lead(s: &Session, key: Key) -> Result<Option<Lead>> {
-    let row = s
-        .ctx
-        .db
-        .run(move |conn| -> AppResult<_> {
-            Ok(match key {
-                Key::Row(id) => leads::by_id(conn, id)?,
-                Key::External(ext) => leads::by_external_id(conn, &ext)?,
-            })
-        })
-        .await?;
-    Ok(row.map(Lead))
+async fn find_lead(s: &Session, key: Lookup) -> Result<Option<Lead>> {
+    Ok(reads::lead(&s.ctx, key).await?.map(Lead))
 }
 
-async fn find_opportunity(s: &Session, key: Key) -> Result<Option<Opportunity>> {
-    s.ctx
-        .require_read(crate::auth::Read::Opportunities, "opportunities")?;
-    let row = s
-        .ctx
-        .db
-        .run(move |conn| -> AppResult<_> {
-            Ok(match key {
-                Key::Row(id) => opportunities::by_id(conn, id)?,
-                Key::External(ext) => opportunities::by_external_id(conn, &ext)?,
-            })
-        })
-        .await?;
-    match row {
-        Some(o) if !service::opportunities::can_see(&s.ctx, o.owner_id) => {
-            Err(forbidden("a SALES_REP sees only their own opportunities"))
-        }
-        other => Ok(other.map(Opportunity)),
-    }
+async fn find_opportunity(s: &Session, key: Lookup) -> Result<Option<Opportunity>> {
+    Ok(reads::opportunity(&s.ctx, key).await?.map(Opportunity))
 }
 
 fn wants_total(ctx: &Context<'_>) -> bool {
@@ -93,19 +49,10 @@ pub(super) async fn campaign_leads(
     let (limit, after) = page_args(first, after)?;
     let total = wants_total(ctx);
     let had_after = after.is_some();
-    let (ids, count) = s
-        .ctx
-        .db
-        .run(move |conn| -> AppResult<_> {
-            let ids = campaigns::lead_page(conn, campaign_id, after.as_deref(), limit + 1)?;
-            let count = if total {
-                campaigns::lead_count(conn, campaign_id)?
-            } else {
-                0
-            };
-            Ok((ids, count))
-        })
-        .await?;
+    let reads::Page {
+        rows: ids,
+        total: count,
+    } = reads::campaign_lead_page(&s.ctx, campaign_id, after, limit, total).await?;
     let loaded = s.loaders.leads().load_many(ids.clone()).await?;
     let rows: Vec<Lead> = ids
         .iter()
@@ -132,9 +79,9 @@ impl EntityQuery {
         let s = session(ctx);
         let (kind, row) = ids::decode(&id)?;
         Ok(match kind.as_str() {
-            "Campaign" => find_campaign(s, Key::Row(row)).await?.map(Node::Campaign),
-            "Lead" => find_lead(s, Key::Row(row)).await?.map(Node::Lead),
-            "Opportunity" => find_opportunity(s, Key::Row(row))
+            "Campaign" => find_campaign(s, Lookup::Id(row)).await?.map(Node::Campaign),
+            "Lead" => find_lead(s, Lookup::Id(row)).await?.map(Node::Lead),
+            "Opportunity" => find_opportunity(s, Lookup::Id(row))
                 .await?
                 .map(Node::Opportunity),
             "User" => {
@@ -155,29 +102,9 @@ impl EntityQuery {
                 .await?
                 .map(Touchpoint)
                 .map(Node::Touchpoint),
-            "RevenueEvent" => {
-                s.ctx
-                    .require_read(crate::auth::Read::Opportunities, "revenue")?;
-                let rev = s
-                    .ctx
-                    .db
-                    .run(move |conn| -> AppResult<_> {
-                        Ok(opportunities::revenue_by_id(conn, row)?)
-                    })
-                    .await?;
-                let Some(rev) = rev else { return Ok(None) };
-                let opp = s
-                    .loaders
-                    .opportunities()
-                    .load_one(rev.opportunity_id)
-                    .await?;
-                if !opp.is_some_and(|o| service::opportunities::can_see(&s.ctx, o.owner_id)) {
-                    return Err(forbidden(
-                        "a SALES_REP sees only revenue of their own opportunities",
-                    ));
-                }
-                Some(Node::RevenueEvent(RevenueEvent(rev)))
-            }
+            "RevenueEvent" => reads::revenue_event(&s.ctx, row)
+                .await?
+                .map(|r| Node::RevenueEvent(RevenueEvent(r))),
             _ => None,
         })
     }
@@ -203,23 +130,10 @@ impl EntityQuery {
         channel: Option<String>,
     ) -> Result<CampaignConnection> {
         let s = session(ctx);
-        let filter = service::campaigns::visible_filter(&s.ctx, channel)?;
         let (limit, after) = page_args(first, after)?;
-        let total = wants_total(ctx);
         let had_after = after.is_some();
-        let (rows, count) = s
-            .ctx
-            .db
-            .run(move |conn| -> AppResult<_> {
-                let rows = campaigns::page(conn, &filter, after.as_deref(), limit + 1)?;
-                let count = if total {
-                    campaigns::count(conn, &filter)?
-                } else {
-                    0
-                };
-                Ok((rows, count))
-            })
-            .await?;
+        let reads::Page { rows, total: count } =
+            reads::campaign_page(&s.ctx, channel, after, limit, wants_total(ctx)).await?;
         let rows = rows.into_iter().map(Campaign).collect();
         Ok(CampaignConnection::from_rows(
             rows,
@@ -252,18 +166,15 @@ impl EntityQuery {
     ) -> Result<LeadConnection> {
         let s = session(ctx);
         let (limit, after) = page_args(first, after)?;
-        let stage = stage.map(|st| crate::domain::stage::LeadStage::from(st).as_str());
-        let total = wants_total(ctx);
         let had_after = after.is_some();
-        let (rows, count) = s
-            .ctx
-            .db
-            .run(move |conn| -> AppResult<_> {
-                let rows = leads::page(conn, stage, after.as_deref(), limit + 1)?;
-                let count = if total { leads::count(conn, stage)? } else { 0 };
-                Ok((rows, count))
-            })
-            .await?;
+        let reads::Page { rows, total: count } = reads::lead_page(
+            &s.ctx,
+            stage.map(crate::domain::stage::LeadStage::from),
+            after,
+            limit,
+            wants_total(ctx),
+        )
+        .await?;
         let rows = rows.into_iter().map(Lead).collect();
         Ok(LeadConnection::from_rows(
             rows,
@@ -295,26 +206,16 @@ impl EntityQuery {
         status: Option<OpportunityStatus>,
     ) -> Result<OpportunityConnection> {
         let s = session(ctx);
-        let filter = service::opportunities::visible_filter(
+        let (limit, after) = page_args(first, after)?;
+        let had_after = after.is_some();
+        let reads::Page { rows, total: count } = reads::opportunity_page(
             &s.ctx,
             status.map(|st| st.as_str().to_string()),
-        )?;
-        let (limit, after) = page_args(first, after)?;
-        let total = wants_total(ctx);
-        let had_after = after.is_some();
-        let (rows, count) = s
-            .ctx
-            .db
-            .run(move |conn| -> AppResult<_> {
-                let rows = opportunities::page(conn, &filter, after.as_deref(), limit + 1)?;
-                let count = if total {
-                    opportunities::count(conn, &filter)?
-                } else {
-                    0
-                };
-                Ok((rows, count))
-            })
-            .await?;
+            after,
+            limit,
+            wants_total(ctx),
+        )
+        .await?;
         let rows = rows.into_iter().map(Opportunity).collect();
         Ok(OpportunityConnection::from_rows(
             rows,

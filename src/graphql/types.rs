@@ -9,10 +9,9 @@ use super::{error::forbidden, session, Session};
 use crate::auth;
 use crate::domain::money::Money as DomainMoney;
 use crate::domain::stage;
-use crate::repo::campaigns::CampaignRow;
-use crate::repo::leads::{LeadRow, TouchpointRow, TransitionRow};
-use crate::repo::opportunities::{OpportunityRow, RevenueRow};
-use crate::repo::users::UserRow;
+use crate::service::reads::{
+    CampaignRow, LeadRow, OpportunityRow, RevenueRow, TouchpointRow, TransitionRow, UserRow,
+};
 use crate::service::{self, AppError};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]

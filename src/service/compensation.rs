@@ -19,7 +19,8 @@ use crate::domain::money::{Decimal, Money};
 use crate::domain::period::Period;
 use crate::domain::report::{self, CampaignInfo, Grouping};
 use crate::domain::stage::LeadStage;
-use crate::repo::compensation::{self as repo, ClosedPeriodRow, PlanRow, PlanValues};
+pub use crate::repo::compensation::ClosedPeriodRow;
+use crate::repo::compensation::{self as repo, PlanRow, PlanValues};
 use crate::repo::users::{self, UserRow};
 use crate::repo::{campaigns, opportunities, reports};
 

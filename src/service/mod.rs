@@ -8,6 +8,7 @@ pub mod funnel;
 pub mod import;
 pub mod leads;
 pub mod opportunities;
+pub mod reads;
 pub mod scoring;
 pub mod users;
 

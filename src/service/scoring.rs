@@ -32,6 +32,24 @@ pub struct RuleInput {
     pub active: bool,
 }
 
+/// A lead's score broken down by the active rules that give it points, in rule order.
+pub fn breakdown<'a>(
+    rules: &'a [RuleRow],
+    lead: &LeadRow,
+    attributes: &[(String, String)],
+    touch_kinds: &[&str],
+) -> AppResult<Vec<(&'a RuleRow, i32)>> {
+    let profile = profile(lead, attributes);
+    let mut out = Vec::new();
+    for row in rules.iter().filter(|r| r.active) {
+        let points = scoring::points(&to_rule(row)?, &profile, touch_kinds);
+        if points != 0 {
+            out.push((row, points));
+        }
+    }
+    Ok(out)
+}
+
 pub fn kind_str(kind: Kind) -> &'static str {
     match kind {
         Kind::Attribute => "ATTRIBUTE",
