@@ -10,7 +10,8 @@ use crate::domain::attribution::MODELS;
 use crate::domain::period::Period;
 use crate::domain::report::Grouping;
 use crate::domain::stage::LeadStage;
-use crate::service::attribution::{self, ReportCache, ReportQuery};
+use crate::service::attribution::{self, ReportQuery};
+use crate::service::cache::ReportCache;
 use crate::service::{AppResult, Ctx};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

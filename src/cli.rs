@@ -423,13 +423,3 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
 }
-
-/// The caller the demo loader acts as.
-/// Who loads the demo: an ADMIN, since it writes pay plans and the lead definition as well
-/// as what the CRM sync would.
-pub fn demo_caller() -> Caller {
-    Caller {
-        sub: "demo-loader".into(),
-        role: Role::Admin,
-    }
-}

@@ -145,10 +145,19 @@ pub async fn load_if_empty(db: &Db, currency: &str) -> AppResult<String> {
     load(db, currency).await
 }
 
+/// Who loads the demo: an ADMIN, since it writes pay plans and the lead definition as well
+/// as what the CRM sync would.
+pub fn demo_caller() -> crate::auth::Caller {
+    crate::auth::Caller {
+        sub: "demo-loader".into(),
+        role: Role::Admin,
+    }
+}
+
 pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
     let ctx = Ctx::for_caller(
         db.clone(),
-        crate::cli::demo_caller(),
+        demo_caller(),
         currency.to_string(),
         Default::default(),
     )

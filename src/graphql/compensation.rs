@@ -1,15 +1,17 @@
 //! Compensation: plans, statements, period close, and the audit log finance reads.
 
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 
 use super::ids;
 use super::mutation::MoneyInput;
-use super::reports::AttributionModel;
 use super::scalars::{DateTime, Decimal};
-use super::types::{Campaign, Money, Opportunity, PageInfo, Period, User};
+use super::types::{
+    money_opt, AttributionModel, Campaign, CompensationPlan, Money, Opportunity, PageInfo, Period,
+    User,
+};
 use super::{session, PeriodInput};
 use crate::service::compensation::ClosedPeriodRow;
-use crate::service::compensation::{self as service, LineRecord, PlanRecord, StatementRecord};
+use crate::service::compensation::{self as service, LineRecord, StatementRecord};
 use crate::service::AppError;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -25,49 +27,6 @@ pub enum CompensationLineKind {
     LeadBonus,
     Cap,
     Clawback,
-}
-
-#[derive(Clone, Debug)]
-pub struct CompensationPlan(pub PlanRecord);
-
-fn money_opt(s: &super::Session, cents: Option<i64>) -> Option<Money> {
-    cents.map(|c| Money::new(s, c))
-}
-
-#[Object]
-impl CompensationPlan {
-    pub async fn id(&self) -> ID {
-        ids::encode("CompensationPlan", self.0.id)
-    }
-    async fn external_id(&self) -> &str {
-        &self.0.external_id
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn model(&self) -> Result<AttributionModel> {
-        let m: crate::domain::attribution::Model =
-            self.0.model.parse().map_err(AppError::Internal)?;
-        Ok(m.into())
-    }
-    async fn revenue_rate(&self) -> Decimal {
-        Decimal(self.0.revenue_rate.clone())
-    }
-    async fn quota(&self, ctx: &Context<'_>) -> Option<Money> {
-        money_opt(session(ctx), self.0.quota_cents)
-    }
-    async fn accelerator_rate(&self) -> Option<Decimal> {
-        self.0.accelerator_rate.clone().map(Decimal)
-    }
-    async fn qualified_lead_bonus(&self, ctx: &Context<'_>) -> Money {
-        Money::new(session(ctx), self.0.qualified_lead_bonus_cents)
-    }
-    async fn cap(&self, ctx: &Context<'_>) -> Option<Money> {
-        money_opt(session(ctx), self.0.cap_cents)
-    }
-    async fn clawback_days(&self) -> i32 {
-        self.0.clawback_days
-    }
 }
 
 pub struct CompensationLine(LineRecord);

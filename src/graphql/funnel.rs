@@ -1,130 +1,18 @@
 //! The shared lead definition and the hand-off reports: scoring rules, breakdowns,
 //! calibration, the funnel with its timeframes, and leakage.
 
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
-use super::ids::{self, page_args};
+use super::ids::page_args;
 use super::reports::period_of;
 use super::scalars::DateTime;
-use super::types::{Lead, LeadConnection, LeadStage, Money, Period};
+use super::types::{
+    Lead, LeadConnection, LeadStage, Money, Period, ScoringOperator, ScoringRule, ScoringRuleKind,
+};
 use super::{session, PeriodInput};
-use crate::domain::scoring::{Kind, Operator};
+use crate::domain::scoring::Kind;
 use crate::domain::stats::DurationStats as Stats;
-use crate::service::reads::RuleRow;
 use crate::service::{funnel as service, scoring};
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum ScoringRuleKind {
-    Attribute,
-    Behavior,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum ScoringOperator {
-    Equals,
-    Contains,
-    Gte,
-    Lte,
-    In,
-}
-
-impl From<ScoringOperator> for Operator {
-    fn from(o: ScoringOperator) -> Self {
-        match o {
-            ScoringOperator::Equals => Operator::Equals,
-            ScoringOperator::Contains => Operator::Contains,
-            ScoringOperator::Gte => Operator::Gte,
-            ScoringOperator::Lte => Operator::Lte,
-            ScoringOperator::In => Operator::In,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct ScoringRule(pub RuleRow);
-
-#[Object]
-impl ScoringRule {
-    pub async fn id(&self) -> ID {
-        ids::encode("ScoringRule", self.0.id)
-    }
-    async fn external_id(&self) -> &str {
-        &self.0.external_id
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn kind(&self) -> ScoringRuleKind {
-        if self.0.kind == "BEHAVIOR" {
-            ScoringRuleKind::Behavior
-        } else {
-            ScoringRuleKind::Attribute
-        }
-    }
-    async fn field(&self) -> Option<&str> {
-        self.0.field.as_deref()
-    }
-    async fn operator(&self) -> Option<ScoringOperator> {
-        Some(match Operator::parse(self.0.operator.as_deref()?)? {
-            Operator::Equals => ScoringOperator::Equals,
-            Operator::Contains => ScoringOperator::Contains,
-            Operator::Gte => ScoringOperator::Gte,
-            Operator::Lte => ScoringOperator::Lte,
-            Operator::In => ScoringOperator::In,
-        })
-    }
-    async fn value(&self) -> Option<&str> {
-        self.0.value.as_deref()
-    }
-    async fn touch_kind(&self) -> Option<&str> {
-        self.0.touch_kind.as_deref()
-    }
-    async fn points(&self) -> i32 {
-        self.0.points
-    }
-    async fn max_points(&self) -> Option<i32> {
-        self.0.max_points
-    }
-    async fn active(&self) -> bool {
-        self.0.active
-    }
-}
-
-/// One rule's part of a lead's score.
-#[derive(SimpleObject, Clone)]
-pub struct ScoreContribution {
-    pub rule: ScoringRule,
-    pub points: i32,
-}
-
-/// The breakdown of a lead's score under the active rules.
-pub async fn breakdown(ctx: &Context<'_>, lead: &Lead) -> Result<Vec<ScoreContribution>> {
-    let s = session(ctx);
-    let rows = s.loaders.rules().load_one(0).await?.unwrap_or_default();
-    if !rows.iter().any(|r| r.active) {
-        return Ok(vec![]);
-    }
-    let attributes = s
-        .loaders
-        .attributes_by_lead()
-        .load_one(lead.0.id)
-        .await?
-        .unwrap_or_default();
-    let touches = s
-        .loaders
-        .touchpoints_by_lead()
-        .load_one(lead.0.id)
-        .await?
-        .unwrap_or_default();
-    let kinds: Vec<&str> = touches.iter().map(|t| t.kind.as_str()).collect();
-    Ok(scoring::breakdown(&rows, &lead.0, &attributes, &kinds)?
-        .into_iter()
-        .map(|(rule, points)| ScoreContribution {
-            rule: ScoringRule(rule.clone()),
-            points,
-        })
-        .collect())
-}
 
 #[derive(SimpleObject, Clone)]
 pub struct RuleCalibration {

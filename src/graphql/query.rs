@@ -35,38 +35,6 @@ async fn find_opportunity(s: &Session, key: Lookup) -> Result<Option<Opportunity
     Ok(reads::opportunity(&s.ctx, key).await?.map(Opportunity))
 }
 
-fn wants_total(ctx: &Context<'_>) -> bool {
-    ctx.look_ahead().field("totalCount").exists()
-}
-
-pub(super) async fn campaign_leads(
-    ctx: &Context<'_>,
-    campaign_id: i64,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<LeadConnection> {
-    let s = session(ctx);
-    let (limit, after) = page_args(first, after)?;
-    let total = wants_total(ctx);
-    let had_after = after.is_some();
-    let reads::Page {
-        rows: ids,
-        total: count,
-    } = reads::campaign_lead_page(&s.ctx, campaign_id, after, limit, total).await?;
-    let loaded = s.loaders.leads().load_many(ids.clone()).await?;
-    let rows: Vec<Lead> = ids
-        .iter()
-        .filter_map(|id| loaded.get(id).cloned().map(Lead))
-        .collect();
-    Ok(LeadConnection::from_rows(
-        rows,
-        limit,
-        had_after,
-        count,
-        |l| &l.0.external_id,
-    ))
-}
-
 #[Object]
 impl EntityQuery {
     /// The caller: their user row, or one made from the token when there is none yet.

@@ -3,53 +3,10 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
 use super::scalars::Date;
-use super::types::{Campaign, LeadStage, Money, Period, Touchpoint};
+use super::types::{AttributionModel, Campaign, LeadStage, Money, Period};
 use super::{session, PeriodInput, Session};
-use crate::domain::attribution as model;
-use crate::domain::report::{Credit, Grouping};
+use crate::domain::report::Grouping;
 use crate::service::attribution::{self as service, ReportQuery};
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum AttributionModel {
-    FirstTouch,
-    LastTouch,
-    Linear,
-    PositionBased,
-    WShaped,
-    FullPath,
-    TimeDecay,
-    Markov,
-}
-
-impl From<AttributionModel> for model::Model {
-    fn from(m: AttributionModel) -> Self {
-        match m {
-            AttributionModel::FirstTouch => model::Model::FirstTouch,
-            AttributionModel::LastTouch => model::Model::LastTouch,
-            AttributionModel::Linear => model::Model::Linear,
-            AttributionModel::PositionBased => model::Model::PositionBased,
-            AttributionModel::WShaped => model::Model::WShaped,
-            AttributionModel::FullPath => model::Model::FullPath,
-            AttributionModel::TimeDecay => model::Model::TimeDecay,
-            AttributionModel::Markov => model::Model::Markov,
-        }
-    }
-}
-
-impl From<model::Model> for AttributionModel {
-    fn from(m: model::Model) -> Self {
-        match m {
-            model::Model::FirstTouch => AttributionModel::FirstTouch,
-            model::Model::LastTouch => AttributionModel::LastTouch,
-            model::Model::Linear => AttributionModel::Linear,
-            model::Model::PositionBased => AttributionModel::PositionBased,
-            model::Model::WShaped => AttributionModel::WShaped,
-            model::Model::FullPath => AttributionModel::FullPath,
-            model::Model::TimeDecay => AttributionModel::TimeDecay,
-            model::Model::Markov => AttributionModel::Markov,
-        }
-    }
-}
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum AttributionGrouping {
@@ -147,42 +104,6 @@ impl AttributionReport {
                 })
                 .collect(),
         }
-    }
-}
-
-/// A touchpoint's share of an opportunity.
-#[derive(Clone)]
-pub struct AttributionCredit {
-    pub credit: Credit,
-}
-
-#[Object]
-impl AttributionCredit {
-    async fn touchpoint(&self, ctx: &Context<'_>) -> Result<Touchpoint> {
-        let row = session(ctx)
-            .loaders
-            .touchpoints()
-            .load_one(self.credit.touch.id)
-            .await?;
-        row.map(Touchpoint).ok_or_else(|| {
-            crate::service::AppError::Internal("credited touchpoint vanished".into()).into()
-        })
-    }
-    async fn campaign(&self, ctx: &Context<'_>) -> Result<Campaign> {
-        let row = session(ctx)
-            .loaders
-            .campaigns()
-            .load_one(self.credit.touch.campaign_id)
-            .await?;
-        row.map(Campaign).ok_or_else(|| {
-            crate::service::AppError::Internal("credited campaign vanished".into()).into()
-        })
-    }
-    async fn weight(&self) -> f64 {
-        self.credit.weight.to_f64()
-    }
-    async fn amount(&self, ctx: &Context<'_>) -> Money {
-        Money::new(session(ctx), self.credit.amount)
     }
 }
 

@@ -3,16 +3,20 @@
 
 use async_graphql::{ComplexObject, Context, Enum, Interface, Object, Result, SimpleObject, ID};
 
-use super::ids;
+use super::ids::{self, page_args};
 use super::scalars::{Date, DateTime, Decimal};
 use super::{error::forbidden, session, Session};
 use crate::auth;
 use crate::domain::money::Money as DomainMoney;
+use crate::domain::report::Credit;
+use crate::domain::scoring::Operator;
 use crate::domain::stage;
+use crate::service::compensation::PlanRecord;
+use crate::service::reads::{self, RuleRow};
 use crate::service::reads::{
     CampaignRow, LeadRow, OpportunityRow, RevenueRow, TouchpointRow, TransitionRow, UserRow,
 };
-use crate::service::{self, AppError};
+use crate::service::{self, scoring, AppError};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum Role {
@@ -221,8 +225,8 @@ pub enum Node {
     Touchpoint(Touchpoint),
     Opportunity(Opportunity),
     RevenueEvent(RevenueEvent),
-    CompensationPlan(super::compensation::CompensationPlan),
-    ScoringRule(super::funnel::ScoringRule),
+    CompensationPlan(CompensationPlan),
+    ScoringRule(ScoringRule),
 }
 
 /// Resolves a user reference the caller may or may not see.
@@ -318,7 +322,7 @@ impl Campaign {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<LeadConnection> {
-        super::query::campaign_leads(ctx, self.0.id, first, after).await
+        campaign_leads(ctx, self.0.id, first, after).await
     }
 }
 
@@ -413,11 +417,8 @@ impl Lead {
         self.0.score
     }
     /// Each active rule's contribution to the score, so sales can see why a lead is hot.
-    async fn score_breakdown(
-        &self,
-        ctx: &Context<'_>,
-    ) -> Result<Vec<super::funnel::ScoreContribution>> {
-        super::funnel::breakdown(ctx, self).await
+    async fn score_breakdown(&self, ctx: &Context<'_>) -> Result<Vec<ScoreContribution>> {
+        breakdown(ctx, self).await
     }
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at.and_utc())
@@ -586,14 +587,14 @@ impl Opportunity {
     async fn credits(
         &self,
         ctx: &Context<'_>,
-        model: super::reports::AttributionModel,
-    ) -> Result<Vec<super::reports::AttributionCredit>> {
+        model: AttributionModel,
+    ) -> Result<Vec<AttributionCredit>> {
         let credits =
             service::attribution::opportunity_credits(&session(ctx).ctx, self.0.id, model.into())
                 .await?;
         Ok(credits
             .into_iter()
-            .map(|credit| super::reports::AttributionCredit { credit })
+            .map(|credit| AttributionCredit { credit })
             .collect())
     }
     /// Revenue booked on this deal, by booking date.
@@ -633,4 +634,233 @@ impl RevenueEvent {
     async fn booked_on(&self) -> Date {
         Date(self.0.booked_on)
     }
+}
+
+// ---- object types reached from the entities above (plans, rules, credits) ----
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::attribution::Model")]
+pub enum AttributionModel {
+    FirstTouch,
+    LastTouch,
+    Linear,
+    PositionBased,
+    WShaped,
+    FullPath,
+    TimeDecay,
+    Markov,
+}
+
+/// A touchpoint's share of an opportunity.
+#[derive(Clone)]
+pub struct AttributionCredit {
+    pub credit: Credit,
+}
+
+#[Object]
+impl AttributionCredit {
+    async fn touchpoint(&self, ctx: &Context<'_>) -> Result<Touchpoint> {
+        let row = session(ctx)
+            .loaders
+            .touchpoints()
+            .load_one(self.credit.touch.id)
+            .await?;
+        row.map(Touchpoint).ok_or_else(|| {
+            crate::service::AppError::Internal("credited touchpoint vanished".into()).into()
+        })
+    }
+    async fn campaign(&self, ctx: &Context<'_>) -> Result<Campaign> {
+        let row = session(ctx)
+            .loaders
+            .campaigns()
+            .load_one(self.credit.touch.campaign_id)
+            .await?;
+        row.map(Campaign).ok_or_else(|| {
+            crate::service::AppError::Internal("credited campaign vanished".into()).into()
+        })
+    }
+    async fn weight(&self) -> f64 {
+        self.credit.weight.to_f64()
+    }
+    async fn amount(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.credit.amount)
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::scoring::Kind")]
+pub enum ScoringRuleKind {
+    Attribute,
+    Behavior,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::scoring::Operator")]
+pub enum ScoringOperator {
+    Equals,
+    Contains,
+    Gte,
+    Lte,
+    In,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScoringRule(pub RuleRow);
+
+#[Object]
+impl ScoringRule {
+    pub async fn id(&self) -> ID {
+        ids::encode("ScoringRule", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn kind(&self) -> ScoringRuleKind {
+        if self.0.kind == "BEHAVIOR" {
+            ScoringRuleKind::Behavior
+        } else {
+            ScoringRuleKind::Attribute
+        }
+    }
+    async fn field(&self) -> Option<&str> {
+        self.0.field.as_deref()
+    }
+    async fn operator(&self) -> Option<ScoringOperator> {
+        Some(match Operator::parse(self.0.operator.as_deref()?)? {
+            Operator::Equals => ScoringOperator::Equals,
+            Operator::Contains => ScoringOperator::Contains,
+            Operator::Gte => ScoringOperator::Gte,
+            Operator::Lte => ScoringOperator::Lte,
+            Operator::In => ScoringOperator::In,
+        })
+    }
+    async fn value(&self) -> Option<&str> {
+        self.0.value.as_deref()
+    }
+    async fn touch_kind(&self) -> Option<&str> {
+        self.0.touch_kind.as_deref()
+    }
+    async fn points(&self) -> i32 {
+        self.0.points
+    }
+    async fn max_points(&self) -> Option<i32> {
+        self.0.max_points
+    }
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+}
+
+/// One rule's part of a lead's score.
+#[derive(SimpleObject, Clone)]
+pub struct ScoreContribution {
+    pub rule: ScoringRule,
+    pub points: i32,
+}
+
+/// The breakdown of a lead's score under the active rules.
+pub async fn breakdown(ctx: &Context<'_>, lead: &Lead) -> Result<Vec<ScoreContribution>> {
+    let s = session(ctx);
+    let rows = s.loaders.rules().load_one(0).await?.unwrap_or_default();
+    if !rows.iter().any(|r| r.active) {
+        return Ok(vec![]);
+    }
+    let attributes = s
+        .loaders
+        .attributes_by_lead()
+        .load_one(lead.0.id)
+        .await?
+        .unwrap_or_default();
+    let touches = s
+        .loaders
+        .touchpoints_by_lead()
+        .load_one(lead.0.id)
+        .await?
+        .unwrap_or_default();
+    let kinds: Vec<&str> = touches.iter().map(|t| t.kind.as_str()).collect();
+    Ok(scoring::breakdown(&rows, &lead.0, &attributes, &kinds)?
+        .into_iter()
+        .map(|(rule, points)| ScoreContribution {
+            rule: ScoringRule(rule.clone()),
+            points,
+        })
+        .collect())
+}
+
+#[derive(Clone, Debug)]
+pub struct CompensationPlan(pub PlanRecord);
+
+pub(super) fn money_opt(s: &super::Session, cents: Option<i64>) -> Option<Money> {
+    cents.map(|c| Money::new(s, c))
+}
+
+#[Object]
+impl CompensationPlan {
+    pub async fn id(&self) -> ID {
+        ids::encode("CompensationPlan", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn model(&self) -> Result<AttributionModel> {
+        let m: crate::domain::attribution::Model =
+            self.0.model.parse().map_err(AppError::Internal)?;
+        Ok(m.into())
+    }
+    async fn revenue_rate(&self) -> Decimal {
+        Decimal(self.0.revenue_rate.clone())
+    }
+    async fn quota(&self, ctx: &Context<'_>) -> Option<Money> {
+        money_opt(session(ctx), self.0.quota_cents)
+    }
+    async fn accelerator_rate(&self) -> Option<Decimal> {
+        self.0.accelerator_rate.clone().map(Decimal)
+    }
+    async fn qualified_lead_bonus(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.0.qualified_lead_bonus_cents)
+    }
+    async fn cap(&self, ctx: &Context<'_>) -> Option<Money> {
+        money_opt(session(ctx), self.0.cap_cents)
+    }
+    async fn clawback_days(&self) -> i32 {
+        self.0.clawback_days
+    }
+}
+
+pub(super) fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+pub(super) async fn campaign_leads(
+    ctx: &Context<'_>,
+    campaign_id: i64,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<LeadConnection> {
+    let s = session(ctx);
+    let (limit, after) = page_args(first, after)?;
+    let total = wants_total(ctx);
+    let had_after = after.is_some();
+    let reads::Page {
+        rows: ids,
+        total: count,
+    } = reads::campaign_lead_page(&s.ctx, campaign_id, after, limit, total).await?;
+    let loaded = s.loaders.leads().load_many(ids.clone()).await?;
+    let rows: Vec<Lead> = ids
+        .iter()
+        .filter_map(|id| loaded.get(id).cloned().map(Lead))
+        .collect();
+    Ok(LeadConnection::from_rows(
+        rows,
+        limit,
+        had_after,
+        count,
+        |l| &l.0.external_id,
+    ))
 }

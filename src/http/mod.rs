@@ -35,7 +35,7 @@ pub struct AppState {
     /// How long a query may run before it is answered with QUERY_TOO_COMPLEX.
     pub request_timeout: std::time::Duration,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
-    pub reports: std::sync::Arc<crate::service::attribution::ReportCache>,
+    pub reports: std::sync::Arc<crate::service::cache::ReportCache>,
     /// Callers' user rows, reused for a moment.
     pub users: std::sync::Arc<crate::service::users::UserCache>,
 }

@@ -2,10 +2,11 @@
 //! and period are loaded once per data version and shared by every model asking for them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
+use super::cache::{BuiltKey, FactsKey};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
@@ -32,145 +33,6 @@ pub struct ReportQuery {
     pub grouping: Grouping,
     pub half_life_days: f64,
     pub lookback_days: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FactsKey {
-    version: i64,
-    stage: LeadStage,
-    period: Period,
-    lookback_days: i64,
-    /// Whether the MARKOV removal effects are in (they cost a read of every touch of the
-    /// window, so only MARKOV reports pay for them).
-    markov: bool,
-}
-
-/// A built report: its query at a data version, for a caller who sees all campaigns (`own`
-/// None) or the campaigns of one user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct BuiltKey {
-    version: i64,
-    model: Model,
-    stage: LeadStage,
-    period: Period,
-    grouping: Grouping,
-    half_life_bits: u64,
-    lookback_days: i64,
-    own: Option<Option<i64>>,
-}
-
-/// Facts of recent reports, keyed by the data version they were read at; a write makes a new
-/// version, so a cached entry is never stale.
-#[derive(Default)]
-pub struct ReportCache {
-    facts: Mutex<HashMap<FactsKey, Arc<StageFacts>>>,
-    /// Reports built from those facts.
-    built: Mutex<HashMap<BuiltKey, Arc<Report>>>,
-    /// What the funnel of a period reads (its cohort, compact), per data version.
-    pub(crate) cohorts: Versioned<super::funnel::CohortInputs>,
-    /// What leakage of a period reads (its MQLs and their first decisions), per data version.
-    pub(crate) mqls: Versioned<super::funnel::MqlInputs>,
-    /// What every marketer's statement of a period shares, per data version.
-    pub(crate) statements: Versioned<super::compensation::SharedFacts>,
-    hits: std::sync::atomic::AtomicU64,
-    misses: std::sync::atomic::AtomicU64,
-}
-
-/// Values read for a period at a data version; entries of older versions are dropped as soon
-/// as a newer one is stored, so nothing stale is ever served.
-pub struct Versioned<V> {
-    map: Mutex<HashMap<(i64, Period), Arc<V>>>,
-}
-
-impl<V> Default for Versioned<V> {
-    fn default() -> Self {
-        Versioned {
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<V> Versioned<V> {
-    const CAPACITY: usize = 8;
-
-    /// The value for (version, period), loaded by `load` when it is not cached; whether it
-    /// was cached is counted in `cache`'s hits and misses.
-    pub(crate) fn get_or_load(
-        &self,
-        cache: &ReportCache,
-        version: i64,
-        period: Period,
-        load: impl FnOnce() -> AppResult<V>,
-    ) -> AppResult<Arc<V>> {
-        let found = self
-            .map
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&(version, period)).cloned());
-        if let Some(found) = cache.count(found) {
-            return Ok(found);
-        }
-        let loaded = Arc::new(load()?);
-        if let Ok(mut map) = self.map.lock() {
-            map.retain(|(v, _), _| *v >= version);
-            if map.len() >= Self::CAPACITY {
-                map.clear();
-            }
-            map.insert((version, period), loaded.clone());
-        }
-        Ok(loaded)
-    }
-}
-
-impl ReportCache {
-    const CAPACITY: usize = 64;
-
-    /// (hits, misses) so far, for `/metrics`.
-    pub fn counts(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (self.hits.load(Relaxed), self.misses.load(Relaxed))
-    }
-
-    /// Counts a lookup of any of the caches as a hit or a miss.
-    fn count<T>(&self, found: Option<T>) -> Option<T> {
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        found
-    }
-
-    fn get(&self, key: &FactsKey) -> Option<Arc<StageFacts>> {
-        let found = self.facts.lock().ok()?.get(key).cloned();
-        self.count(found)
-    }
-
-    fn put(&self, key: FactsKey, facts: Arc<StageFacts>) {
-        if let Ok(mut map) = self.facts.lock() {
-            map.retain(|k, _| k.version == key.version);
-            if map.len() >= Self::CAPACITY {
-                map.clear();
-            }
-            map.insert(key, facts);
-        }
-    }
-
-    fn built(&self, key: &BuiltKey) -> Option<Arc<Report>> {
-        let found = self.built.lock().ok()?.get(key).cloned();
-        self.count(found)
-    }
-
-    fn keep_built(&self, key: BuiltKey, report: Arc<Report>) {
-        if let Ok(mut map) = self.built.lock() {
-            map.retain(|k, _| k.version >= key.version);
-            if map.len() >= 4 * Self::CAPACITY {
-                map.clear();
-            }
-            map.insert(key, report);
-        }
-    }
 }
 
 /// A report with what the caller may see of it.

@@ -3,7 +3,7 @@
 use crate::db::AnyConnection;
 use chrono::NaiveDate;
 
-use super::compensation::check_open;
+use super::periods::check_open;
 use super::{check_external_id, check_non_empty, not_found, AppError, AppResult, Ctx, Outcome};
 use crate::auth::{Read, Scope, Write};
 use crate::domain::money::Money;

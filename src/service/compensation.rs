@@ -540,14 +540,12 @@ pub async fn statement(
 fn shared_facts(
     conn: &mut AnyConnection,
     period: Period,
-    cache: Option<&super::attribution::ReportCache>,
+    cache: Option<&super::cache::ReportCache>,
 ) -> AppResult<std::sync::Arc<SharedFacts>> {
     match cache {
         Some(cache) => {
             let version = reports::data_version(conn)?;
-            cache
-                .statements
-                .get_or_load(cache, version, period, || SharedFacts::load(conn, period))
+            cache.get_or_load(version, period, || SharedFacts::load(conn, period))
         }
         None => Ok(std::sync::Arc::new(SharedFacts::load(conn, period)?)),
     }
@@ -582,7 +580,7 @@ fn payable(
     conn: &mut AnyConnection,
     period: Period,
     currency: &str,
-    cache: Option<&super::attribution::ReportCache>,
+    cache: Option<&super::cache::ReportCache>,
 ) -> AppResult<Vec<StatementRecord>> {
     let owners: std::collections::HashSet<i64> = campaigns::all(conn)?
         .into_iter()
@@ -673,15 +671,4 @@ pub async fn reopen_period(ctx: &Ctx, period: Period) -> AppResult<bool> {
             Ok(true)
         })
         .await
-}
-
-/// PERIOD_CLOSED when `day` lies in a closed period (money facts may not move there).
-pub fn check_open(conn: &mut AnyConnection, day: NaiveDate, what: &str) -> AppResult<()> {
-    match repo::closed_holding(conn, day)? {
-        Some(c) => Err(AppError::PeriodClosed(format!(
-            "{what} dated {day} falls in the closed period {}..{}; reopen it first",
-            c.period_from, c.period_to
-        ))),
-        None => Ok(()),
-    }
 }

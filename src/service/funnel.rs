@@ -174,13 +174,9 @@ pub async fn funnel(
                         .collect(),
                 );
             }
-            let reports_cache = ctx2.reports.clone();
-            let inputs =
-                reports_cache
-                    .cohorts
-                    .get_or_load(&reports_cache, version, period, || {
-                        load_cohort(conn, period)
-                    })?;
+            let inputs = ctx2
+                .reports
+                .get_or_load(version, period, || load_cohort(conn, period))?;
             let cohort: Vec<&CohortLead> = inputs
                 .leads
                 .iter()
@@ -381,10 +377,9 @@ pub async fn leakage(
             } else {
                 None
             };
-            let cache = ctx2.reports.clone();
-            let inputs = cache
-                .mqls
-                .get_or_load(&cache, version, period, || load_mqls(conn, period))?;
+            let inputs = ctx2
+                .reports
+                .get_or_load(version, period, || load_mqls(conn, period))?;
             let visible = |lead: &LeadRow| {
                 if sales_own {
                     return ctx2.owns(lead.owner_id);

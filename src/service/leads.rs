@@ -1,13 +1,12 @@
 //! Leads, touchpoints and the lifecycle moves of SPEC §3.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 
+use super::moves::{apply_steps, stage_of};
 use super::{check_external_id, naive, not_found, AppError, AppResult, Ctx, Outcome};
 use crate::auth::{policy, Owned, Read, Scope, TransitionRights, Write};
 use crate::db::AnyConnection;
-use crate::domain::stage::{self, LeadStage, Step};
+use crate::domain::stage::{self, LeadStage};
 use crate::repo::leads::{
     self as repo, LeadRow, LeadValues, NewTransition, TouchpointRow, TouchpointValues,
 };
@@ -40,10 +39,6 @@ pub struct TransitionInput {
     pub occurred_at: DateTime<Utc>,
     pub reason: Option<String>,
     pub external_id: Option<String>,
-}
-
-pub fn stage_of(lead: &LeadRow) -> AppResult<LeadStage> {
-    LeadStage::from_str(&lead.stage).map_err(AppError::Internal)
 }
 
 pub async fn upsert(ctx: &Ctx, input: LeadInput) -> AppResult<LeadRow> {
@@ -223,39 +218,6 @@ pub fn record_touchpoint_in(
     )?;
     repo::touchpoint_by_external_id(conn, &input.external_id)?
         .ok_or_else(|| AppError::Internal("touchpoint vanished after upsert".into()))
-}
-
-/// Writes the steps of a move and sets the lead's current stage.
-pub(crate) fn apply_steps(
-    conn: &mut AnyConnection,
-    lead_id: i64,
-    steps: &[Step],
-    at: DateTime<Utc>,
-    actor: &str,
-    reason: Option<&str>,
-    external_id: Option<&str>,
-) -> AppResult<()> {
-    for step in steps {
-        repo::insert_transition(
-            conn,
-            &NewTransition {
-                lead_id,
-                external_id,
-                from_stage: Some(step.from.as_str()),
-                to_stage: step.to.as_str(),
-                occurred_at: naive(at),
-                actor,
-                reason,
-            },
-        )?;
-    }
-    if let Some(last) = steps.last() {
-        repo::set_stage(conn, lead_id, last.to.as_str())?;
-    }
-    if let Some(rank) = steps.iter().filter_map(|s| s.to.funnel_rank()).max() {
-        repo::record_reach(conn, lead_id, rank, naive(at))?;
-    }
-    Ok(())
 }
 
 pub async fn transition(ctx: &Ctx, input: TransitionInput) -> AppResult<LeadRow> {

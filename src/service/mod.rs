@@ -2,12 +2,15 @@
 //! write in one transaction.
 
 pub mod attribution;
+pub mod cache;
 pub mod campaigns;
 pub mod compensation;
 pub mod funnel;
 pub mod import;
 pub mod leads;
+pub mod moves;
 pub mod opportunities;
+pub mod periods;
 pub mod reads;
 pub mod scoring;
 pub mod users;
@@ -120,7 +123,7 @@ pub struct Ctx {
     pub user: Option<std::sync::Arc<repo::users::UserRow>>,
     pub currency: String,
     /// Facts shared by reports, per data version.
-    pub reports: std::sync::Arc<attribution::ReportCache>,
+    pub reports: std::sync::Arc<cache::ReportCache>,
     /// The server's short-lived cache of callers' user rows (None: always read).
     pub users: Option<std::sync::Arc<users::UserCache>>,
 }
@@ -131,7 +134,7 @@ impl Ctx {
         db: Db,
         caller: Caller,
         currency: String,
-        reports: std::sync::Arc<attribution::ReportCache>,
+        reports: std::sync::Arc<cache::ReportCache>,
     ) -> AppResult<Ctx> {
         Self::for_caller_cached(db, caller, currency, reports, None).await
     }
@@ -142,7 +145,7 @@ impl Ctx {
         db: Db,
         caller: Caller,
         currency: String,
-        reports: std::sync::Arc<attribution::ReportCache>,
+        reports: std::sync::Arc<cache::ReportCache>,
         users: Option<std::sync::Arc<users::UserCache>>,
     ) -> AppResult<Ctx> {
         let cached = users.as_ref().and_then(|c| c.get(&caller.sub));

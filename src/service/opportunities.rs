@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::compensation::check_open;
-use super::leads::{apply_steps, stage_of};
+use super::moves::{apply_steps, stage_of};
+use super::periods::check_open;
 use super::{
     check_external_id, check_non_empty, naive, not_found, AppError, AppResult, Ctx, Outcome,
 };

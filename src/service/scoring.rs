@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::leads::{apply_steps, stage_of};
+use super::moves::{apply_steps, stage_of};
 use super::{check_external_id, check_non_empty, AppError, AppResult, Ctx, Outcome};
 use crate::auth::Write;
 use crate::db::AnyConnection;

@@ -1,0 +1,141 @@
+//! The report cache: facts and built reports of recent queries, keyed by the data version
+//! they were read at (see `db::write_transaction`: every committed write bumps it), so an entry
+//! is never stale. It knows the domain's types only; what else a report reads for a period is
+//! stored by type.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::AppResult;
+
+/// A value of some type read for a period at a data version.
+type PeriodKey = (TypeId, i64, Period);
+use crate::domain::attribution::Model;
+use crate::domain::period::Period;
+use crate::domain::report::{Grouping, Report, StageFacts};
+use crate::domain::stage::LeadStage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FactsKey {
+    pub(crate) version: i64,
+    pub(crate) stage: LeadStage,
+    pub(crate) period: Period,
+    pub(crate) lookback_days: i64,
+    /// Whether the MARKOV removal effects are in (they cost a read of every touch of the
+    /// window, so only MARKOV reports pay for them).
+    pub(crate) markov: bool,
+}
+
+/// A built report: its query at a data version, for a caller who sees all campaigns (`own`
+/// None) or the campaigns of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct BuiltKey {
+    pub(crate) version: i64,
+    pub(crate) model: Model,
+    pub(crate) stage: LeadStage,
+    pub(crate) period: Period,
+    pub(crate) grouping: Grouping,
+    pub(crate) half_life_bits: u64,
+    pub(crate) lookback_days: i64,
+    pub(crate) own: Option<Option<i64>>,
+}
+
+/// Facts of recent reports, keyed by the data version they were read at; a write makes a new
+/// version, so a cached entry is never stale.
+#[derive(Default)]
+pub struct ReportCache {
+    facts: Mutex<HashMap<FactsKey, Arc<StageFacts>>>,
+    /// Reports built from those facts.
+    built: Mutex<HashMap<BuiltKey, Arc<Report>>>,
+    /// What other reports read for a period, per data version and type of value: the
+    /// funnel's cohort, leakage's MQLs, the facts every statement of a period shares. Keyed by
+    /// type, so this module need not know the reports that use it.
+    by_period: Mutex<HashMap<PeriodKey, Arc<dyn Any + Send + Sync>>>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+impl ReportCache {
+    const CAPACITY: usize = 64;
+    /// Periods kept per type of value.
+    const PERIODS: usize = 8;
+
+    /// The `V` of (version, period), loaded by `load` when it is not cached. Entries of older
+    /// versions are dropped as soon as a newer one is stored, so nothing stale is served.
+    pub fn get_or_load<V: Any + Send + Sync>(
+        &self,
+        version: i64,
+        period: Period,
+        load: impl FnOnce() -> AppResult<V>,
+    ) -> AppResult<Arc<V>> {
+        let key = (TypeId::of::<V>(), version, period);
+        let found = self
+            .by_period
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+            .and_then(|v| v.downcast::<V>().ok());
+        if let Some(found) = self.count(found) {
+            return Ok(found);
+        }
+        let loaded = Arc::new(load()?);
+        if let Ok(mut map) = self.by_period.lock() {
+            let kind = TypeId::of::<V>();
+            map.retain(|(t, v, _), _| *t != kind || *v >= version);
+            if map.keys().filter(|(t, _, _)| *t == kind).count() >= Self::PERIODS {
+                map.retain(|(t, _, _), _| *t != kind);
+            }
+            let erased: Arc<dyn Any + Send + Sync> = loaded.clone();
+            map.insert(key, erased);
+        }
+        Ok(loaded)
+    }
+
+    /// (hits, misses) so far, for `/metrics`.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
+
+    /// Counts a lookup of any of the caches as a hit or a miss.
+    fn count<T>(&self, found: Option<T>) -> Option<T> {
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        found
+    }
+
+    pub(crate) fn get(&self, key: &FactsKey) -> Option<Arc<StageFacts>> {
+        let found = self.facts.lock().ok()?.get(key).cloned();
+        self.count(found)
+    }
+
+    pub(crate) fn put(&self, key: FactsKey, facts: Arc<StageFacts>) {
+        if let Ok(mut map) = self.facts.lock() {
+            map.retain(|k, _| k.version == key.version);
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(key, facts);
+        }
+    }
+
+    pub(crate) fn built(&self, key: &BuiltKey) -> Option<Arc<Report>> {
+        let found = self.built.lock().ok()?.get(key).cloned();
+        self.count(found)
+    }
+
+    pub(crate) fn keep_built(&self, key: BuiltKey, report: Arc<Report>) {
+        if let Ok(mut map) = self.built.lock() {
+            map.retain(|k, _| k.version >= key.version);
+            if map.len() >= 4 * Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(key, report);
+        }
+    }
+}
