@@ -15,6 +15,7 @@ use crate::service::compensation::{self as service, LineRecord, StatementRecord}
 use crate::service::AppError;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::service::compensation::StatementStatus")]
 pub enum StatementStatus {
     Open,
     Closed,
@@ -111,11 +112,7 @@ impl CompensationStatement {
         }
     }
     async fn status(&self) -> StatementStatus {
-        if self.0.status == "CLOSED" {
-            StatementStatus::Closed
-        } else {
-            StatementStatus::Open
-        }
+        self.0.status.into()
     }
     async fn attributed_revenue(&self, ctx: &Context<'_>) -> Money {
         Money::new(session(ctx), self.0.attributed_revenue_cents)

@@ -109,6 +109,7 @@ fn parse_stage(text: &str) -> Result<LeadStage> {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::deal::DealStatus")]
 pub enum OpportunityStatus {
     Open,
     Won,
@@ -117,11 +118,7 @@ pub enum OpportunityStatus {
 
 impl OpportunityStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OpportunityStatus::Open => "OPEN",
-            OpportunityStatus::Won => "WON",
-            OpportunityStatus::Lost => "LOST",
-        }
+        crate::domain::deal::DealStatus::from(self).as_str()
     }
 }
 
@@ -569,12 +566,7 @@ impl Opportunity {
         Money::new(session(ctx), self.0.amount_cents)
     }
     async fn status(&self) -> Result<OpportunityStatus> {
-        match self.0.status.as_str() {
-            "OPEN" => Ok(OpportunityStatus::Open),
-            "WON" => Ok(OpportunityStatus::Won),
-            "LOST" => Ok(OpportunityStatus::Lost),
-            other => Err(AppError::Internal(format!("unknown opportunity status {other}")).into()),
-        }
+        Ok(service::opportunities::status_of(&self.0)?.into())
     }
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at.and_utc())

@@ -97,7 +97,7 @@ pub(super) async fn export_statements(
                 s.user_external_id.clone(),
                 s.from.to_string(),
                 s.to.to_string(),
-                s.status.clone(),
+                s.status.as_str().to_string(),
                 l.kind.clone(),
                 l.campaign_external_id.clone().unwrap_or_default(),
                 l.opportunity_external_id.clone().unwrap_or_default(),

@@ -11,6 +11,7 @@ use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
 use crate::domain::attribution::{eligible, sort_touches, Conversion, Model, Params, Touch};
+use crate::domain::deal::DealStatus;
 use crate::domain::exact::ExactSum;
 use crate::domain::markov::{collapse, removal_effects, Path};
 use crate::domain::money::Money;
@@ -448,7 +449,7 @@ pub async fn opportunity_credits(
         .run(move |conn| -> AppResult<_> {
             let opp = opportunities::by_id(conn, opportunity_id)?
                 .ok_or_else(|| AppError::NotFound("no such opportunity".into()))?;
-            let won = opp.status == "WON";
+            let won = super::opportunities::status_of(&opp)? == DealStatus::Won;
             let at = if won {
                 utc(opp.closed_at.unwrap_or(opp.created_at))
             } else {

@@ -76,10 +76,7 @@ pub fn visible_filter(ctx: &Ctx, channel: Option<String>) -> AppResult<CampaignF
 }
 
 pub async fn upsert(ctx: &Ctx, input: CampaignInput) -> AppResult<CampaignRow> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| upsert_in(&ctx2, conn, &input))
-        .await
+    ctx.write(input, upsert_in).await
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
@@ -173,10 +170,7 @@ pub fn upsert_in(
 }
 
 pub async fn record_cost(ctx: &Ctx, input: CostInput) -> AppResult<CampaignRow> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| record_cost_in(&ctx2, conn, &input))
-        .await
+    ctx.write(input, record_cost_in).await
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).

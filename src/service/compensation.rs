@@ -82,6 +82,24 @@ pub struct LineRecord {
     pub description: String,
 }
 
+/// Whether a statement is computed live or was frozen when its period closed (kept as
+/// "OPEN"/"CLOSED" in frozen statements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StatementStatus {
+    Open,
+    Closed,
+}
+
+impl StatementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatementStatus::Open => "OPEN",
+            StatementStatus::Closed => "CLOSED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatementRecord {
     pub user_id: i64,
@@ -90,7 +108,7 @@ pub struct StatementRecord {
     pub from: NaiveDate,
     pub to: NaiveDate,
     /// OPEN (computed now) or CLOSED (frozen at period close).
-    pub status: String,
+    pub status: StatementStatus,
     pub attributed_revenue_cents: i64,
     pub qualified_leads: f64,
     pub total_cents: i64,
@@ -466,7 +484,7 @@ pub fn compute_with(
         plan,
         from: period.from,
         to: period.to,
-        status: "OPEN".into(),
+        status: StatementStatus::Open,
         attributed_revenue_cents: statement.attributed_revenue,
         qualified_leads: statement.qualified_leads,
         total_cents: statement.total,
@@ -629,7 +647,7 @@ pub async fn close_period(ctx: &Ctx, period: Period) -> AppResult<ClosedPeriodRo
             )?;
             for s in &statements {
                 let frozen = StatementRecord {
-                    status: "CLOSED".into(),
+                    status: StatementStatus::Closed,
                     ..s.clone()
                 };
                 let body = serde_json::to_string(&frozen)

@@ -42,10 +42,7 @@ pub struct TransitionInput {
 }
 
 pub async fn upsert(ctx: &Ctx, input: LeadInput) -> AppResult<LeadRow> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| upsert_in(&ctx2, conn, &input))
-        .await
+    ctx.write(input, upsert_in).await
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
@@ -156,10 +153,7 @@ pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppR
 }
 
 pub async fn record_touchpoint(ctx: &Ctx, input: TouchpointInput) -> AppResult<TouchpointRow> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| record_touchpoint_in(&ctx2, conn, &input))
-        .await
+    ctx.write(input, record_touchpoint_in).await
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
@@ -221,10 +215,7 @@ pub fn record_touchpoint_in(
 }
 
 pub async fn transition(ctx: &Ctx, input: TransitionInput) -> AppResult<LeadRow> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| transition_in(&ctx2, conn, &input))
-        .await
+    ctx.write(input, transition_in).await
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).

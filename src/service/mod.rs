@@ -207,6 +207,23 @@ impl Ctx {
         }
     }
 
+    /// Runs a use case in one write transaction (retried whole on a conflict): the form every
+    /// mutation takes, `use_case_in(ctx, conn, &input)`.
+    pub async fn write<I, T>(
+        &self,
+        input: I,
+        use_case: fn(&Ctx, &mut AnyConnection, &I) -> AppResult<T>,
+    ) -> AppResult<T>
+    where
+        I: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let ctx = self.clone();
+        self.db
+            .write(move |conn| use_case(&ctx, conn, &input))
+            .await
+    }
+
     pub fn parse_money(&self, amount: &str, currency: &str) -> AppResult<Money> {
         Ok(Money::parse(amount, currency, &self.currency)?)
     }

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::auth::{Read, Scope, Write};
 use crate::db::AnyConnection;
+use crate::domain::deal::DealStatus;
 use crate::domain::money::Money;
 use crate::domain::stage::{self, LeadStage};
 use crate::repo::opportunities::{
@@ -52,6 +53,11 @@ pub fn can_see(ctx: &Ctx, owner_id: Option<i64>) -> bool {
     }
 }
 
+/// A deal's status, as a typed state (the row holds its text).
+pub fn status_of(opp: &OpportunityRow) -> AppResult<DealStatus> {
+    opp.status.parse().map_err(AppError::Internal)
+}
+
 pub fn visible_filter(ctx: &Ctx, status: Option<String>) -> AppResult<OpportunityFilter> {
     let scope = ctx.require_read(Read::Opportunities, "opportunities")?;
     Ok(OpportunityFilter {
@@ -64,10 +70,7 @@ pub fn visible_filter(ctx: &Ctx, status: Option<String>) -> AppResult<Opportunit
 }
 
 pub async fn upsert(ctx: &Ctx, input: OpportunityInput) -> AppResult<OpportunityRow> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| upsert_in(&ctx2, conn, &input))
-        .await
+    ctx.write(input, upsert_in).await
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
@@ -175,10 +178,7 @@ pub fn upsert_in(
 }
 
 pub async fn close(ctx: &Ctx, input: CloseInput) -> AppResult<OpportunityRow> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| close_in(&ctx2, conn, &input))
-        .await
+    ctx.write(input, close_in).await
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
@@ -190,10 +190,11 @@ pub fn close_in(
     ctx.require_write(Write::Ingest, "close opportunities")?;
     let opp = repo::by_external_id(conn, &input.external_id)?
         .ok_or_else(|| not_found("opportunity", &input.external_id))?;
-    let status = if input.won { "WON" } else { "LOST" };
+    let status = DealStatus::closed(input.won);
     let at = naive(input.closed_at);
-    if opp.status != "OPEN" {
-        if opp.status == status && opp.closed_at == Some(at) {
+    let current = status_of(&opp)?;
+    if current != DealStatus::Open {
+        if current == status && opp.closed_at == Some(at) {
             ctx.audit(
                 conn,
                 "closeOpportunity",
@@ -218,9 +219,14 @@ pub fn close_in(
             opp.created_at.and_utc().to_rfc3339()
         )));
     }
-    repo::close(conn, opp.id, status, at)?;
+    repo::close(conn, opp.id, status.as_str(), at)?;
     move_primary_on_close(conn, ctx, &opp, input.won, input.closed_at)?;
-    ctx.audit(conn, "closeOpportunity", Some(&input.external_id), status)?;
+    ctx.audit(
+        conn,
+        "closeOpportunity",
+        Some(&input.external_id),
+        status.as_str(),
+    )?;
     repo::by_id(conn, opp.id)?.ok_or_else(|| AppError::Internal("opportunity vanished".into()))
 }
 
@@ -254,10 +260,7 @@ fn move_primary_on_close(
 }
 
 pub async fn record_revenue(ctx: &Ctx, input: RevenueInput) -> AppResult<RevenueRow> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| record_revenue_in(&ctx2, conn, &input))
-        .await
+    ctx.write(input, record_revenue_in).await
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
@@ -271,7 +274,7 @@ pub fn record_revenue_in(
     let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
     let opp = repo::by_external_id(conn, &input.opportunity_external_id)?
         .ok_or_else(|| not_found("opportunity", &input.opportunity_external_id))?;
-    if opp.status != "WON" {
+    if status_of(&opp)? != DealStatus::Won {
         return Err(AppError::BadInput(format!(
             "revenue can only be booked on a WON opportunity; \"{}\" is {}",
             opp.external_id, opp.status

@@ -8,6 +8,7 @@
 pub mod allocation;
 pub mod attribution;
 pub mod compensation;
+pub mod deal;
 pub mod exact;
 pub mod markov;
 pub mod money;
