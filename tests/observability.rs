@@ -45,55 +45,15 @@ both_databases! {
 
 #[test]
 fn every_log_line_of_a_request_carries_its_id_and_slow_statements_are_logged() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let db = std::env::temp_dir().join(format!("funnelgraph-logs-{}.db", std::process::id()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
-        .arg("serve")
-        .env("FUNNELGRAPH_DATABASE_URL", &db)
-        .env("FUNNELGRAPH_JWT_SECRET", SECRET)
-        .env("FUNNELGRAPH_BIND", format!("127.0.0.1:{port}"))
-        .env("FUNNELGRAPH_SLOW_QUERY_MS", "0")
-        .env("FUNNELGRAPH_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while ureq::get(format!("{base}/ready")).call().is_err() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let token =
-        funnelgraph::auth::mint_hs256(SECRET.as_bytes(), "ops", Role::Admin, 600, None, None)
-            .unwrap();
-    let mut resp = ureq::post(format!("{base}/graphql"))
-        .header("Content-Type", "application/json")
-        .header("Authorization", &format!("Bearer {token}"))
-        .send(json!({ "query": "mutation { upsertLead(input: { externalId: \"L1\", email: \"secret@example.com\", createdAt: \"2026-01-01T00:00:00Z\" }) { id } }" }).to_string())
-        .unwrap();
-    let rid = resp
-        .headers()
-        .get("x-request-id")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    let _ = resp.body_mut().read_to_string();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    child.kill().unwrap();
-    let mut lines = Vec::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        lines.push(line.unwrap());
-    }
-    child.wait().unwrap();
+    let (child, base, db) = spawn_server(
+        "logs",
+        &[("FUNNELGRAPH_SLOW_QUERY_MS", "0"), ("NO_COLOR", "1")],
+    );
+    let (rid, _) = post_as_admin(
+        &base,
+        json!({ "query": "mutation { upsertLead(input: { externalId: \"L1\", email: \"secret@example.com\", createdAt: \"2026-01-01T00:00:00Z\" }) { id } }" }),
+    );
+    let lines = stop_server(child, &db);
     let of_request: Vec<&String> = lines.iter().filter(|l| l.contains(&rid)).collect();
     // Statements only the request runs (startup runs migrations, without a request).
     let slow: Vec<&String> = lines
@@ -126,9 +86,6 @@ fn every_log_line_of_a_request_carries_its_id_and_slow_statements_are_logged() {
             .any(|l| l.contains("operation=upsertLead") && l.contains("status=200")),
         "{of_request:#?}"
     );
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
-    }
 }
 
 /// An INTERNAL error says nothing of the SQL, the database or paths; it carries the request
@@ -137,60 +94,16 @@ fn every_log_line_of_a_request_carries_its_id_and_slow_statements_are_logged() {
 fn an_internal_error_is_scrubbed_and_its_cause_is_logged_under_its_request_id() {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let db = std::env::temp_dir().join(format!("funnelgraph-internal-{}.db", std::process::id()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
-        .arg("serve")
-        .env("FUNNELGRAPH_DATABASE_URL", &db)
-        .env("FUNNELGRAPH_JWT_SECRET", SECRET)
-        .env("FUNNELGRAPH_BIND", format!("127.0.0.1:{port}"))
-        .env("FUNNELGRAPH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while ureq::get(format!("{base}/ready")).call().is_err() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (child, base, db) = spawn_server("internal", &[]);
     // The database loses a table behind the server's back.
     let mut conn = diesel::SqliteConnection::establish(&db.to_string_lossy()).unwrap();
     conn.batch_execute("ALTER TABLE campaigns RENAME TO campaigns_gone")
         .unwrap();
-    let token =
-        funnelgraph::auth::mint_hs256(SECRET.as_bytes(), "ops", Role::Admin, 600, None, None)
-            .unwrap();
-    let mut resp = ureq::post(format!("{base}/graphql"))
-        .header("Content-Type", "application/json")
-        .header("Authorization", &format!("Bearer {token}"))
-        .send(json!({ "query": "{ campaigns(first: 5) { totalCount } }" }).to_string())
-        .unwrap();
-    let rid = resp
-        .headers()
-        .get("x-request-id")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    let text = resp.body_mut().read_to_string().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    child.kill().unwrap();
-    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map(|l| l.unwrap())
-        .collect();
-    child.wait().unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
-    }
+    let (rid, text) = post_as_admin(
+        &base,
+        json!({ "query": "{ campaigns(first: 5) { totalCount } }" }),
+    );
+    let lines = stop_server(child, &db);
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     let error = &body["errors"][0];
     assert_eq!(error["extensions"]["code"], "INTERNAL", "{text}");
@@ -217,4 +130,76 @@ fn an_internal_error_is_scrubbed_and_its_cause_is_logged_under_its_request_id() 
         !lines.iter().any(|l| l.contains('\u{1b}')),
         "no colour codes when stderr is not a terminal"
     );
+}
+
+/// The real binary serving a fresh SQLite file, its stderr captured: (process, base URL, db).
+fn spawn_server(
+    name: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, std::path::PathBuf) {
+    use std::process::{Command, Stdio};
+    let db = std::env::temp_dir().join(format!("funnelgraph-{name}-{}.db", std::process::id()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_funnelgraph"));
+    command
+        .arg("serve")
+        .env("FUNNELGRAPH_DATABASE_URL", &db)
+        .env("FUNNELGRAPH_JWT_SECRET", SECRET)
+        .env("FUNNELGRAPH_BIND", format!("127.0.0.1:{port}"))
+        .env("FUNNELGRAPH_LOG", "info");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ureq::get(format!("{base}/ready")).call().is_err() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (child, base, db)
+}
+
+/// Stops the server and returns what it logged; removes its database.
+fn stop_server(mut child: std::process::Child, db: &std::path::Path) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map(|l| l.unwrap())
+        .collect();
+    child.wait().unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    lines
+}
+
+/// POSTs a GraphQL request as ADMIN: (the response's request id, its body).
+fn post_as_admin(base: &str, body: serde_json::Value) -> (String, String) {
+    let token =
+        funnelgraph::auth::mint_hs256(SECRET.as_bytes(), "ops", Role::Admin, 600, None, None)
+            .unwrap();
+    let mut resp = ureq::post(format!("{base}/graphql"))
+        .header("Content-Type", "application/json")
+        .header("Authorization", &format!("Bearer {token}"))
+        .send(body.to_string())
+        .unwrap();
+    let rid = resp
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    (rid, resp.body_mut().read_to_string().unwrap())
 }

@@ -5,24 +5,14 @@ use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use super::scalars::Date;
 use super::types::{AttributionModel, Campaign, LeadStage, Money, Period};
 use super::{session, PeriodInput, Session};
-use crate::domain::report::Grouping;
 use crate::service::attribution::{self as service, ReportQuery};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::report::Grouping")]
 pub enum AttributionGrouping {
     Campaign,
     Channel,
     Month,
-}
-
-impl From<AttributionGrouping> for Grouping {
-    fn from(g: AttributionGrouping) -> Self {
-        match g {
-            AttributionGrouping::Campaign => Grouping::Campaign,
-            AttributionGrouping::Channel => Grouping::Channel,
-            AttributionGrouping::Month => Grouping::Month,
-        }
-    }
 }
 
 pub fn period_of(p: crate::domain::period::Period) -> Period {

@@ -6,7 +6,6 @@ use async_graphql::{ComplexObject, Context, Enum, Interface, Object, Result, Sim
 use super::ids::{self, page_args};
 use super::scalars::{Date, DateTime, Decimal};
 use super::{error::forbidden, session, Session};
-use crate::auth;
 use crate::domain::money::Money as DomainMoney;
 use crate::domain::report::Credit;
 use crate::domain::scoring::Operator;
@@ -19,6 +18,7 @@ use crate::service::reads::{
 use crate::service::{self, scoring, AppError};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::auth::Role")]
 pub enum Role {
     Admin,
     Finance,
@@ -29,35 +29,8 @@ pub enum Role {
     Integration,
 }
 
-impl From<Role> for auth::Role {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Admin => auth::Role::Admin,
-            Role::Finance => auth::Role::Finance,
-            Role::MarketingManager => auth::Role::MarketingManager,
-            Role::Marketer => auth::Role::Marketer,
-            Role::SalesRep => auth::Role::SalesRep,
-            Role::Analyst => auth::Role::Analyst,
-            Role::Integration => auth::Role::Integration,
-        }
-    }
-}
-
-impl From<auth::Role> for Role {
-    fn from(r: auth::Role) -> Self {
-        match r {
-            auth::Role::Admin => Role::Admin,
-            auth::Role::Finance => Role::Finance,
-            auth::Role::MarketingManager => Role::MarketingManager,
-            auth::Role::Marketer => Role::Marketer,
-            auth::Role::SalesRep => Role::SalesRep,
-            auth::Role::Analyst => Role::Analyst,
-            auth::Role::Integration => Role::Integration,
-        }
-    }
-}
-
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::stage::LeadStage")]
 pub enum LeadStage {
     Inquiry,
     Mql,
@@ -68,38 +41,6 @@ pub enum LeadStage {
     Lost,
     Recycled,
     Disqualified,
-}
-
-impl From<LeadStage> for stage::LeadStage {
-    fn from(s: LeadStage) -> Self {
-        match s {
-            LeadStage::Inquiry => stage::LeadStage::Inquiry,
-            LeadStage::Mql => stage::LeadStage::Mql,
-            LeadStage::Sal => stage::LeadStage::Sal,
-            LeadStage::Sql => stage::LeadStage::Sql,
-            LeadStage::Opportunity => stage::LeadStage::Opportunity,
-            LeadStage::Won => stage::LeadStage::Won,
-            LeadStage::Lost => stage::LeadStage::Lost,
-            LeadStage::Recycled => stage::LeadStage::Recycled,
-            LeadStage::Disqualified => stage::LeadStage::Disqualified,
-        }
-    }
-}
-
-impl From<stage::LeadStage> for LeadStage {
-    fn from(s: stage::LeadStage) -> Self {
-        match s {
-            stage::LeadStage::Inquiry => LeadStage::Inquiry,
-            stage::LeadStage::Mql => LeadStage::Mql,
-            stage::LeadStage::Sal => LeadStage::Sal,
-            stage::LeadStage::Sql => LeadStage::Sql,
-            stage::LeadStage::Opportunity => LeadStage::Opportunity,
-            stage::LeadStage::Won => LeadStage::Won,
-            stage::LeadStage::Lost => LeadStage::Lost,
-            stage::LeadStage::Recycled => LeadStage::Recycled,
-            stage::LeadStage::Disqualified => LeadStage::Disqualified,
-        }
-    }
 }
 
 fn parse_stage(text: &str) -> Result<LeadStage> {
