@@ -213,119 +213,15 @@ fn print_tokens(secret: &Secret, config: &Config, bind: &str) {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = Config::from_env()?;
     match cli.command {
-        Command::Generate { scale, seed } => {
-            let scale: crate::generate::Scale = scale.parse().map_err(CliError::Usage)?;
-            let db = Db::connect(&config.database)?;
-            db.migrate()?;
-            let summary = crate::generate::generate(&db, scale, seed, |line| eprintln!("{line}"))
-                .map_err(|e| {
-                CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
-            })?;
-            println!("{summary}");
-            Ok(())
-        }
-        Command::Import { file, sub } => {
-            use std::io::Read;
-            let app_error = |e: crate::service::AppError| {
-                CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
-            };
-            let db = Db::connect_with(
-                &config.database,
-                std::time::Duration::from_millis(config.slow_query_ms),
-            )?;
-            db.migrate()?;
-            let caller = Caller {
-                sub,
-                role: Role::Integration,
-            };
-            let ctx = crate::service::Ctx::for_caller(
-                db,
-                caller,
-                config.currency.clone(),
-                Default::default(),
-            )
-            .await
-            .map_err(app_error)?;
-            let total = std::fs::metadata(&file)?.len().max(1);
-            let mut reader = std::fs::File::open(&file)?;
-            let mut importer = crate::graphql::import::Importer::new(ctx, config.max_body_bytes);
-            let mut buf = vec![0u8; 1 << 20];
-            let mut read: u64 = 0;
-            let started = std::time::Instant::now();
-            let mut shown = std::time::Instant::now();
-            loop {
-                let n = reader.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                read += n as u64;
-                importer.feed(&buf[..n]).await.map_err(app_error)?;
-                if shown.elapsed() >= std::time::Duration::from_millis(500) {
-                    shown = std::time::Instant::now();
-                    let lines = importer.summary.lines;
-                    eprint!(
-                        "\rimport {:>3}%  {lines} lines  {:.0} lines/s   ",
-                        read * 100 / total,
-                        lines as f64 / started.elapsed().as_secs_f64()
-                    );
-                }
-            }
-            let summary = importer.finish().await.map_err(app_error)?;
-            let elapsed = started.elapsed().as_secs_f64();
-            eprintln!(
-                "\rimport 100%  {} lines in {elapsed:.1} s = {:.0} lines/s; {} applied, {} refused",
-                summary.lines,
-                summary.lines as f64 / elapsed.max(1e-9),
-                summary.applied,
-                summary.failed
-            );
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&summary)
-                    .map_err(|e| CliError::Usage(e.to_string()))?
-            );
-            Ok(())
-        }
+        Command::Generate { scale, seed } => generate_company(&config, scale, seed),
+        Command::Import { file, sub } => import_file(&config, file, sub).await,
         Command::Bench {
             from,
             to,
             iterations,
             rescore,
             only,
-        } => {
-            if let Some(bad) = only
-                .iter()
-                .find(|o| !crate::bench::SECTIONS.contains(&o.as_str()))
-            {
-                return Err(CliError::Usage(format!(
-                    "--only {bad}: one of {}",
-                    crate::bench::SECTIONS.join(", ")
-                )));
-            }
-            let day = |s: &str| {
-                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map_err(|_| CliError::Usage(format!("{s} is not a date")))
-            };
-            let period = crate::domain::period::Period::new(day(&from)?, day(&to)?)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            let db = Db::connect(&config.database)?;
-            db.migrate()?;
-            let lines = crate::bench::run(&db, &config.currency, period, iterations, &only)
-                .await
-                .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))?;
-            for line in lines {
-                println!("{line}");
-            }
-            if rescore {
-                let line = crate::bench::rescore(&db, &config.currency)
-                    .await
-                    .map_err(|e| {
-                        CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
-                    })?;
-                println!("{line}");
-            }
-            Ok(())
-        }
+        } => bench(&config, from, to, iterations, rescore, only).await,
         Command::ExportSchema => {
             print!("{}", graphql::sdl());
             Ok(())
@@ -339,87 +235,211 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Token { sub, role, ttl } => {
-            let role: Role = role.parse().map_err(CliError::Usage)?;
-            let stored = match &config.jwt_secret {
-                Some(_) => None,
-                None => dev_secret(&config, false)?,
-            };
-            let secret = config.jwt_secret.as_ref().or(stored.as_ref()).ok_or_else(|| {
-                CliError::Usage(format!(
-                    "set FUNNELGRAPH_JWT_SECRET to mint tokens, or run `funnelgraph serve --dev` once on {} so it holds a development secret",
-                    config.database.redacted()
-                ))
-            })?;
-            let token = auth::mint_hs256(
-                secret.expose().as_bytes(),
-                &sub,
-                role,
-                ttl,
-                config.jwt_issuer.as_deref(),
-                config.jwt_audience.as_deref(),
-            )
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-            println!("{token}");
-            Ok(())
+        Command::Token { sub, role, ttl } => mint_token(&config, sub, role, ttl),
+        Command::Demo => load_demo(&config).await,
+        Command::Serve { dev, demo } => serve(&config, dev, demo).await,
+    }
+}
+
+/// `funnelgraph generate`.
+fn generate_company(config: &Config, scale: String, seed: u64) -> Result<(), CliError> {
+    let scale: crate::generate::Scale = scale.parse().map_err(CliError::Usage)?;
+    let db = Db::connect(&config.database)?;
+    db.migrate()?;
+    let summary = crate::generate::generate(&db, scale, seed, |line| eprintln!("{line}"))
+        .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// `funnelgraph import`.
+async fn import_file(
+    config: &Config,
+    file: std::path::PathBuf,
+    sub: String,
+) -> Result<(), CliError> {
+    use std::io::Read;
+    let app_error = |e: crate::service::AppError| {
+        CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
+    };
+    let db = Db::connect_with(
+        &config.database,
+        std::time::Duration::from_millis(config.slow_query_ms),
+    )?;
+    db.migrate()?;
+    let caller = Caller {
+        sub,
+        role: Role::Integration,
+    };
+    let ctx =
+        crate::service::Ctx::for_caller(db, caller, config.currency.clone(), Default::default())
+            .await
+            .map_err(app_error)?;
+    let total = std::fs::metadata(&file)?.len().max(1);
+    let mut reader = std::fs::File::open(&file)?;
+    let mut importer = crate::graphql::import::Importer::new(ctx, config.max_body_bytes);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read: u64 = 0;
+    let started = std::time::Instant::now();
+    let mut shown = std::time::Instant::now();
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
         }
-        Command::Demo => {
-            let db = Db::connect(&config.database)?;
-            db.migrate()?;
-            let summary = crate::demo::load(&db, &config.currency)
-                .await
-                .map_err(|e| {
-                    CliError::Usage(format!(
-                        "demo data: {}",
-                        e.internal_detail().unwrap_or_else(|| e.message())
-                    ))
-                })?;
-            println!("{summary}");
-            if let Some(secret) = &config.jwt_secret {
-                print_tokens(secret, &config, &config.bind);
-            }
-            Ok(())
-        }
-        Command::Serve { dev, demo } => {
-            let dev_secret = if dev
-                && config.jwt_secret.is_none()
-                && config.jwt_public_key.is_none()
-                && config.jwt_jwks.is_none()
-            {
-                let secret = dev_secret(&config, true)?;
-                eprintln!("\n!!! DEVELOPMENT MODE: no JWT key configured; using this database's development secret");
-                eprintln!("!!! (kept in the database, so tokens survive a restart; `funnelgraph token` uses it too).");
-                eprintln!("!!! Never run production like this: set FUNNELGRAPH_JWT_SECRET or FUNNELGRAPH_JWT_PUBLIC_KEY.\n");
-                secret
-            } else {
-                None
-            };
-            let verifier = verifier(&config, dev_secret.as_ref())?;
-            let state = state(&config, verifier)?;
-            if demo {
-                let summary = crate::demo::load_if_empty(&state.db, &config.currency)
-                    .await
-                    .map_err(|e| {
-                        CliError::Usage(format!(
-                            "demo data: {}",
-                            e.internal_detail().unwrap_or_else(|| e.message())
-                        ))
-                    })?;
-                println!("{summary}");
-            }
-            if let Some(secret) = dev_secret.as_ref().or(config.jwt_secret.as_ref()) {
-                if dev {
-                    print_tokens(secret, &config, &config.bind);
-                }
-            }
-            let listener = TcpListener::bind(&config.bind)?;
-            tracing::info!(
-                database = %config.database.redacted(),
-                "funnelgraph listening on http://{}/graphql",
-                config.bind
+        read += n as u64;
+        importer.feed(&buf[..n]).await.map_err(app_error)?;
+        if shown.elapsed() >= std::time::Duration::from_millis(500) {
+            shown = std::time::Instant::now();
+            let lines = importer.summary.lines;
+            eprint!(
+                "\rimport {:>3}%  {lines} lines  {:.0} lines/s   ",
+                read * 100 / total,
+                lines as f64 / started.elapsed().as_secs_f64()
             );
-            server::start(listener, state)?.await?;
-            Ok(())
         }
     }
+    let summary = importer.finish().await.map_err(app_error)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "\rimport 100%  {} lines in {elapsed:.1} s = {:.0} lines/s; {} applied, {} refused",
+        summary.lines,
+        summary.lines as f64 / elapsed.max(1e-9),
+        summary.applied,
+        summary.failed
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).map_err(|e| CliError::Usage(e.to_string()))?
+    );
+    Ok(())
+}
+
+/// `funnelgraph bench`.
+async fn bench(
+    config: &Config,
+    from: String,
+    to: String,
+    iterations: usize,
+    rescore: bool,
+    only: Vec<String>,
+) -> Result<(), CliError> {
+    if let Some(bad) = only
+        .iter()
+        .find(|o| !crate::bench::SECTIONS.contains(&o.as_str()))
+    {
+        return Err(CliError::Usage(format!(
+            "--only {bad}: one of {}",
+            crate::bench::SECTIONS.join(", ")
+        )));
+    }
+    let day = |s: &str| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| CliError::Usage(format!("{s} is not a date")))
+    };
+    let period = crate::domain::period::Period::new(day(&from)?, day(&to)?)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let db = Db::connect(&config.database)?;
+    db.migrate()?;
+    let lines = crate::bench::run(&db, &config.currency, period, iterations, &only)
+        .await
+        .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))?;
+    for line in lines {
+        println!("{line}");
+    }
+    if rescore {
+        let line = crate::bench::rescore(&db, &config.currency)
+            .await
+            .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))?;
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `funnelgraph token`.
+fn mint_token(config: &Config, sub: String, role: String, ttl: i64) -> Result<(), CliError> {
+    let role: Role = role.parse().map_err(CliError::Usage)?;
+    let stored = match &config.jwt_secret {
+        Some(_) => None,
+        None => dev_secret(config, false)?,
+    };
+    let secret = config.jwt_secret.as_ref().or(stored.as_ref()).ok_or_else(|| {
+        CliError::Usage(format!(
+            "set FUNNELGRAPH_JWT_SECRET to mint tokens, or run `funnelgraph serve --dev` once on {} so it holds a development secret",
+            config.database.redacted()
+        ))
+    })?;
+    let token = auth::mint_hs256(
+        secret.expose().as_bytes(),
+        &sub,
+        role,
+        ttl,
+        config.jwt_issuer.as_deref(),
+        config.jwt_audience.as_deref(),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("{token}");
+    Ok(())
+}
+
+/// `funnelgraph demo`.
+async fn load_demo(config: &Config) -> Result<(), CliError> {
+    let db = Db::connect(&config.database)?;
+    db.migrate()?;
+    let summary = crate::demo::load(&db, &config.currency)
+        .await
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "demo data: {}",
+                e.internal_detail().unwrap_or_else(|| e.message())
+            ))
+        })?;
+    println!("{summary}");
+    if let Some(secret) = &config.jwt_secret {
+        print_tokens(secret, config, &config.bind);
+    }
+    Ok(())
+}
+
+/// `funnelgraph serve`.
+async fn serve(config: &Config, dev: bool, demo: bool) -> Result<(), CliError> {
+    let dev_secret = if dev
+        && config.jwt_secret.is_none()
+        && config.jwt_public_key.is_none()
+        && config.jwt_jwks.is_none()
+    {
+        let secret = dev_secret(config, true)?;
+        eprintln!("\n!!! DEVELOPMENT MODE: no JWT key configured; using this database's development secret");
+        eprintln!("!!! (kept in the database, so tokens survive a restart; `funnelgraph token` uses it too).");
+        eprintln!("!!! Never run production like this: set FUNNELGRAPH_JWT_SECRET or FUNNELGRAPH_JWT_PUBLIC_KEY.\n");
+        secret
+    } else {
+        None
+    };
+    let verifier = verifier(config, dev_secret.as_ref())?;
+    let state = state(config, verifier)?;
+    if demo {
+        let summary = crate::demo::load_if_empty(&state.db, &config.currency)
+            .await
+            .map_err(|e| {
+                CliError::Usage(format!(
+                    "demo data: {}",
+                    e.internal_detail().unwrap_or_else(|| e.message())
+                ))
+            })?;
+        println!("{summary}");
+    }
+    if let Some(secret) = dev_secret.as_ref().or(config.jwt_secret.as_ref()) {
+        if dev {
+            print_tokens(secret, config, &config.bind);
+        }
+    }
+    let listener = TcpListener::bind(&config.bind)?;
+    tracing::info!(
+        database = %config.database.redacted(),
+        "funnelgraph listening on http://{}/graphql",
+        config.bind
+    );
+    server::start(listener, state)?.await?;
+    Ok(())
 }
