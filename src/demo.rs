@@ -154,18 +154,11 @@ pub fn demo_caller() -> crate::auth::Caller {
     }
 }
 
-pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
-    let ctx = Ctx::for_caller(
-        db.clone(),
-        demo_caller(),
-        currency.to_string(),
-        Default::default(),
-    )
-    .await?;
-    let mut rng = Rng(0x5EED_F00D_CAFE_1234);
+/// The demo's people, and its campaigns with a monthly cost of odd cents for ten months.
+async fn people_and_campaigns(ctx: &Ctx, rng: &mut Rng, currency: &str) -> AppResult<()> {
     for (ext, name, role) in USERS {
         service::users::upsert(
-            &ctx,
+            ctx,
             service::users::UserInput {
                 external_id: ext.into(),
                 name: name.into(),
@@ -177,7 +170,7 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
     }
     for (ext, name, channel, owner, monthly) in CAMPAIGNS {
         service::campaigns::upsert(
-            &ctx,
+            ctx,
             service::campaigns::CampaignInput {
                 external_id: ext.into(),
                 name: name.into(),
@@ -193,7 +186,7 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
             let day = NaiveDate::from_ymd_opt(2026, month, 28).unwrap_or_default();
             let wobble = rng.below(20_000) as i64 - 10_000;
             service::campaigns::record_cost(
-                &ctx,
+                ctx,
                 service::campaigns::CostInput {
                     external_id: format!("{ext}-cost-2026-{month:02}"),
                     campaign_external_id: ext.into(),
@@ -204,6 +197,19 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
             .await?;
         }
     }
+    Ok(())
+}
+
+pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
+    let ctx = Ctx::for_caller(
+        db.clone(),
+        demo_caller(),
+        currency.to_string(),
+        Default::default(),
+    )
+    .await?;
+    let mut rng = Rng(0x5EED_F00D_CAFE_1234);
+    people_and_campaigns(&ctx, &mut rng, currency).await?;
     let start = Utc
         .with_ymd_and_hms(2026, 1, 5, 8, 0, 0)
         .single()
