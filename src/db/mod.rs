@@ -337,6 +337,26 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        self.run_on(false, work).await
+    }
+
+    /// The same on the primary even when a replica serves reads: for the journey index, which
+    /// must see every acknowledged write.
+    pub async fn run_primary<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.run_on(true, work).await
+    }
+
+    async fn run_on<T, E, F>(&self, primary: bool, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         let db = self.clone();
         // The request's span follows the work onto the blocking thread, so what the database
         // layer logs (slow statements, retries) carries the request id.
@@ -351,7 +371,7 @@ impl Db {
             // Held until the work is done, even when the request stopped waiting for it.
             let _permit = permit;
             let _entered = span.enter();
-            let mut conn = db.reader()?;
+            let mut conn = if primary { db.get()? } else { db.reader()? };
             work(&mut conn)
         })
         .await

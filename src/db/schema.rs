@@ -241,3 +241,14 @@ diesel::table! {
         version -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Which lead, deal or campaign each committed write touched, written by triggers in the
+    /// write's own transaction (migration 2026-12-01-000006); tailed by `service::index`.
+    change_log (id) {
+        id -> BigInt,
+        kind -> Text,
+        entity_id -> BigInt,
+        logged_at -> Timestamp,
+    }
+}

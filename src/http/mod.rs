@@ -43,6 +43,12 @@ pub struct AppState {
 /// Binds the routes to `listener` and returns the running server (await it, or hand it to
 /// a runtime). Port 0 in tests gives each test its own server.
 pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_web::dev::Server> {
+    // The journey index loads in the background (`/ready` answers 503 until it has) and is
+    // kept current for as long as the server's state lives.
+    crate::service::index::maintain(
+        state.db.clone(),
+        std::sync::Arc::downgrade(&state.reports.index),
+    );
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         let metrics = data.metrics.clone();
@@ -178,6 +184,8 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         })
         .await;
     match result {
+        Ok(()) if !state.reports.index.is_ready() => HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "loading the journey index" })),
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "database not reachable");

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bulk;
 pub mod campaigns;
 pub mod compensation;
+pub mod journeys;
 pub mod leads;
 pub mod opportunities;
 pub mod reports;

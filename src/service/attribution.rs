@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
-use super::cache::{BuiltKey, FactsKey};
+use super::cache::{BuiltKey, FactsKey, Version};
+use super::index::{Deal, Journeys, LeadJourney};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
@@ -22,7 +23,7 @@ use crate::domain::report::{
 use crate::domain::stage::LeadStage;
 use crate::repo::campaigns::{self, CampaignRow};
 use crate::repo::leads::TouchpointRow;
-use crate::repo::opportunities::{self, OpportunityRow};
+use crate::repo::opportunities::{self, OpportunityRow, RevenueRow};
 use crate::repo::reports;
 
 /// What a report asks for.
@@ -79,7 +80,7 @@ fn utc(t: NaiveDateTime) -> DateTime<Utc> {
 fn to_touch(t: &TouchpointRow) -> Touch {
     Touch {
         id: t.id,
-        external_id: t.external_id.clone(),
+        external_id: t.external_id.as_str().into(),
         campaign_id: t.campaign_id,
         at: utc(t.occurred_at),
     }
@@ -262,7 +263,7 @@ pub fn load_facts(
 
 /// One path per lead with a touch in [from − lookback, to) that had not reached the stage
 /// before `from` (SPEC §4, MARKOV).
-pub(crate) fn markov_paths(
+pub fn markov_paths(
     conn: &mut AnyConnection,
     stage: LeadStage,
     period: Period,
@@ -305,17 +306,218 @@ pub(crate) fn markov_paths(
     Ok(paths)
 }
 
+/// The conversion of a deal of the index at `at` and its eligible touches (as
+/// `Deals::conversion` reads them from the database).
+fn indexed_conversion(
+    j: &Journeys,
+    deal: &Deal,
+    at: DateTime<Utc>,
+    won: bool,
+    lookback: i64,
+) -> (Conversion, Vec<Touch>) {
+    let mut all: Vec<Touch> = deal
+        .contacts
+        .iter()
+        .filter_map(|c| j.leads.get(c))
+        .flat_map(|l| l.touches.iter().cloned())
+        .collect();
+    sort_touches(&mut all);
+    (
+        Conversion {
+            at,
+            mql_at: j
+                .leads
+                .get(&deal.row.primary_contact_id)
+                .and_then(|l| l.reach[1]),
+            opportunity_created_at: Some(utc(deal.row.created_at)),
+            won,
+        },
+        eligible(&all, at, lookback),
+    )
+}
+
+/// `load_facts`, read from the journey index instead of the database.
+pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i64) -> StageFacts {
+    let mut facts = StageFacts::default();
+    match stage {
+        LeadStage::Opportunity => {
+            let mut opps: Vec<&Deal> = j
+                .deals
+                .values()
+                .filter(|d| period.holds(utc(d.row.created_at)))
+                .collect();
+            opps.sort_by(|a, b| a.row.external_id.cmp(&b.row.external_id));
+            for d in opps {
+                let (conversion, touches) =
+                    indexed_conversion(j, d, utc(d.row.created_at), false, lookback);
+                facts.conversions.push(ConversionFacts {
+                    conversion,
+                    touches,
+                    value: Some(d.row.amount_cents),
+                });
+            }
+        }
+        LeadStage::Won => {
+            let closed = |d: &Deal| utc(d.row.closed_at.unwrap_or(d.row.created_at));
+            let mut won: Vec<&Deal> = j
+                .deals
+                .values()
+                .filter(|d| {
+                    d.row.status == DealStatus::Won.as_str()
+                        && d.row.closed_at.is_some_and(|t| period.holds(utc(t)))
+                })
+                .collect();
+            won.sort_by(|a, b| a.row.external_id.cmp(&b.row.external_id));
+            for d in won {
+                let (conversion, touches) = indexed_conversion(j, d, closed(d), true, lookback);
+                facts.conversions.push(ConversionFacts {
+                    conversion,
+                    touches,
+                    value: None,
+                });
+            }
+            let mut revenue: Vec<(&RevenueRow, &Deal)> = j
+                .deals
+                .values()
+                .flat_map(|d| d.revenue.iter().map(move |r| (r, d)))
+                .filter(|(r, _)| period.holds_day(r.booked_on))
+                .collect();
+            revenue.sort_by(|a, b| {
+                (a.0.booked_on, &a.0.external_id).cmp(&(b.0.booked_on, &b.0.external_id))
+            });
+            for (r, d) in revenue {
+                let (conversion, touches) = indexed_conversion(j, d, closed(d), true, lookback);
+                facts.values.push(ValueFacts {
+                    conversion,
+                    touches,
+                    amount: r.amount_cents,
+                    revenue_event_id: r.id,
+                    opportunity_id: d.row.id,
+                });
+            }
+        }
+        _ => {
+            let rank = stage.funnel_rank().unwrap_or(0);
+            let mut reached: Vec<(i64, &LeadJourney, DateTime<Utc>)> = j
+                .leads
+                .iter()
+                .filter_map(|(id, l)| Some((*id, l, l.reach[rank].filter(|t| period.holds(*t))?)))
+                .collect();
+            reached.sort_unstable_by_key(|r| r.0);
+            for (_, lead, at) in reached {
+                facts.conversions.push(ConversionFacts {
+                    conversion: Conversion {
+                        at,
+                        mql_at: lead.reach[1],
+                        opportunity_created_at: None,
+                        won: false,
+                    },
+                    touches: eligible(&lead.touches, at, lookback),
+                    value: None,
+                });
+            }
+        }
+    }
+    facts
+}
+
+/// `markov_paths`, read from the journey index.
+pub fn indexed_markov_paths(
+    j: &Journeys,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+) -> Vec<Path> {
+    let rank = stage.funnel_rank().unwrap_or(0);
+    let start = period.start() - Duration::days(lookback);
+    let end = period.end();
+    let mut ids: Vec<i64> = j.leads.keys().copied().collect();
+    ids.sort_unstable();
+    let mut paths = Vec::new();
+    for id in ids {
+        let Some(lead) = j.leads.get(&id) else {
+            continue;
+        };
+        let window = lead.touches.iter().filter(|t| t.at >= start && t.at < end);
+        let path = match lead.reach[rank] {
+            Some(t) if t < period.start() => continue,
+            Some(t) if period.holds(t) => {
+                let from = t - Duration::days(lookback);
+                Path {
+                    campaigns: collapse(
+                        window
+                            .filter(|x| x.at >= from && x.at <= t)
+                            .map(|x| x.campaign_id),
+                    ),
+                    converted: true,
+                }
+            }
+            _ => Path {
+                campaigns: collapse(window.map(|x| x.campaign_id)),
+                converted: false,
+            },
+        };
+        if !path.campaigns.is_empty() {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+/// The facts of a stage and period, the data version they are of, and every campaign. From
+/// the journey index once it is loaded (after catching up with the change log, so every
+/// acknowledged write is in), else from the database.
 async fn facts(
     ctx: &Ctx,
     stage: LeadStage,
     period: Period,
     lookback: i64,
     markov: bool,
-) -> AppResult<(i64, Arc<StageFacts>, Vec<CampaignRow>)> {
+) -> AppResult<(Version, Arc<StageFacts>, Vec<CampaignRow>)> {
     let cache = ctx.reports.clone();
+    let index = cache.index.clone();
+    if index.is_ready() {
+        return ctx
+            .db
+            .run_primary(move |conn| {
+                index.catch_up(conn)?;
+                let version = Version::Indexed(index.version());
+                let campaigns = campaigns::all(conn)?;
+                let key = FactsKey {
+                    version,
+                    stage,
+                    period,
+                    lookback_days: lookback,
+                    markov,
+                };
+                if let Some(found) = cache.get(&key) {
+                    return Ok((version, found, campaigns));
+                }
+                let plain = FactsKey {
+                    markov: false,
+                    ..key
+                };
+                let cached = cache.get(&plain);
+                let loaded = index.read(|j| {
+                    let mut loaded = match &cached {
+                        Some(found) => (**found).clone(),
+                        None => indexed_facts(j, stage, period, lookback),
+                    };
+                    if markov {
+                        loaded.removal_effects =
+                            removal_effects(&indexed_markov_paths(j, stage, period, lookback));
+                    }
+                    loaded
+                })?;
+                let loaded = Arc::new(loaded);
+                cache.put(key, loaded.clone());
+                Ok((version, loaded, campaigns))
+            })
+            .await;
+    }
     ctx.db
         .run(move |conn| {
-            let version = reports::data_version(conn)?;
+            let version = Version::Data(reports::data_version(conn)?);
             let key = FactsKey {
                 version,
                 stage,

@@ -16,9 +16,17 @@ use crate::domain::period::Period;
 use crate::domain::report::{Grouping, Report, StageFacts};
 use crate::domain::stage::LeadStage;
 
+/// What a cached value was read at: a data version of the database, or a version of the
+/// journey index (which moves with every change it applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Version {
+    Data(i64),
+    Indexed(i64),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FactsKey {
-    pub(crate) version: i64,
+    pub(crate) version: Version,
     pub(crate) stage: LeadStage,
     pub(crate) period: Period,
     pub(crate) lookback_days: i64,
@@ -31,7 +39,7 @@ pub(crate) struct FactsKey {
 /// None) or the campaigns of one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct BuiltKey {
-    pub(crate) version: i64,
+    pub(crate) version: Version,
     pub(crate) model: Model,
     pub(crate) stage: LeadStage,
     pub(crate) period: Period,
@@ -45,6 +53,8 @@ pub(crate) struct BuiltKey {
 /// version, so a cached entry is never stale.
 #[derive(Default)]
 pub struct ReportCache {
+    /// What attribution reads, in memory and current (see `service::index`).
+    pub index: std::sync::Arc<super::index::JourneyIndex>,
     facts: Mutex<HashMap<FactsKey, Arc<StageFacts>>>,
     /// Reports built from those facts.
     built: Mutex<HashMap<BuiltKey, Arc<Report>>>,

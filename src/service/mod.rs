@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod compensation;
 pub mod funnel;
 pub mod import;
+pub mod index;
 pub mod leads;
 pub mod moves;
 pub mod opportunities;

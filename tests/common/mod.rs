@@ -44,6 +44,8 @@ pub struct TestApp {
     pub base: String,
     pub db: Db,
     pub backend: &'static str,
+    /// The server's report cache and journey index, for tests that compare it with the database.
+    pub reports: std::sync::Arc<funnelgraph::service::cache::ReportCache>,
     agent: ureq::Agent,
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<JoinHandle<()>>,
@@ -111,6 +113,7 @@ impl TestApp {
     pub fn start_with(config: Config, verifier: Verifier, backend: &'static str) -> TestApp {
         let state = funnelgraph::cli::state(&config, verifier).expect("state");
         let db = state.db.clone();
+        let reports = state.reports.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = mpsc::channel();
@@ -126,16 +129,26 @@ impl TestApp {
             .http_status_as_error(false)
             .build()
             .into();
-        TestApp {
+        let app = TestApp {
             base: format!("http://127.0.0.1:{port}"),
             db,
             backend,
+            reports,
             agent,
             handle: Some(handle),
             thread: Some(thread),
             sqlite_path: None,
             pg_database: None,
+        };
+        // Reports run on the journey index once it is loaded (`/ready`): wait for it, so the
+        // tests exercise what a deployment serves.
+        for _ in 0..200 {
+            if app.get("/ready").0 == 200 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
         }
+        app
     }
 
     pub fn token(&self, sub: &str, role: Role) -> String {

@@ -58,7 +58,8 @@ impl std::str::FromStr for Model {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Touch {
     pub id: i64,
-    pub external_id: String,
+    /// Shared, not copied: the journey index hands the same touch to every report.
+    pub external_id: std::sync::Arc<str>,
     pub campaign_id: i64,
     pub at: DateTime<Utc>,
 }
@@ -312,7 +313,7 @@ mod tests {
             .enumerate()
             .map(|(i, (d, c))| Touch {
                 id: i as i64,
-                external_id: format!("t{i}"),
+                external_id: format!("t{i}").into(),
                 campaign_id: *c,
                 at: day(*d),
             })
@@ -540,7 +541,7 @@ mod tests {
                     .enumerate()
                     .map(|(i, (minutes, campaign))| Touch {
                         id: i as i64,
-                        external_id: format!("t{i:02}"),
+                        external_id: format!("t{i:02}").into(),
                         campaign_id: campaign,
                         at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
                             + Duration::minutes(minutes * 60),

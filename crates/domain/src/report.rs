@@ -11,7 +11,7 @@ use super::exact::{ExactSum, Fraction};
 use super::money::MoneyError;
 
 /// One conversion with its eligible touches (sorted) and, for OPPORTUNITY, its pipeline value.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConversionFacts {
     pub conversion: Conversion,
     pub touches: Vec<Touch>,
@@ -19,7 +19,7 @@ pub struct ConversionFacts {
 }
 
 /// A WON-stage revenue event, split with the weights of its opportunity as of its close.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ValueFacts {
     pub conversion: Conversion,
     pub touches: Vec<Touch>,
@@ -29,7 +29,7 @@ pub struct ValueFacts {
 }
 
 /// Everything a report of one stage and period needs, shared by all models.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StageFacts {
     pub conversions: Vec<ConversionFacts>,
     pub values: Vec<ValueFacts>,
@@ -226,7 +226,7 @@ mod tests {
     fn touch(id: i64, campaign: i64, day: u32) -> Touch {
         Touch {
             id,
-            external_id: format!("t{id}"),
+            external_id: format!("t{id}").into(),
             campaign_id: campaign,
             at: Utc.with_ymd_and_hms(2026, 3, day, 0, 0, 0).unwrap(),
         }

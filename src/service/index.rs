@@ -1,0 +1,432 @@
+//! The journey index: what attribution reads, held in memory so a report never waits on the
+//! database for its facts (issue 14). Per lead: the first reach of each funnel rank and its
+//! touches in SPEC §4 order; per deal: its row, contacts and revenue. Loaded once at start-up,
+//! then kept current by tailing the change log, which triggers write in the same transaction as
+//! every change to leads, touchpoints, deals, contacts, revenue, campaigns and costs
+//! (migration 2026-12-01-000006). The database stays the source of truth: an entry only names
+//! what changed, and the index reloads that lead or deal from the database, so applying an
+//! entry twice is harmless and no write path can be missed.
+//!
+//! Freshness: every report catches up with the log before it reads the index (one indexed
+//! query), so a write acknowledged by any instance is in the next report of every instance;
+//! a background thread keeps catching up so that query usually finds nothing new.
+//!
+//! Order: on PostgreSQL ids are taken before commit, so a smaller id can become visible after
+//! a larger one. The tail keeps a low watermark below the oldest id it has not seen and reads
+//! from there; an unseen id (a gap) is given up only once every transaction that was running
+//! when the gap was noticed has ended (`pg_current_snapshot()`), so a slow commit is never
+//! skipped; on SQLite writers commit in id order and a gap is given up after a few seconds.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::{AppError, AppResult};
+use crate::db::{AnyConnection, Db};
+use crate::domain::attribution::{sort_touches, Touch};
+use crate::repo::journeys::{self, ReachRow, TouchRow};
+use crate::repo::opportunities::{self, OpportunityRow, RevenueRow};
+
+/// One lead as the reports see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadJourney {
+    /// First reach of funnel rank 0 (INQUIRY: its creation) … 5 (WON).
+    pub reach: [Option<DateTime<Utc>>; 6],
+    /// Every touch, sorted by time then externalId.
+    pub touches: Vec<Touch>,
+}
+
+/// One deal as the reports see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deal {
+    pub row: OpportunityRow,
+    /// Contact lead ids, ascending.
+    pub contacts: Vec<i64>,
+    /// Revenue booked on it, by id.
+    pub revenue: Vec<RevenueRow>,
+}
+
+/// The index's content at one moment.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Journeys {
+    pub leads: HashMap<i64, LeadJourney>,
+    pub deals: HashMap<i64, Deal>,
+}
+
+/// A change-log id not seen yet although a larger one was.
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    noticed: Instant,
+    /// The catch-up that noticed it.
+    round: u64,
+    /// PostgreSQL: xmax of a snapshot taken after the gap was noticed; once the oldest running
+    /// transaction is at or past it, the writer of the gap has ended and its entry would show.
+    xmax: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Tail {
+    /// Every id ≤ low has been applied (or given up).
+    low: i64,
+    /// Applied ids above `low`.
+    seen: BTreeSet<i64>,
+    gaps: HashMap<i64, Gap>,
+    /// Catch-ups so far.
+    round: u64,
+}
+
+/// The index and its place in the change log.
+#[derive(Default)]
+pub struct JourneyIndex {
+    journeys: RwLock<Journeys>,
+    /// Bumped whenever the content may have changed (report caches key on it).
+    version: std::sync::atomic::AtomicI64,
+    ready: AtomicBool,
+    tail: Mutex<Tail>,
+}
+
+/// Entries replayed after a load: a transaction that took its ids before the load read the
+/// newest id and committed after it is covered while it is among the last this many.
+const REPLAY: i64 = 10_000;
+/// Change-log entries read per query.
+const PAGE: i64 = 50_000;
+/// SQLite: an unseen id older than this is a rolled-back write.
+const SQLITE_GAP: Duration = Duration::from_secs(5);
+/// How often the background thread catches up.
+const POLL: Duration = Duration::from_millis(250);
+/// How long entries stay in the log.
+const KEEP_DAYS: i64 = 1;
+
+fn utc(t: chrono::NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+fn journey_of(row: &ReachRow) -> LeadJourney {
+    LeadJourney {
+        reach: [
+            Some(utc(row.1)),
+            row.2.map(utc),
+            row.3.map(utc),
+            row.4.map(utc),
+            row.5.map(utc),
+            row.6.map(utc),
+        ],
+        touches: Vec::new(),
+    }
+}
+
+fn touch_of(row: TouchRow) -> (i64, Touch) {
+    (
+        row.1,
+        Touch {
+            id: row.0,
+            external_id: row.4.into(),
+            campaign_id: row.2,
+            at: utc(row.3),
+        },
+    )
+}
+
+fn lock_error() -> AppError {
+    AppError::Internal("the journey index lock was poisoned".into())
+}
+
+impl JourneyIndex {
+    /// Whether the index has been loaded (reports read the database until then).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Changes with every applied change; report caches key on it.
+    pub fn version(&self) -> i64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Runs `read` on the current content.
+    pub fn read<T>(&self, read: impl FnOnce(&Journeys) -> T) -> AppResult<T> {
+        let journeys = self.journeys.read().map_err(|_| lock_error())?;
+        Ok(read(&journeys))
+    }
+
+    /// Reads everything from the database (start-up). The tail restarts a little before the
+    /// newest change-log id read first, so a write that committed during the load is applied
+    /// again on the next catch-up.
+    pub fn load(&self, conn: &mut AnyConnection) -> AppResult<()> {
+        let started = Instant::now();
+        let mut tail = self.tail.lock().map_err(|_| lock_error())?;
+        let newest = journeys::newest_change(conn)?;
+        let fresh = read_all(conn)?;
+        let (leads, deals) = (fresh.leads.len(), fresh.deals.len());
+        *self.journeys.write().map_err(|_| lock_error())? = fresh;
+        *tail = Tail {
+            low: (newest - REPLAY).max(0),
+            ..Tail::default()
+        };
+        self.version.fetch_add(1, Ordering::AcqRel);
+        self.ready.store(true, Ordering::Release);
+        drop(tail);
+        self.catch_up(conn)?;
+        tracing::info!(
+            leads,
+            deals,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "journey index loaded"
+        );
+        Ok(())
+    }
+
+    /// Applies every change-log entry not applied yet; returns how many it applied.
+    pub fn catch_up(&self, conn: &mut AnyConnection) -> AppResult<usize> {
+        if !self.is_ready() {
+            return Ok(0);
+        }
+        let mut tail = self.tail.lock().map_err(|_| lock_error())?;
+        // Read before the entries: a transaction older than its xmin has ended, so its entry,
+        // if it committed, is visible to the entries query that follows.
+        let snapshot = journeys::pg_snapshot(conn)?;
+        tail.round += 1;
+        let mut applied = 0;
+        let mut after = tail.low;
+        loop {
+            let page = journeys::changes_after(conn, after, PAGE)?;
+            let Some(last) = page.last().map(|c| c.0) else {
+                break;
+            };
+            let full = page.len() as i64 == PAGE;
+            let fresh: Vec<_> = page
+                .into_iter()
+                .filter(|c| !tail.seen.contains(&c.0))
+                .collect();
+            if !fresh.is_empty() {
+                self.apply(conn, &fresh)?;
+                applied += fresh.len();
+                for c in &fresh {
+                    tail.seen.insert(c.0);
+                    tail.gaps.remove(&c.0);
+                }
+            }
+            if !full {
+                break;
+            }
+            after = last;
+        }
+        advance(&mut tail, snapshot);
+        Ok(applied)
+    }
+
+    /// Reloads what the entries name and swaps it in.
+    fn apply(&self, conn: &mut AnyConnection, changes: &[journeys::ChangeRow]) -> AppResult<()> {
+        let mut lead_ids: HashSet<i64> = HashSet::new();
+        let mut deal_ids: HashSet<i64> = HashSet::new();
+        for (_, kind, id) in changes {
+            match kind.as_str() {
+                "lead" => {
+                    lead_ids.insert(*id);
+                }
+                "deal" => {
+                    deal_ids.insert(*id);
+                }
+                // Campaigns and costs are read per report; only the version moves.
+                _ => {}
+            }
+        }
+        let lead_ids: Vec<i64> = lead_ids.into_iter().collect();
+        let deal_ids: Vec<i64> = deal_ids.into_iter().collect();
+        let leads = read_leads(conn, &lead_ids)?;
+        let deals = read_deals(conn, &deal_ids)?;
+        let mut journeys = self.journeys.write().map_err(|_| lock_error())?;
+        for id in &lead_ids {
+            journeys.leads.remove(id);
+        }
+        journeys.leads.extend(leads);
+        for id in &deal_ids {
+            journeys.deals.remove(id);
+        }
+        journeys.deals.extend(deals);
+        self.version.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The whole content, rebuilt from the database, for comparison (tests).
+    pub fn rebuilt(conn: &mut AnyConnection) -> AppResult<Journeys> {
+        read_all(conn)
+    }
+
+    /// Whether the content equals `other`.
+    pub fn equals(&self, other: &Journeys) -> AppResult<bool> {
+        self.read(|j| j == other)
+    }
+}
+
+/// Moves the watermark over the ids seen, and gives up gaps whose writer has ended.
+fn advance(tail: &mut Tail, snapshot: Option<(u64, u64)>) {
+    let top = tail.seen.iter().next_back().copied().unwrap_or(tail.low);
+    for id in (tail.low + 1)..top {
+        if !tail.seen.contains(&id) {
+            let round = tail.round;
+            tail.gaps.entry(id).or_insert(Gap {
+                noticed: Instant::now(),
+                round,
+                xmax: None,
+            });
+        }
+    }
+    let mut given_up = Vec::new();
+    let round = tail.round;
+    for (id, gap) in tail.gaps.iter_mut() {
+        match snapshot {
+            Some((xmin, xmax)) => match gap.xmax {
+                Some(bound) if xmin >= bound => given_up.push(*id),
+                Some(_) => {}
+                // This snapshot was taken after the gap was noticed (on an earlier call).
+                None if gap.round < round => gap.xmax = Some(xmax),
+                None => {}
+            },
+            None if gap.noticed.elapsed() > SQLITE_GAP => given_up.push(*id),
+            None => {}
+        }
+    }
+    for id in given_up {
+        tail.gaps.remove(&id);
+        tail.seen.insert(id);
+    }
+    while tail.seen.remove(&(tail.low + 1)) {
+        tail.low += 1;
+    }
+}
+
+fn read_leads(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, LeadJourney)>> {
+    let mut out: HashMap<i64, LeadJourney> = journeys::reach_of(conn, ids)?
+        .iter()
+        .map(|r| (r.0, journey_of(r)))
+        .collect();
+    for row in journeys::touches_of(conn, ids)? {
+        let (lead, touch) = touch_of(row);
+        if let Some(j) = out.get_mut(&lead) {
+            j.touches.push(touch);
+        }
+    }
+    for j in out.values_mut() {
+        sort_touches(&mut j.touches);
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn read_deals(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, Deal)>> {
+    let mut out: HashMap<i64, Deal> = opportunities::by_ids(conn, ids)?
+        .into_values()
+        .map(|row| {
+            (
+                row.id,
+                Deal {
+                    row,
+                    contacts: Vec::new(),
+                    revenue: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    for (opp, lead) in opportunities::contacts_of(conn, ids)? {
+        if let Some(d) = out.get_mut(&opp) {
+            d.contacts.push(lead);
+        }
+    }
+    for r in opportunities::revenue_of(conn, ids)? {
+        if let Some(d) = out.get_mut(&r.opportunity_id) {
+            d.revenue.push(r);
+        }
+    }
+    for d in out.values_mut() {
+        d.contacts.sort_unstable();
+        d.revenue.sort_by_key(|r| r.id);
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Every lead and deal, a page at a time.
+fn read_all(conn: &mut AnyConnection) -> AppResult<Journeys> {
+    const LEAD_PAGE: i64 = 100_000;
+    const TOUCH_PAGE: i64 = 200_000;
+    let mut leads: HashMap<i64, LeadJourney> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = journeys::reach_page(conn, after, LEAD_PAGE)?;
+        let Some(last) = page.last().map(|r| r.0) else {
+            break;
+        };
+        leads.extend(page.iter().map(|r| (r.0, journey_of(r))));
+        after = last;
+    }
+    after = 0;
+    loop {
+        let page = journeys::touch_page(conn, after, TOUCH_PAGE)?;
+        let Some(last) = page.last().map(|r| r.0) else {
+            break;
+        };
+        for row in page {
+            let (lead, touch) = touch_of(row);
+            if let Some(j) = leads.get_mut(&lead) {
+                j.touches.push(touch);
+            }
+        }
+        after = last;
+    }
+    for j in leads.values_mut() {
+        sort_touches(&mut j.touches);
+        j.touches.shrink_to_fit();
+    }
+    let ids = journeys::opportunity_ids(conn)?;
+    let mut deals: HashMap<i64, Deal> = HashMap::new();
+    for chunk in ids.chunks(crate::repo::CHUNK) {
+        deals.extend(read_deals(conn, chunk)?);
+    }
+    Ok(Journeys { leads, deals })
+}
+
+/// Loads the index of `cache` and keeps it current until the cache is dropped: a thread that
+/// retries the load until it succeeds, then catches up every 250 ms and prunes the change log
+/// of entries older than a day every ten minutes.
+pub fn maintain(db: Db, index: Weak<JourneyIndex>) {
+    let spawned = std::thread::Builder::new()
+        .name("journey-index".into())
+        .spawn(move || {
+            let mut pruned = Instant::now();
+            loop {
+                let Some(index) = index.upgrade() else {
+                    return;
+                };
+                let result = db.get().map_err(AppError::from).and_then(|mut conn| {
+                    if index.is_ready() {
+                        index.catch_up(&mut conn)?;
+                        if pruned.elapsed() > Duration::from_secs(600) {
+                            pruned = Instant::now();
+                            let before =
+                                (Utc::now() - chrono::Duration::days(KEEP_DAYS)).naive_utc();
+                            journeys::prune_changes(&mut conn, before)?;
+                        }
+                        Ok(())
+                    } else {
+                        index.load(&mut conn)
+                    }
+                });
+                let pause = match result {
+                    Ok(()) => POLL,
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "journey index: could not read the change log");
+                        Duration::from_secs(2)
+                    }
+                };
+                drop(index);
+                std::thread::sleep(pause);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "journey index: could not start its thread");
+    }
+}
+
+/// An `Arc` so the maintaining thread can hold it weakly.
+pub type SharedIndex = Arc<JourneyIndex>;
