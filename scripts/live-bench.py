@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Live benchmark (issue 14): a release server over an already generated company, while a
+simulated CRM sync writes at a steady rate through the API (new leads, touchpoints, moves,
+deals, closes and revenue inside the quarter) and a dashboard client asks every report in turn.
+Prints start-up time to /ready, p50/p95/max per report, the writes/s achieved and the server's
+peak RSS. Standard library only.
+
+Usage:
+  FUNNELGRAPH_DATABASE_URL=/tmp/large.db scripts/live-bench.py [--duration 60] [--rate 250]
+(generate first: funnelgraph generate --scale large)
+"""
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+PERIOD = '{ from: "2026-04-01", to: "2026-07-01" }'
+MODELS = ["FIRST_TOUCH", "LAST_TOUCH", "LINEAR", "TIME_DECAY", "POSITION_BASED", "W_SHAPED",
+          "FULL_PATH", "MARKOV"]
+STAGES = ["INQUIRY", "MQL", "SAL", "SQL", "OPPORTUNITY", "WON"]
+
+
+def reports():
+    out = []
+    for stage in STAGES:
+        for model in MODELS:
+            extra = " removalEffects { campaign { externalId } removalEffect share }" if model == "MARKOV" else ""
+            name = "attribution MARKOV" if model == "MARKOV" else "attribution (heuristic)"
+            out.append((name, f"{{ attribution(model: {model}, stage: {stage}, period: {PERIOD}) "
+                              f"{{ totalConversions totalRevenue {{ amount }} rows {{ key conversions revenue {{ amount }} }}{extra} }} }}"))
+        out.append(("funnel", f"{{ funnel(period: {PERIOD}) {{ cohortSize stages {{ stage entered }} }} }}"))
+        out.append(("leakage", f"{{ leakage(period: {PERIOD}) {{ mqls leaked }} }}"))
+        out.append(("campaignRoi W_SHAPED", f"{{ campaignRoi(model: W_SHAPED, period: {PERIOD}) {{ campaign {{ externalId }} cost {{ amount }} revenue {{ amount }} }} }}"))
+    out.append(("campaignRoi MARKOV", f"{{ campaignRoi(model: MARKOV, period: {PERIOD}) {{ campaign {{ externalId }} cost {{ amount }} revenue {{ amount }} }} }}"))
+    return out
+
+
+def post(base, token, query, variables=None, timeout=120):
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    req = urllib.request.Request(f"{base}/graphql", data=body, headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def pct(sorted_values, p):
+    if not sorted_values:
+        return 0.0
+    k = p * (len(sorted_values) - 1)
+    lo, hi = int(k), min(int(k) + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--rate", type=float, default=250, help="records written per second")
+    ap.add_argument("--writers", type=int, default=4)
+    ap.add_argument("--bin", default="target/release/funnelgraph")
+    args = ap.parse_args()
+    env = dict(os.environ)
+    env.setdefault("FUNNELGRAPH_JWT_SECRET", "live-bench-secret-live-bench-secret-live")
+    env.setdefault("RUST_LOG", "warn")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    env["FUNNELGRAPH_BIND"] = f"127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}"
+    started = time.time()
+    server = subprocess.Popen([args.bin, "serve"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ready", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except Exception:
+                pass
+            if server.poll() is not None:
+                sys.exit("the server exited before it was ready")
+            time.sleep(0.05)
+        ready_s = time.time() - started
+        token = subprocess.check_output([args.bin, "token", "--sub", "live-bench", "--role", "ADMIN",
+                                         "--ttl", "7200"], env=env, text=True).strip()
+        run(args, base, token, server.pid, ready_s)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def run(args, base, token, pid, ready_s):
+    stop = threading.Event()
+    lock = threading.Lock()
+    written = [0]
+    failed = [0]
+    peak_rss = [0]
+    run_id = f"{int(time.time())}"
+
+    def rss_sampler():
+        while not stop.is_set():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS"):
+                            peak_rss[0] = max(peak_rss[0], int(line.split()[1]))
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    def writer(w):
+        rng = random.Random(w)
+        interval = args.writers / args.rate
+        next_at = time.time()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            lead = f"live-{run_id}-{w}-{n}"
+            day = rng.randrange(0, 85)
+            at = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.mktime((2026, 4, 1, 0, 0, 0, 0, 0, 0)) + day * 86400 - time.timezone))
+            d = at[:10]
+            ops = [
+                ("mutation($i: LeadInput!) { upsertLead(input: $i) { id } }",
+                 {"externalId": lead, "createdAt": at, "title": "CTO"}),
+            ]
+            for k in range(2):
+                ops.append(("mutation($i: TouchpointInput!) { recordTouchpoint(input: $i) { id } }",
+                            {"externalId": f"{lead}-t{k}", "leadExternalId": lead,
+                             "campaignExternalId": f"c{rng.randrange(0, 200):04}", "kind": "web",
+                             "occurredAt": at}))
+            ops.append(("mutation($i: TransitionInput!) { transitionLead(input: $i) { stage } }",
+                        {"leadExternalId": lead, "to": "MQL", "occurredAt": at.replace("T00", "T01")}))
+            if n % 3 == 0:
+                ops.append(("mutation($i: OpportunityInput!) { upsertOpportunity(input: $i) { id } }",
+                            {"externalId": f"{lead}-o", "name": "Live deal", "primaryContactExternalId": lead,
+                             "amount": {"amount": "1200.00", "currency": "USD"}, "createdAt": at.replace("T00", "T02")}))
+                ops.append(("mutation($i: CloseOpportunityInput!) { closeOpportunity(input: $i) { status } }",
+                            {"externalId": f"{lead}-o", "won": True, "closedAt": at.replace("T00", "T03")}))
+                ops.append(("mutation($i: RevenueInput!) { recordRevenue(input: $i) { id } }",
+                            {"externalId": f"{lead}-r", "opportunityExternalId": f"{lead}-o",
+                             "amount": {"amount": "1200.00", "currency": "USD"}, "bookedOn": d}))
+            for query, input_ in ops:
+                if stop.is_set():
+                    return
+                next_at += interval
+                pause = next_at - time.time()
+                if pause > 0:
+                    time.sleep(pause)
+                try:
+                    v = post(base, token, query, {"i": input_})
+                    ok = not v.get("errors")
+                except Exception:
+                    ok = False
+                with lock:
+                    if ok:
+                        written[0] += 1
+                    else:
+                        failed[0] += 1
+
+    latencies = {}
+
+    def dashboard():
+        items = reports()
+        i = 0
+        while not stop.is_set():
+            name, query = items[i % len(items)]
+            i += 1
+            t = time.time()
+            try:
+                v = post(base, token, query)
+                ok = not v.get("errors")
+            except Exception:
+                ok = False
+            ms = (time.time() - t) * 1000
+            if ok:
+                latencies.setdefault(name, []).append(ms)
+            else:
+                latencies.setdefault(name + " (errors)", []).append(ms)
+
+    threads = [threading.Thread(target=rss_sampler, daemon=True)]
+    threads += [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(args.writers)]
+    threads.append(threading.Thread(target=dashboard, daemon=True))
+    began = time.time()
+    for t in threads:
+        t.start()
+    time.sleep(args.duration)
+    stop.set()
+    elapsed = time.time() - began
+    for t in threads[1:]:
+        t.join(timeout=300)
+    print(f"start-up to /ready: {ready_s:.1f} s")
+    print(f"writes: {written[0]} in {elapsed:.0f} s = {written[0] / elapsed:.0f}/s acknowledged "
+          f"({failed[0]} refused or failed); target rate {args.rate:.0f}/s")
+    print(f"server peak RSS: {peak_rss[0] / 1024:.0f} MB")
+    print(f"{'report':<28} {'n':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}")
+    for name in sorted(latencies):
+        v = sorted(latencies[name])
+        print(f"{name:<28} {len(v):>5} {pct(v, 0.5):>9.1f} {pct(v, 0.95):>9.1f} {v[-1]:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
