@@ -464,18 +464,25 @@ pub fn indexed_markov_paths(
     paths
 }
 
-/// The facts of a stage and period, the data version they are of, and every campaign. From
-/// the journey index once it is loaded (after catching up with the change log, so every
-/// acknowledged write is in), else from the database.
+/// The facts of some stages of a period, the data version they are of, and every campaign,
+/// in one catch-up and one read. From the journey index once it is loaded (after catching up
+/// with the change log, so every acknowledged write is in), else from the database.
 async fn facts(
     ctx: &Ctx,
-    stage: LeadStage,
+    stages: Vec<LeadStage>,
     period: Period,
     lookback: i64,
     markov: bool,
-) -> AppResult<(Version, Arc<StageFacts>, Vec<CampaignRow>)> {
+) -> AppResult<(Version, Vec<Arc<StageFacts>>, Vec<CampaignRow>)> {
     let cache = ctx.reports.clone();
     let index = cache.index.clone();
+    let key = move |version, stage, markov| FactsKey {
+        version,
+        stage,
+        period,
+        lookback_days: lookback,
+        markov,
+    };
     if index.is_ready() {
         return ctx
             .db
@@ -483,67 +490,55 @@ async fn facts(
                 index.catch_up(conn)?;
                 let version = Version::Indexed(index.version());
                 let campaigns = campaigns::all(conn)?;
-                let key = FactsKey {
-                    version,
-                    stage,
-                    period,
-                    lookback_days: lookback,
-                    markov,
-                };
-                if let Some(found) = cache.get(&key) {
-                    return Ok((version, found, campaigns));
-                }
-                let plain = FactsKey {
-                    markov: false,
-                    ..key
-                };
-                let cached = cache.get(&plain);
-                let loaded = index.read(|j| {
-                    let mut loaded = match &cached {
-                        Some(found) => (**found).clone(),
-                        None => indexed_facts(j, stage, period, lookback),
-                    };
-                    if markov {
-                        loaded.removal_effects =
-                            removal_effects(&indexed_markov_paths(j, stage, period, lookback));
-                    }
-                    loaded
+                let found = index.read(|j| {
+                    stages
+                        .iter()
+                        .map(|stage| {
+                            if let Some(found) = cache.get(&key(version, *stage, markov)) {
+                                return found;
+                            }
+                            let mut loaded = match cache.get(&key(version, *stage, false)) {
+                                Some(found) => (*found).clone(),
+                                None => indexed_facts(j, *stage, period, lookback),
+                            };
+                            if markov {
+                                loaded.removal_effects = removal_effects(&indexed_markov_paths(
+                                    j, *stage, period, lookback,
+                                ));
+                            }
+                            let loaded = Arc::new(loaded);
+                            cache.put(key(version, *stage, markov), loaded.clone());
+                            loaded
+                        })
+                        .collect()
                 })?;
-                let loaded = Arc::new(loaded);
-                cache.put(key, loaded.clone());
-                Ok((version, loaded, campaigns))
+                Ok((version, found, campaigns))
             })
             .await;
     }
     ctx.db
         .run(move |conn| {
             let version = Version::Data(reports::data_version(conn)?);
-            let key = FactsKey {
-                version,
-                stage,
-                period,
-                lookback_days: lookback,
-                markov,
-            };
             let campaigns = campaigns::all(conn)?;
-            if let Some(found) = cache.get(&key) {
-                return Ok((version, found, campaigns));
+            let mut found = Vec::new();
+            for stage in stages {
+                if let Some(hit) = cache.get(&key(version, stage, markov)) {
+                    found.push(hit);
+                    continue;
+                }
+                let mut loaded = match cache.get(&key(version, stage, false)) {
+                    Some(hit) => (*hit).clone(),
+                    None => load_facts(conn, stage, period, lookback)?,
+                };
+                if markov {
+                    loaded.removal_effects =
+                        removal_effects(&markov_paths(conn, stage, period, lookback)?);
+                }
+                let loaded = Arc::new(loaded);
+                cache.put(key(version, stage, markov), loaded.clone());
+                found.push(loaded);
             }
-            let plain = FactsKey {
-                markov: false,
-                ..key
-            };
-            let mut loaded = match cache.get(&plain) {
-                Some(found) => (*found).clone(),
-                None => load_facts(conn, stage, period, lookback)?,
-            };
-            if markov {
-                loaded.removal_effects =
-                    removal_effects(&markov_paths(conn, stage, period, lookback)?);
-            }
-            let loaded = Arc::new(loaded);
-            cache.put(key, loaded.clone());
-            Ok((version, loaded, campaigns))
+            Ok((version, found, campaigns))
         })
         .await
 }
@@ -579,12 +574,27 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
     check_params(query.half_life_days, query.lookback_days)?;
     let (version, facts, campaigns) = facts(
         ctx,
-        query.stage,
+        vec![query.stage],
         query.period,
         query.lookback_days,
         query.model == Model::Markov,
     )
     .await?;
+    let facts = facts
+        .into_iter()
+        .next()
+        .ok_or_else(|| AppError::Internal("no facts for the stage".into()))?;
+    assemble(ctx, query, version, &facts, campaigns)
+}
+
+/// A report from its facts: built (or found built) for the caller's visible campaigns.
+fn assemble(
+    ctx: &Ctx,
+    query: ReportQuery,
+    version: Version,
+    facts: &StageFacts,
+    campaigns: Vec<CampaignRow>,
+) -> AppResult<AttributionReport> {
     let visible = visible_campaigns(ctx, &campaigns)?;
     // Built reports are kept per data version and caller scope (what rows hold depends on
     // which campaigns the caller sees): a dashboard's repeat, and campaignRoi's six stages,
@@ -603,7 +613,7 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
         Some(found) => (*found).clone(),
         None => {
             let built = report::build(
-                &facts,
+                facts,
                 query.model,
                 Params {
                     half_life_days: query.half_life_days,
@@ -646,9 +656,10 @@ pub async fn opportunity_credits(
     ctx.require_read(Read::Campaigns, "attribution credits")?;
     let visible_scope = ctx.read_scope(Read::Campaigns);
     let me = ctx.user_id;
+    let index = ctx.reports.index.clone();
     let (credits, owners) = ctx
         .db
-        .run(move |conn| -> AppResult<_> {
+        .run_primary(move |conn| -> AppResult<_> {
             let opp = opportunities::by_id(conn, opportunity_id)?
                 .ok_or_else(|| AppError::NotFound("no such opportunity".into()))?;
             let won = super::opportunities::status_of(&opp)? == DealStatus::Won;
@@ -668,7 +679,14 @@ pub async fn opportunity_credits(
                 } else {
                     LeadStage::Opportunity
                 };
-                removal_effects(&markov_paths(conn, stage, period, 365)?)
+                // The chain of a year of touches: from the journey index when it is loaded.
+                let paths = if index.is_ready() {
+                    index.catch_up(conn)?;
+                    index.read(|j| indexed_markov_paths(j, stage, period, 365))?
+                } else {
+                    markov_paths(conn, stage, period, 365)?
+                };
+                removal_effects(&paths)
             } else {
                 HashMap::new()
             };
@@ -779,30 +797,28 @@ pub async fn campaign_roi(
         LeadStage::Opportunity,
         LeadStage::Won,
     ];
+    // One catch-up and one read of the index for the six stages (and one of the campaigns).
+    let (version, facts, campaigns) =
+        facts(ctx, stages.to_vec(), period, 365, model == Model::Markov).await?;
     let mut reports = Vec::new();
-    for stage in stages {
-        reports.push(
-            report(
-                ctx,
-                ReportQuery {
-                    model,
-                    stage,
-                    period,
-                    grouping: Grouping::Campaign,
-                    half_life_days: 7.0,
-                    lookback_days: 365,
-                },
-            )
-            .await?,
-        );
+    for (stage, facts) in stages.into_iter().zip(&facts) {
+        let query = ReportQuery {
+            model,
+            stage,
+            period,
+            grouping: Grouping::Campaign,
+            half_life_days: 7.0,
+            lookback_days: 365,
+        };
+        reports.push(assemble(ctx, query, version, facts, campaigns.clone())?);
     }
-    let (campaigns, costs) = ctx
+    let costs = ctx
         .db
         .run(move |conn| -> AppResult<_> {
-            Ok((
-                campaigns::all(conn)?,
-                campaigns::cost_totals(conn, Some((period.from, period.to)))?,
-            ))
+            Ok(campaigns::cost_totals(
+                conn,
+                Some((period.from, period.to)),
+            )?)
         })
         .await?;
     let visible = visible_campaigns(ctx, &campaigns)?;
