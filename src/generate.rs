@@ -378,9 +378,9 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
     // Planner statistics for what was just written, as after any bulk load: without them
     // PostgreSQL (whose autovacuum may be off, or not yet round) plans the reports' range
     // scans from guesses, and SQLite has no sqlite_stat1 at all.
-    // The change log's entries for what was generated name every row just written; a server
-    // loads its journey index from the tables at start-up, so they would only be replayed.
-    crate::repo::journeys::clear_changes(conn)?;
+    // The change log's entries for what was generated name every row just written; one
+    // 'reload' entry says the same to a running server, and costs a later one nothing.
+    crate::repo::journeys::replace_changes_with_reload(conn)?;
     progress("analyze");
     diesel::RunQueryDsl::execute(diesel::sql_query("ANALYZE"), conn)?;
     summary.seconds = started.elapsed().as_secs_f64();

@@ -145,9 +145,18 @@ pub fn prune_changes(conn: &mut AnyConnection, before: NaiveDateTime) -> QueryRe
     diesel::delete(change_log::table.filter(change_log::logged_at.lt(before))).execute(conn)
 }
 
-/// Deletes the whole log (after `generate`, before any server has read it).
-pub fn clear_changes(conn: &mut AnyConnection) -> QueryResult<usize> {
-    diesel::delete(change_log::table).execute(conn)
+/// The kind of entry that tells every reader to reload its whole index.
+pub const RELOAD: &str = "reload";
+
+/// Replaces the whole log with one [`RELOAD`] entry (after `generate`, whose millions of
+/// entries would only name every row): a server loading later reads the tables anyway, and
+/// one already running reloads rather than miss what was written. Ids are never reused.
+pub fn replace_changes_with_reload(conn: &mut AnyConnection) -> QueryResult<usize> {
+    let cleared = diesel::delete(change_log::table).execute(conn)?;
+    diesel::insert_into(change_log::table)
+        .values((change_log::kind.eq(RELOAD), change_log::entity_id.eq(0_i64)))
+        .execute(conn)?;
+    Ok(cleared)
 }
 
 /// PostgreSQL: (xmin, xmax) of the current snapshot: every transaction with an id below xmin

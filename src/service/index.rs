@@ -219,6 +219,13 @@ impl JourneyIndex {
 
     /// Reloads what the entries name and swaps it in.
     fn apply(&self, conn: &mut AnyConnection, changes: &[journeys::ChangeRow]) -> AppResult<()> {
+        // A bulk writer (generate) replaced the log's entries with one 'reload': read it all.
+        if changes.iter().any(|(_, kind, _)| kind == journeys::RELOAD) {
+            let fresh = read_all(conn)?;
+            *self.journeys.write().map_err(|_| lock_error())? = fresh;
+            self.version.fetch_add(1, Ordering::AcqRel);
+            return Ok(());
+        }
         let mut lead_ids: HashSet<i64> = HashSet::new();
         let mut deal_ids: HashSet<i64> = HashSet::new();
         for (_, kind, id) in changes {
