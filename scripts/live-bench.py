@@ -36,8 +36,8 @@ def reports():
                               f"{{ totalConversions totalRevenue {{ amount }} rows {{ key conversions revenue {{ amount }} }}{extra} }} }}"))
         out.append(("funnel", f"{{ funnel(period: {PERIOD}) {{ cohortSize stages {{ stage entered }} }} }}"))
         out.append(("leakage", f"{{ leakage(period: {PERIOD}) {{ mqls leaked }} }}"))
-        out.append(("campaignRoi W_SHAPED", f"{{ campaignRoi(model: W_SHAPED, period: {PERIOD}) {{ campaign {{ externalId }} cost {{ amount }} revenue {{ amount }} }} }}"))
-    out.append(("campaignRoi MARKOV", f"{{ campaignRoi(model: MARKOV, period: {PERIOD}) {{ campaign {{ externalId }} cost {{ amount }} revenue {{ amount }} }} }}"))
+        out.append(("campaignRoi W_SHAPED", f"{{ campaignRoi(model: W_SHAPED, period: {PERIOD}) {{ campaign {{ externalId }} cost {{ amount }} attributedRevenue {{ amount }} }} }}"))
+    out.append(("campaignRoi MARKOV", f"{{ campaignRoi(model: MARKOV, period: {PERIOD}) {{ campaign {{ externalId }} cost {{ amount }} attributedRevenue {{ amount }} }} }}"))
     return out
 
 

@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use common::*;
 use funnelgraph::domain::period::Period;
 use funnelgraph::domain::stage::LeadStage;
-use funnelgraph::service::attribution;
 use funnelgraph::service::index::JourneyIndex;
+use funnelgraph::service::{attribution, funnel};
 use serde_json::{json, Value};
 
 /// A small deterministic generator (xorshift64*), so a failing sequence can be replayed.
@@ -144,6 +144,16 @@ fn assert_index_agrees(app: &TestApp, step: usize) {
         (period((2026, 1), (2026, 7)), 365),
         (period((2026, 3), (2026, 5)), 30),
     ] {
+        // The funnel's cohort and leakage's MQL moves with their decisions.
+        let cohort_db = funnel::load_cohort(&mut conn, p).unwrap();
+        let cohort_index = index.read(|j| funnel::indexed_cohort(j, p)).unwrap();
+        assert_eq!(cohort_index, cohort_db, "cohort after write {step}");
+        let mqls_db = funnel::load_mqls(&mut conn, p).unwrap();
+        let mqls_index = index
+            .read(|j| funnel::indexed_mqls(j, &mut conn, p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(mqls_index, mqls_db, "leakage inputs after write {step}");
         for stage in [
             LeadStage::Inquiry,
             LeadStage::Mql,
@@ -196,6 +206,8 @@ both_databases! {
         let rebuilt = JourneyIndex::rebuilt(&mut conn).unwrap();
         assert!(rebuilt.leads.values().filter(|l| !l.touches.is_empty()).count() >= 4);
         assert!(rebuilt.leads.values().any(|l| l.reach[1].is_some()));
+        assert!(rebuilt.leads.values().any(|l| l.mqls.iter().any(|m| m.decision.is_some())), "some MQL was decided on");
+        assert!(rebuilt.leads.values().any(|l| l.exits.lost || l.exits.recycled || l.exits.disqualified), "some lead left the funnel");
         let deals: Vec<(usize, usize, &str)> = rebuilt.deals.values().map(|d| (d.revenue.len(), d.contacts.len(), d.row.status.as_str())).collect();
         assert!(rebuilt.deals.values().any(|d| d.revenue.len() > 1), "{deals:?}");
     }
@@ -210,8 +222,20 @@ both_databases! {
         assert_eq!(report("INQUIRY")["totalConversions"], json!(1.0));
         touch(app, "T", "L", "C", "2026-01-20T00:00:00Z");
         assert_eq!(report("INQUIRY")["rows"][0]["campaign"]["externalId"], "C");
+        const FUNNEL: &str = "{ funnel(period: { from: \"2026-01-01\", to: \"2026-07-01\" }) { cohortSize stages { stage entered } lost } }";
+        assert_eq!(app.ok(FUNNEL, json!({}))["funnel"]["cohortSize"], 1);
         move_lead(app, "L", "MQL", "2026-02-02T00:00:00Z");
         assert_eq!(report("MQL")["totalConversions"], json!(1.0));
+        assert_eq!(app.ok(FUNNEL, json!({}))["funnel"]["stages"][1]["entered"], 1);
+        // Leakage sees the MQL at once, and the decision that follows it.
+        const LEAKAGE: &str = "{ leakage(period: { from: \"2026-01-01\", to: \"2026-07-01\" }, slaHours: 24, asOf: \"2026-03-01T00:00:00Z\") {
+            mqls leaked decidedWithinSla leakedLeads(first: 5) { totalCount nodes { externalId } } } }";
+        let leak = app.ok(LEAKAGE, json!({}))["leakage"].clone();
+        assert_eq!((leak["mqls"].clone(), leak["leaked"].clone()), (json!(1), json!(1)), "{leak}");
+        assert_eq!(leak["leakedLeads"]["nodes"][0]["externalId"], "L");
+        move_lead(app, "L", "SAL", "2026-02-02T12:00:00Z");
+        let leak = app.ok(LEAKAGE, json!({}))["leakage"].clone();
+        assert_eq!((leak["leaked"].clone(), leak["decidedWithinSla"].clone()), (json!(0), json!(1)), "{leak}");
         opportunity(app, "O", "L", &[], None, "500.00", "2026-02-03T00:00:00Z");
         assert_eq!(report("OPPORTUNITY")["totalRevenue"]["amount"], "500.00");
         close(app, "O", true, "2026-02-04T00:00:00Z");

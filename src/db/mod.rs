@@ -351,7 +351,8 @@ impl Db {
         self.run_on(true, work).await
     }
 
-    async fn run_on<T, E, F>(&self, primary: bool, work: F) -> Result<T, E>
+    /// `run_primary` when `primary`, else `run`.
+    pub async fn run_on<T, E, F>(&self, primary: bool, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,

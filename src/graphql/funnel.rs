@@ -109,21 +109,22 @@ impl Leakage {
     /// The leaked leads by externalId, so sales managers can act on them today.
     async fn leaked_leads(
         &self,
+        ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<LeadConnection> {
         let (limit, after) = page_args(first, after)?;
-        let rows: Vec<Lead> = self
+        let ids: Vec<i64> = self
             .0
             .leaked_leads
             .iter()
-            .filter(|l| {
-                after
-                    .as_ref()
-                    .is_none_or(|a| l.external_id.as_str() > a.as_str())
-            })
+            .filter(|(external_id, _)| after.as_ref().is_none_or(|a| &**external_id > a.as_str()))
             .take(limit as usize + 1)
-            .cloned()
+            .map(|(_, id)| *id)
+            .collect();
+        let rows: Vec<Lead> = service::leaked_page(&session(ctx).ctx, ids)
+            .await?
+            .into_iter()
             .map(Lead)
             .collect();
         Ok(LeadConnection::from_rows(

@@ -5,11 +5,13 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{change_log, leads, opportunities, opportunity_contacts, touchpoints};
+use crate::db::schema::{
+    change_log, leads, opportunities, opportunity_contacts, stage_transitions, touchpoints,
+};
 use crate::db::AnyConnection;
 
-/// A lead as the reports read it: id and the first reach of each funnel rank (INQUIRY is its
-/// creation).
+/// A lead as the reports read it: id, the first reach of each funnel rank (INQUIRY is its
+/// creation), externalId, source campaign and owner.
 pub type ReachRow = (
     i64,
     NaiveDateTime,
@@ -18,7 +20,13 @@ pub type ReachRow = (
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
+    String,
+    Option<i64>,
+    Option<i64>,
 );
+
+/// A move as the hand-off reports read it: (id, lead, to stage, time).
+pub type MoveRow = (i64, i64, String, NaiveDateTime);
 
 /// A touchpoint as the reports read it: (id, lead, campaign, time, externalId).
 pub type TouchRow = (i64, i64, i64, NaiveDateTime, String);
@@ -36,6 +44,9 @@ macro_rules! reach_columns {
             leads::sql_at,
             leads::opportunity_at,
             leads::won_at,
+            leads::external_id,
+            leads::source_campaign_id,
+            leads::owner_id,
         )
     };
 }
@@ -61,6 +72,17 @@ pub fn reach_of(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<ReachR
         );
     }
     Ok(out)
+}
+
+macro_rules! move_columns {
+    () => {
+        (
+            stage_transitions::id,
+            stage_transitions::lead_id,
+            stage_transitions::to_stage,
+            stage_transitions::occurred_at,
+        )
+    };
 }
 
 macro_rules! touch_columns {
@@ -94,6 +116,30 @@ pub fn touches_of(conn: &mut AnyConnection, lead_ids: &[i64]) -> QueryResult<Vec
                 .filter(touchpoints::lead_id.eq_any(chunk))
                 .select(touch_columns!())
                 .load::<TouchRow>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Moves with id > `after`, by id, at most `limit`.
+pub fn move_page(conn: &mut AnyConnection, after: i64, limit: i64) -> QueryResult<Vec<MoveRow>> {
+    stage_transitions::table
+        .filter(stage_transitions::id.gt(after))
+        .order(stage_transitions::id)
+        .limit(limit)
+        .select(move_columns!())
+        .load(conn)
+}
+
+/// Every move of some leads.
+pub fn moves_of(conn: &mut AnyConnection, lead_ids: &[i64]) -> QueryResult<Vec<MoveRow>> {
+    let mut out = Vec::new();
+    for chunk in lead_ids.chunks(super::CHUNK) {
+        out.extend(
+            stage_transitions::table
+                .filter(stage_transitions::lead_id.eq_any(chunk))
+                .select(move_columns!())
+                .load::<MoveRow>(conn)?,
         );
     }
     Ok(out)

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::AppResult;
 
 /// A value of some type read for a period at a data version.
-type PeriodKey = (TypeId, i64, Period);
+type PeriodKey = (TypeId, Version, Period);
 use crate::domain::attribution::Model;
 use crate::domain::period::Period;
 use crate::domain::report::{Grouping, Report, StageFacts};
@@ -73,9 +73,9 @@ impl ReportCache {
 
     /// The `V` of (version, period), loaded by `load` when it is not cached. Entries of older
     /// versions are dropped as soon as a newer one is stored, so nothing stale is served.
-    pub fn get_or_load<V: Any + Send + Sync>(
+    pub(crate) fn get_or_load<V: Any + Send + Sync>(
         &self,
-        version: i64,
+        version: Version,
         period: Period,
         load: impl FnOnce() -> AppResult<V>,
     ) -> AppResult<Arc<V>> {

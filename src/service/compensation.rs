@@ -562,7 +562,7 @@ fn shared_facts(
 ) -> AppResult<std::sync::Arc<SharedFacts>> {
     match cache {
         Some(cache) => {
-            let version = reports::data_version(conn)?;
+            let version = super::cache::Version::Data(reports::data_version(conn)?);
             cache.get_or_load(version, period, || SharedFacts::load(conn, period))
         }
         None => Ok(std::sync::Arc::new(SharedFacts::load(conn, period)?)),

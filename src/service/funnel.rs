@@ -3,9 +3,13 @@
 //! predicted wins.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use compact_str::CompactString;
 
+use super::cache::Version;
+use super::index::Journeys;
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Owned, Read, Scope};
 use crate::domain::exact::{ExactSum, Fraction};
@@ -83,60 +87,140 @@ fn owned_campaign_ids(ctx: &Ctx, conn: &mut crate::db::AnyConnection) -> AppResu
         .collect())
 }
 
-/// One lead of a period's cohort, as the funnel needs it.
-#[derive(Debug, Clone)]
-pub struct CohortLead {
-    source_campaign_id: Option<i64>,
-    reach: Reach,
+/// How a lead left the funnel, from its moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exits {
     /// Its first move to LOST.
-    lost_at: Option<DateTime<Utc>>,
-    recycled: bool,
-    disqualified: bool,
-    lost: bool,
+    pub lost_at: Option<DateTime<Utc>>,
+    pub recycled: bool,
+    pub disqualified: bool,
+    pub lost: bool,
 }
 
-/// The cohort of a period (leads created in it), read once per data version and shared by
+/// A move into MQL with the first decision sales made after it (whenever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MqlMove {
+    pub at: DateTime<Utc>,
+    pub decision: Option<(DateTime<Utc>, &'static str)>,
+}
+
+/// A lead's exits and its moves into MQL with their decisions, from all its moves as
+/// (time, move id, to stage) in any order. Moves are taken in (time, id) order, so the
+/// decision of an MQL is the first decision after it in that order.
+pub fn hand_offs(moves: &mut [(chrono::NaiveDateTime, i64, &str)]) -> (Exits, Vec<MqlMove>) {
+    moves.sort_unstable();
+    let mut exits = Exits::default();
+    let mut mqls = Vec::new();
+    for (i, (at, _, stage)) in moves.iter().enumerate() {
+        match *stage {
+            "LOST" => {
+                let when = at.and_utc();
+                exits.lost = true;
+                exits.lost_at = Some(exits.lost_at.map_or(when, |w| w.min(when)));
+            }
+            "RECYCLED" => exits.recycled = true,
+            "DISQUALIFIED" => exits.disqualified = true,
+            "MQL" => mqls.push(MqlMove {
+                at: at.and_utc(),
+                decision: moves[i + 1..].iter().find_map(|(at, _, to)| {
+                    DECISIONS
+                        .iter()
+                        .find(|d| *d == to)
+                        .map(|d| (at.and_utc(), *d))
+                }),
+            }),
+            _ => {}
+        }
+    }
+    (exits, mqls)
+}
+
+/// Groups moves as (id, lead, to stage, time) by lead, as `hand_offs` takes them.
+pub(crate) fn moves_by_lead(
+    rows: &[(i64, i64, String, chrono::NaiveDateTime)],
+) -> HashMap<i64, Vec<(chrono::NaiveDateTime, i64, &str)>> {
+    let mut out: HashMap<i64, Vec<_>> = HashMap::new();
+    for (id, lead, stage, at) in rows {
+        out.entry(*lead)
+            .or_default()
+            .push((*at, *id, stage.as_str()));
+    }
+    out
+}
+
+/// One lead of a period's cohort, as the funnel needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CohortLead {
+    id: i64,
+    source_campaign_id: Option<i64>,
+    reach: Reach,
+    exits: Exits,
+}
+
+/// The cohort of a period (leads created in it, by id), read once per version and shared by
 /// every funnel of that period, whatever its campaign, channel or caller.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct CohortInputs {
     leads: Vec<CohortLead>,
 }
 
-fn load_cohort(conn: &mut crate::db::AnyConnection, period: Period) -> AppResult<CohortInputs> {
+/// The cohort of a period, read from the database.
+pub fn load_cohort(conn: &mut crate::db::AnyConnection, period: Period) -> AppResult<CohortInputs> {
     let cohort = reports::cohort(conn, period.start().naive_utc(), period.end().naive_utc())?;
     let ids: Vec<i64> = cohort.iter().map(|l| l.id).collect();
-    let mut index: HashMap<i64, usize> = HashMap::with_capacity(cohort.len());
+    let moves = crate::repo::journeys::moves_of(conn, &ids)?;
+    let mut moves = moves_by_lead(&moves);
     let mut leads: Vec<CohortLead> = cohort
         .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            index.insert(l.id, i);
-            CohortLead {
-                source_campaign_id: l.source_campaign_id,
-                reach: reach(l),
-                lost_at: None,
-                recycled: false,
-                disqualified: false,
-                lost: false,
-            }
+        .map(|l| CohortLead {
+            id: l.id,
+            source_campaign_id: l.source_campaign_id,
+            reach: reach(l),
+            exits: moves
+                .get_mut(&l.id)
+                .map(|m| hand_offs(m).0)
+                .unwrap_or_default(),
         })
         .collect();
-    for t in leads_repo::transitions_of(conn, &ids)? {
-        let Some(lead) = index.get(&t.lead_id).map(|i| &mut leads[*i]) else {
-            continue;
-        };
-        match t.to_stage.as_str() {
-            "LOST" => {
-                let when = t.occurred_at.and_utc();
-                lead.lost = true;
-                lead.lost_at = Some(lead.lost_at.map_or(when, |w| w.min(when)));
-            }
-            "RECYCLED" => lead.recycled = true,
-            "DISQUALIFIED" => lead.disqualified = true,
-            _ => {}
-        }
-    }
+    leads.sort_unstable_by_key(|l| l.id);
     Ok(CohortInputs { leads })
+}
+
+/// The cohort of a period, read from the journey index.
+pub fn indexed_cohort(j: &Journeys, period: Period) -> CohortInputs {
+    let mut leads: Vec<CohortLead> = j
+        .leads
+        .iter()
+        .filter(|(_, l)| l.reach[0].is_some_and(|t| period.holds(t)))
+        .map(|(id, l)| CohortLead {
+            id: *id,
+            source_campaign_id: l.source,
+            reach: l.reach,
+            exits: l.exits,
+        })
+        .collect();
+    leads.sort_unstable_by_key(|l| l.id);
+    CohortInputs { leads }
+}
+
+/// Reads the cohort of a period: from the journey index once it is loaded (after catching
+/// up, so every acknowledged write is in), else from the database; cached per version.
+fn cohort_of(
+    ctx: &Ctx,
+    conn: &mut crate::db::AnyConnection,
+    period: Period,
+) -> AppResult<Arc<CohortInputs>> {
+    let index = &ctx.reports.index;
+    if index.is_ready() {
+        index.catch_up(conn)?;
+        let version = Version::Indexed(index.version());
+        return ctx.reports.get_or_load(version, period, || {
+            index.read(|j| indexed_cohort(j, period))
+        });
+    }
+    let version = Version::Data(reports::data_version(conn)?);
+    ctx.reports
+        .get_or_load(version, period, || load_cohort(conn, period))
 }
 
 pub async fn funnel(
@@ -148,8 +232,7 @@ pub async fn funnel(
     ctx.require_read(Read::Campaigns, "the funnel")?;
     let ctx2 = ctx.clone();
     ctx.db
-        .run(move |conn| {
-            let version = reports::data_version(conn)?;
+        .run_on(ctx.reports.index.is_ready(), move |conn| {
             let all_campaigns = campaigns::all(conn)?;
             let mut sources: Option<HashSet<i64>> = own_campaigns(&ctx2, conn)?;
             let mut narrow = |wanted: HashSet<i64>| {
@@ -174,9 +257,7 @@ pub async fn funnel(
                         .collect(),
                 );
             }
-            let inputs = ctx2
-                .reports
-                .get_or_load(version, period, || load_cohort(conn, period))?;
+            let inputs = cohort_of(&ctx2, conn, period)?;
             let cohort: Vec<&CohortLead> = inputs
                 .leads
                 .iter()
@@ -220,11 +301,11 @@ pub async fn funnel(
             };
             let marketing_time = span(0, &|l| l.reach[2]);
             let handoff_time = span(1, &|l| l.reach[2]);
-            let sales_cycle = span(2, &|l| match (l.reach[5], l.lost_at) {
+            let sales_cycle = span(2, &|l| match (l.reach[5], l.exits.lost_at) {
                 (Some(w), Some(lost)) => Some(w.min(lost)),
                 (w, lost) => w.or(lost),
             });
-            let count = |flag: fn(&CohortLead) -> bool| cohort.iter().filter(|l| flag(l)).count();
+            let count = |flag: fn(&Exits) -> bool| cohort.iter().filter(|l| flag(&l.exits)).count();
             Ok(Funnel {
                 period,
                 cohort_size: cohort.len(),
@@ -253,8 +334,9 @@ pub struct Leakage {
     pub recycled_by_sales: usize,
     pub disqualified_by_sales: usize,
     pub wasted_spend: i64,
-    /// The distinct leaked leads, by externalId.
-    pub leaked_leads: Vec<LeadRow>,
+    /// The distinct leaked leads as (externalId, id), by externalId; `leaked_page` reads a
+    /// page of their rows.
+    pub leaked_leads: Vec<(CompactString, i64)>,
 }
 
 const DECISIONS: [&str; 7] = [
@@ -268,67 +350,42 @@ const DECISIONS: [&str; 7] = [
 ];
 
 /// A move into MQL in a period, with the first decision sales made after it (whenever).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct MqlEvent {
     lead_id: i64,
     at: DateTime<Utc>,
     decision: Option<(DateTime<Utc>, &'static str)>,
 }
 
+/// What leakage needs of a lead that made an MQL move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MqlLead {
+    external_id: CompactString,
+    source_campaign_id: Option<i64>,
+    owner_id: Option<i64>,
+}
+
 /// What leakage of a period reads: its moves into MQL with their first decisions, the leads
-/// that made them, and the cost of their source campaigns. Read once per data version and
-/// shared by every leakage of that period, whatever its SLA, asOf or caller: a decision only
-/// counts when it was made by asOf, and as decisions are taken in time order, the first one
-/// after the MQL is the only one that can count.
-#[derive(Debug, Default)]
+/// that made them, and the cost of their source campaigns. Read once per version and shared
+/// by every leakage of that period, whatever its SLA, asOf or caller: a decision only counts
+/// when it was made by asOf, and as decisions are taken in time order, the first one after
+/// the MQL is the only one that can count.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct MqlInputs {
+    /// By lead id, then time.
     events: Vec<MqlEvent>,
-    leads: HashMap<i64, LeadRow>,
+    leads: HashMap<i64, MqlLead>,
     /// How many leads each campaign sourced.
     sourced: HashMap<i64, i64>,
     /// Costs of the campaigns that sourced these leads: (day, amount in minor units).
     costs: HashMap<i64, Vec<(chrono::NaiveDate, i64)>>,
 }
 
-fn load_mqls(conn: &mut crate::db::AnyConnection, period: Period) -> AppResult<MqlInputs> {
-    let moves = reports::moves_into(
-        conn,
-        "MQL",
-        period.start().naive_utc(),
-        period.end().naive_utc(),
-    )?;
-    let mut lead_ids: Vec<i64> = moves.iter().map(|e| e.lead_id).collect();
-    lead_ids.sort_unstable();
-    lead_ids.dedup();
-    let leads = leads_repo::by_ids(conn, &lead_ids)?;
-    let mut history: HashMap<i64, Vec<_>> = HashMap::new();
-    for t in leads_repo::transitions_of(conn, &lead_ids)? {
-        if let Some(stage) = DECISIONS.iter().find(|d| **d == t.to_stage) {
-            history
-                .entry(t.lead_id)
-                .or_default()
-                .push((t.occurred_at, t.id, *stage));
-        }
-    }
-    for h in history.values_mut() {
-        h.sort_unstable();
-    }
-    let events = moves
-        .iter()
-        .map(|e| MqlEvent {
-            lead_id: e.lead_id,
-            at: e.occurred_at.and_utc(),
-            decision: history.get(&e.lead_id).and_then(|h| {
-                h.iter()
-                    .find(|(at, id, _)| (*at, *id) > (e.occurred_at, e.id))
-                    .map(|(at, _, stage)| (at.and_utc(), *stage))
-            }),
-        })
-        .collect();
-    let sourced: HashMap<i64, i64> = reports::sourced_counts(conn)?
-        .into_iter()
-        .filter_map(|(c, n)| c.map(|c| (c, n)))
-        .collect();
+/// The costs of the campaigns that sourced some leads, by campaign.
+fn costs_of(
+    conn: &mut crate::db::AnyConnection,
+    leads: &HashMap<i64, MqlLead>,
+) -> AppResult<HashMap<i64, Vec<(chrono::NaiveDate, i64)>>> {
     let mut campaign_ids: Vec<i64> = leads
         .values()
         .filter_map(|l| l.source_campaign_id)
@@ -342,12 +399,138 @@ fn load_mqls(conn: &mut crate::db::AnyConnection, period: Period) -> AppResult<M
             .or_default()
             .push((c.incurred_on, c.amount_cents));
     }
+    for v in costs.values_mut() {
+        v.sort_unstable();
+    }
+    Ok(costs)
+}
+
+/// What leakage of a period reads, from the database.
+pub fn load_mqls(conn: &mut crate::db::AnyConnection, period: Period) -> AppResult<MqlInputs> {
+    let moves = reports::moves_into(
+        conn,
+        "MQL",
+        period.start().naive_utc(),
+        period.end().naive_utc(),
+    )?;
+    let mut lead_ids: Vec<i64> = moves.iter().map(|e| e.lead_id).collect();
+    lead_ids.sort_unstable();
+    lead_ids.dedup();
+    let leads: HashMap<i64, MqlLead> = leads_repo::by_ids(conn, &lead_ids)?
+        .into_values()
+        .map(|l| {
+            (
+                l.id,
+                MqlLead {
+                    external_id: CompactString::from(l.external_id),
+                    source_campaign_id: l.source_campaign_id,
+                    owner_id: l.owner_id,
+                },
+            )
+        })
+        .collect();
+    let history = crate::repo::journeys::moves_of(conn, &lead_ids)?;
+    let mut events = Vec::new();
+    for (lead_id, mut moves) in moves_by_lead(&history) {
+        events.extend(
+            hand_offs(&mut moves)
+                .1
+                .into_iter()
+                .filter(|m| period.holds(m.at))
+                .map(|m| MqlEvent {
+                    lead_id,
+                    at: m.at,
+                    decision: m.decision,
+                }),
+        );
+    }
+    events.sort_unstable_by_key(|e| (e.lead_id, e.at));
+    let sourced: HashMap<i64, i64> = reports::sourced_counts(conn)?
+        .into_iter()
+        .filter_map(|(c, n)| c.map(|c| (c, n)))
+        .collect();
+    let costs = costs_of(conn, &leads)?;
     Ok(MqlInputs {
         events,
         leads,
         sourced,
         costs,
     })
+}
+
+/// What leakage of a period reads, from the journey index (the costs from the database).
+pub fn indexed_mqls(
+    j: &Journeys,
+    conn: &mut crate::db::AnyConnection,
+    period: Period,
+) -> AppResult<MqlInputs> {
+    let mut events = Vec::new();
+    let mut leads = HashMap::new();
+    let mut sourced: HashMap<i64, i64> = HashMap::new();
+    for (id, l) in &j.leads {
+        if let Some(c) = l.source {
+            *sourced.entry(c).or_insert(0) += 1;
+        }
+        let before = events.len();
+        events.extend(
+            l.mqls
+                .iter()
+                .filter(|m| period.holds(m.at))
+                .map(|m| MqlEvent {
+                    lead_id: *id,
+                    at: m.at,
+                    decision: m.decision,
+                }),
+        );
+        if events.len() > before {
+            leads.insert(
+                *id,
+                MqlLead {
+                    external_id: l.external_id.clone(),
+                    source_campaign_id: l.source,
+                    owner_id: l.owner,
+                },
+            );
+        }
+    }
+    events.sort_unstable_by_key(|e| (e.lead_id, e.at));
+    let costs = costs_of(conn, &leads)?;
+    Ok(MqlInputs {
+        events,
+        leads,
+        sourced,
+        costs,
+    })
+}
+
+/// Reads what leakage of a period needs, as `cohort_of` reads the cohort.
+fn mqls_of(
+    ctx: &Ctx,
+    conn: &mut crate::db::AnyConnection,
+    period: Period,
+) -> AppResult<Arc<MqlInputs>> {
+    let index = &ctx.reports.index;
+    if index.is_ready() {
+        index.catch_up(conn)?;
+        let version = Version::Indexed(index.version());
+        return ctx.reports.get_or_load(version, period, || {
+            index.read(|j| indexed_mqls(j, conn, period))?
+        });
+    }
+    let version = Version::Data(reports::data_version(conn)?);
+    ctx.reports
+        .get_or_load(version, period, || load_mqls(conn, period))
+}
+
+/// The rows of a page of leaked leads (`ids` from `Leakage::leaked_leads`), in that order.
+pub async fn leaked_page(ctx: &Ctx, ids: Vec<i64>) -> AppResult<Vec<LeadRow>> {
+    ctx.require_read(Read::Leakage, "leakage")?;
+    let wanted = ids.clone();
+    let mut rows = ctx
+        .db
+        .run(move |conn| Ok::<_, AppError>(leads_repo::by_ids(conn, &wanted)?))
+        .await?;
+    Ok(ids.iter().filter_map(|id| rows.remove(id)).collect())
 }
 
 pub async fn leakage(
@@ -368,19 +551,16 @@ pub async fn leakage(
     let as_of = as_of.unwrap_or_else(Utc::now);
     let ctx2 = ctx.clone();
     ctx.db
-        .run(move |conn| {
+        .run_on(ctx.reports.index.is_ready(), move |conn| {
             let sla = Duration::hours(i64::from(sla_hours));
             let until = period.end().min(as_of + Duration::microseconds(1));
-            let version = reports::data_version(conn)?;
             let own = if campaigns_own {
                 Some(owned_campaign_ids(&ctx2, conn)?)
             } else {
                 None
             };
-            let inputs = ctx2
-                .reports
-                .get_or_load(version, period, || load_mqls(conn, period))?;
-            let visible = |lead: &LeadRow| {
+            let inputs = mqls_of(&ctx2, conn, period)?;
+            let visible = |lead: &MqlLead| {
                 if sales_own {
                     return ctx2.owns(lead.owner_id);
                 }
@@ -437,11 +617,11 @@ pub async fn leakage(
                 }
             }
             out.wasted_spend = wasted_spend(&inputs, &leaked, as_of)?;
-            let mut list: Vec<LeadRow> = leaked
+            let mut list: Vec<(CompactString, i64)> = leaked
                 .iter()
-                .filter_map(|id| inputs.leads.get(id).cloned())
+                .filter_map(|id| Some((inputs.leads.get(id)?.external_id.clone(), *id)))
                 .collect();
-            list.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+            list.sort_unstable();
             out.leaked_leads = list;
             Ok(out)
         })

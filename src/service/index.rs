@@ -23,11 +23,13 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 
+use super::funnel::{hand_offs, moves_by_lead, Exits, MqlMove};
 use super::{AppError, AppResult};
 use crate::db::{AnyConnection, Db};
 use crate::domain::attribution::{sort_touches, Touch};
-use crate::repo::journeys::{self, ReachRow, TouchRow};
+use crate::repo::journeys::{self, MoveRow, ReachRow, TouchRow};
 use crate::repo::opportunities::{self, OpportunityRow, RevenueRow};
 
 /// One lead as the reports see it.
@@ -37,6 +39,14 @@ pub struct LeadJourney {
     pub reach: [Option<DateTime<Utc>>; 6],
     /// Every touch, sorted by time then externalId.
     pub touches: Vec<Touch>,
+    pub external_id: CompactString,
+    /// The campaign of its earliest touch.
+    pub source: Option<i64>,
+    pub owner: Option<i64>,
+    /// How it left the funnel (the funnel report).
+    pub exits: Exits,
+    /// Its moves into MQL with the decision that followed each (leakage).
+    pub mqls: Vec<MqlMove>,
 }
 
 /// One deal as the reports see it.
@@ -115,6 +125,39 @@ fn journey_of(row: &ReachRow) -> LeadJourney {
             row.6.map(utc),
         ],
         touches: Vec::new(),
+        external_id: CompactString::from(row.7.as_str()),
+        source: row.8,
+        owner: row.9,
+        exits: Exits::default(),
+        mqls: Vec::new(),
+    }
+}
+
+/// The stages `hand_offs` reads, as static names (others are dropped at load).
+fn hand_off_stage(stage: &str) -> Option<&'static str> {
+    [
+        "MQL",
+        "SAL",
+        "SQL",
+        "OPPORTUNITY",
+        "WON",
+        "LOST",
+        "RECYCLED",
+        "DISQUALIFIED",
+    ]
+    .into_iter()
+    .find(|s| *s == stage)
+}
+
+/// Sets the exits and MQL moves of leads from their moves.
+fn set_hand_offs(leads: &mut HashMap<i64, LeadJourney>, moves: &[MoveRow]) {
+    for (lead, mut moves) in moves_by_lead(moves) {
+        if let Some(j) = leads.get_mut(&lead) {
+            let (exits, mut mqls) = hand_offs(&mut moves);
+            mqls.shrink_to_fit();
+            j.exits = exits;
+            j.mqls = mqls;
+        }
     }
 }
 
@@ -123,7 +166,7 @@ fn touch_of(row: TouchRow) -> (i64, Touch) {
         row.1,
         Touch {
             id: row.0,
-            external_id: row.4.into(),
+            external_id: row.4.as_str().into(),
             campaign_id: row.2,
             at: utc(row.3),
         },
@@ -319,6 +362,7 @@ fn read_leads(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, Lead
     for j in out.values_mut() {
         sort_touches(&mut j.touches);
     }
+    set_hand_offs(&mut out, &journeys::moves_of(conn, ids)?);
     Ok(out.into_iter().collect())
 }
 
@@ -385,6 +429,30 @@ fn read_all(conn: &mut AnyConnection) -> AppResult<Journeys> {
         sort_touches(&mut j.touches);
         j.touches.shrink_to_fit();
     }
+    // Every move that matters to the hand-off reports, kept compact, then one lead at a time.
+    after = 0;
+    let mut moves: Vec<(i64, chrono::NaiveDateTime, i64, &'static str)> = Vec::new();
+    loop {
+        let page = journeys::move_page(conn, after, TOUCH_PAGE)?;
+        let Some(last) = page.last().map(|r| r.0) else {
+            break;
+        };
+        moves.extend(
+            page.into_iter()
+                .filter_map(|(id, lead, stage, at)| Some((lead, at, id, hand_off_stage(&stage)?))),
+        );
+        after = last;
+    }
+    moves.sort_unstable();
+    for run in moves.chunk_by(|a, b| a.0 == b.0) {
+        if let Some(j) = leads.get_mut(&run[0].0) {
+            let mut history: Vec<_> = run.iter().map(|m| (m.1, m.2, m.3)).collect();
+            let (exits, mqls) = hand_offs(&mut history);
+            j.exits = exits;
+            j.mqls = mqls;
+        }
+    }
+    drop(moves);
     let ids = journeys::opportunity_ids(conn)?;
     let mut deals: HashMap<i64, Deal> = HashMap::new();
     for chunk in ids.chunks(crate::repo::CHUNK) {

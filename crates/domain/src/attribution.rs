@@ -58,8 +58,9 @@ impl std::str::FromStr for Model {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Touch {
     pub id: i64,
-    /// Shared, not copied: the journey index hands the same touch to every report.
-    pub external_id: std::sync::Arc<str>,
+    /// Inline up to 24 bytes (no allocation per touch: the journey index holds millions, and
+    /// every report copies the ones it reads).
+    pub external_id: compact_str::CompactString,
     pub campaign_id: i64,
     pub at: DateTime<Utc>,
 }
