@@ -184,6 +184,14 @@ def run(args, base, token, pid, ready_s):
             else:
                 latencies.setdefault(name + " (errors)", []).append(ms)
 
+    def rss_now():
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+        except (OSError, StopIteration):
+            return 0
+
+    ready_rss = rss_now()
     threads = [threading.Thread(target=rss_sampler, daemon=True)]
     threads += [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(args.writers)]
     threads.append(threading.Thread(target=dashboard, daemon=True))
@@ -195,7 +203,8 @@ def run(args, base, token, pid, ready_s):
     elapsed = time.time() - began
     for t in threads[1:]:
         t.join(timeout=300)
-    print(f"start-up to /ready: {ready_s:.1f} s")
+    print(f"start-up to /ready: {ready_s:.1f} s; RSS with the index loaded: {ready_rss / 1024:.0f} MB; "
+          f"after the run: {rss_now() / 1024:.0f} MB")
     print(f"writes: {written[0]} in {elapsed:.0f} s = {written[0] / elapsed:.0f}/s acknowledged "
           f"({failed[0]} refused or failed); target rate {args.rate:.0f}/s")
     print(f"server peak RSS: {peak_rss[0] / 1024:.0f} MB")

@@ -344,6 +344,7 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
             let mut opps: Vec<&Deal> = j
                 .deals
                 .values()
+                .map(|d| &**d)
                 .filter(|d| period.holds(utc(d.row.created_at)))
                 .collect();
             opps.sort_by(|a, b| a.row.external_id.cmp(&b.row.external_id));
@@ -362,6 +363,7 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
             let mut won: Vec<&Deal> = j
                 .deals
                 .values()
+                .map(|d| &**d)
                 .filter(|d| {
                     d.row.status == DealStatus::Won.as_str()
                         && d.row.closed_at.is_some_and(|t| period.holds(utc(t)))
@@ -379,7 +381,7 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
             let mut revenue: Vec<(&RevenueRow, &Deal)> = j
                 .deals
                 .values()
-                .flat_map(|d| d.revenue.iter().map(move |r| (r, d)))
+                .flat_map(|d| d.revenue.iter().map(move |r| (r, &**d)))
                 .filter(|(r, _)| period.holds_day(r.booked_on))
                 .collect();
             revenue.sort_by(|a, b| {
@@ -401,7 +403,9 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
             let mut reached: Vec<(i64, &LeadJourney, DateTime<Utc>)> = j
                 .leads
                 .iter()
-                .filter_map(|(id, l)| Some((*id, l, l.reach[rank].filter(|t| period.holds(*t))?)))
+                .filter_map(|(id, l)| {
+                    Some((*id, &**l, l.reach[rank].filter(|t| period.holds(*t))?))
+                })
                 .collect();
             reached.sort_unstable_by_key(|r| r.0);
             for (_, lead, at) in reached {

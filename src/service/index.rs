@@ -62,8 +62,9 @@ pub struct Deal {
 /// The index's content at one moment.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Journeys {
-    pub leads: HashMap<i64, LeadJourney>,
-    pub deals: HashMap<i64, Deal>,
+    /// Boxed: a map's slots are empty up to half the time, and a journey is ~200 bytes.
+    pub leads: HashMap<i64, Box<LeadJourney>>,
+    pub deals: HashMap<i64, Box<Deal>>,
 }
 
 /// A change-log id not seen yet although a larger one was.
@@ -150,7 +151,7 @@ fn hand_off_stage(stage: &str) -> Option<&'static str> {
 }
 
 /// Sets the exits and MQL moves of leads from their moves.
-fn set_hand_offs(leads: &mut HashMap<i64, LeadJourney>, moves: &[MoveRow]) {
+fn set_hand_offs(leads: &mut HashMap<i64, Box<LeadJourney>>, moves: &[MoveRow]) {
     for (lead, mut moves) in moves_by_lead(moves) {
         if let Some(j) = leads.get_mut(&lead) {
             let (exits, mut mqls) = hand_offs(&mut moves);
@@ -348,10 +349,10 @@ fn advance(tail: &mut Tail, snapshot: Option<(u64, u64)>) {
     }
 }
 
-fn read_leads(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, LeadJourney)>> {
-    let mut out: HashMap<i64, LeadJourney> = journeys::reach_of(conn, ids)?
+fn read_leads(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, Box<LeadJourney>)>> {
+    let mut out: HashMap<i64, Box<LeadJourney>> = journeys::reach_of(conn, ids)?
         .iter()
-        .map(|r| (r.0, journey_of(r)))
+        .map(|r| (r.0, Box::new(journey_of(r))))
         .collect();
     for row in journeys::touches_of(conn, ids)? {
         let (lead, touch) = touch_of(row);
@@ -366,17 +367,17 @@ fn read_leads(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, Lead
     Ok(out.into_iter().collect())
 }
 
-fn read_deals(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, Deal)>> {
-    let mut out: HashMap<i64, Deal> = opportunities::by_ids(conn, ids)?
+fn read_deals(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, Box<Deal>)>> {
+    let mut out: HashMap<i64, Box<Deal>> = opportunities::by_ids(conn, ids)?
         .into_values()
         .map(|row| {
             (
                 row.id,
-                Deal {
+                Box::new(Deal {
                     row,
                     contacts: Vec::new(),
                     revenue: Vec::new(),
-                },
+                }),
             )
         })
         .collect();
@@ -401,14 +402,14 @@ fn read_deals(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, Deal
 fn read_all(conn: &mut AnyConnection) -> AppResult<Journeys> {
     const LEAD_PAGE: i64 = 100_000;
     const TOUCH_PAGE: i64 = 200_000;
-    let mut leads: HashMap<i64, LeadJourney> = HashMap::new();
+    let mut leads: HashMap<i64, Box<LeadJourney>> = HashMap::new();
     let mut after = 0;
     loop {
         let page = journeys::reach_page(conn, after, LEAD_PAGE)?;
         let Some(last) = page.last().map(|r| r.0) else {
             break;
         };
-        leads.extend(page.iter().map(|r| (r.0, journey_of(r))));
+        leads.extend(page.iter().map(|r| (r.0, Box::new(journey_of(r)))));
         after = last;
     }
     after = 0;
@@ -454,7 +455,7 @@ fn read_all(conn: &mut AnyConnection) -> AppResult<Journeys> {
     }
     drop(moves);
     let ids = journeys::opportunity_ids(conn)?;
-    let mut deals: HashMap<i64, Deal> = HashMap::new();
+    let mut deals: HashMap<i64, Box<Deal>> = HashMap::new();
     for chunk in ids.chunks(crate::repo::CHUNK) {
         deals.extend(read_deals(conn, chunk)?);
     }
