@@ -63,10 +63,18 @@ def main():
     ap.add_argument("--rate", type=float, default=250, help="records written per second")
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--bin", default="target/release/funnelgraph")
+    ap.add_argument("--base", help="use a server already running at this URL (ADMIN token from "
+                    "FUNNELGRAPH_JWT_SECRET) instead of starting one")
     args = ap.parse_args()
     env = dict(os.environ)
     env.setdefault("FUNNELGRAPH_JWT_SECRET", "live-bench-secret-live-bench-secret-live")
     env.setdefault("RUST_LOG", "warn")
+    if args.base:
+        token = subprocess.check_output([args.bin, "token", "--sub", "live-bench", "--role", "ADMIN",
+                                         "--ttl", "7200"], env=env, text=True).strip()
+        pid = int(subprocess.check_output(["pgrep", "-f", "funnelgraph serve"], text=True).split()[0])
+        run(args, args.base, token, pid, 0.0)
+        return
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
 use super::cache::{BuiltKey, FactsKey, Version};
-use super::index::{Deal, Journeys, LeadJourney};
+use super::index::{Deal, Journeys};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
@@ -400,15 +400,10 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
         }
         _ => {
             let rank = stage.funnel_rank().unwrap_or(0);
-            let mut reached: Vec<(i64, &LeadJourney, DateTime<Utc>)> = j
-                .leads
-                .iter()
-                .filter_map(|(id, l)| {
-                    Some((*id, &**l, l.reach[rank].filter(|t| period.holds(*t))?))
-                })
-                .collect();
-            reached.sort_unstable_by_key(|r| r.0);
-            for (_, lead, at) in reached {
+            for (_, lead) in j.reached(rank, period.start(), period.end()) {
+                let Some(at) = lead.reach[rank] else {
+                    continue;
+                };
                 facts.conversions.push(ConversionFacts {
                     conversion: Conversion {
                         at,
@@ -435,13 +430,9 @@ pub fn indexed_markov_paths(
     let rank = stage.funnel_rank().unwrap_or(0);
     let start = period.start() - Duration::days(lookback);
     let end = period.end();
-    let mut ids: Vec<i64> = j.leads.keys().copied().collect();
-    ids.sort_unstable();
-    let mut paths = Vec::new();
-    for id in ids {
-        let Some(lead) = j.leads.get(&id) else {
-            continue;
-        };
+    // Any lead may have touches in the window: one pass in map order, then by lead id.
+    let mut paths: Vec<(i64, Path)> = Vec::new();
+    for (id, lead) in &j.leads {
         let window = lead.touches.iter().filter(|t| t.at >= start && t.at < end);
         let path = match lead.reach[rank] {
             Some(t) if t < period.start() => continue,
@@ -462,10 +453,11 @@ pub fn indexed_markov_paths(
             },
         };
         if !path.campaigns.is_empty() {
-            paths.push(path);
+            paths.push((*id, path));
         }
     }
-    paths
+    paths.sort_unstable_by_key(|(id, _)| *id);
+    paths.into_iter().map(|(_, p)| p).collect()
 }
 
 /// The facts of some stages of a period, the data version they are of, and every campaign,

@@ -188,18 +188,16 @@ pub fn load_cohort(conn: &mut crate::db::AnyConnection, period: Period) -> AppRe
 
 /// The cohort of a period, read from the journey index.
 pub fn indexed_cohort(j: &Journeys, period: Period) -> CohortInputs {
-    let mut leads: Vec<CohortLead> = j
-        .leads
-        .iter()
-        .filter(|(_, l)| l.reach[0].is_some_and(|t| period.holds(t)))
+    let leads = j
+        .reached(0, period.start(), period.end())
+        .into_iter()
         .map(|(id, l)| CohortLead {
-            id: *id,
+            id,
             source_campaign_id: l.source,
             reach: l.reach,
             exits: l.exits,
         })
         .collect();
-    leads.sort_unstable_by_key(|l| l.id);
     CohortInputs { leads }
 }
 
@@ -413,7 +411,11 @@ pub fn load_mqls(conn: &mut crate::db::AnyConnection, period: Period) -> AppResu
         period.start().naive_utc(),
         period.end().naive_utc(),
     )?;
-    let mut lead_ids: Vec<i64> = moves.iter().map(|e| e.lead_id).collect();
+    let mut lead_ids: Vec<i64> = moves
+        .iter()
+        .filter(|e| period.holds(e.occurred_at.and_utc()))
+        .map(|e| e.lead_id)
+        .collect();
     lead_ids.sort_unstable();
     lead_ids.dedup();
     let leads: HashMap<i64, MqlLead> = leads_repo::by_ids(conn, &lead_ids)?
@@ -464,35 +466,39 @@ pub fn indexed_mqls(
     conn: &mut crate::db::AnyConnection,
     period: Period,
 ) -> AppResult<MqlInputs> {
+    let mut ids: Vec<i64> = j
+        .by_mql
+        .range(super::index::micros_range(period.start(), period.end()))
+        .map(|(_, id)| *id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
     let mut events = Vec::new();
     let mut leads = HashMap::new();
-    let mut sourced: HashMap<i64, i64> = HashMap::new();
-    for (id, l) in &j.leads {
-        if let Some(c) = l.source {
-            *sourced.entry(c).or_insert(0) += 1;
-        }
-        let before = events.len();
+    for id in ids {
+        let Some(l) = j.leads.get(&id) else {
+            continue;
+        };
         events.extend(
             l.mqls
                 .iter()
                 .filter(|m| period.holds(m.at))
                 .map(|m| MqlEvent {
-                    lead_id: *id,
+                    lead_id: id,
                     at: m.at,
                     decision: m.decision,
                 }),
         );
-        if events.len() > before {
-            leads.insert(
-                *id,
-                MqlLead {
-                    external_id: l.external_id.clone(),
-                    source_campaign_id: l.source,
-                    owner_id: l.owner,
-                },
-            );
-        }
+        leads.insert(
+            id,
+            MqlLead {
+                external_id: l.external_id.clone(),
+                source_campaign_id: l.source,
+                owner_id: l.owner,
+            },
+        );
     }
+    let sourced = j.sourced.clone();
     events.sort_unstable_by_key(|e| (e.lead_id, e.at));
     let costs = costs_of(conn, &leads)?;
     Ok(MqlInputs {

@@ -63,8 +63,106 @@ pub struct Deal {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Journeys {
     /// Boxed: a map's slots are empty up to half the time, and a journey is ~200 bytes.
+    /// Change through `put_lead`/`drop_lead`, which keep the orderings below.
     pub leads: HashMap<i64, Box<LeadJourney>>,
     pub deals: HashMap<i64, Box<Deal>>,
+    /// Per funnel rank, (first reach in µs since the epoch, lead id): a period's leads at a
+    /// rank without a scan of every lead.
+    pub by_reach: [BTreeSet<(i64, i64)>; 6],
+    /// Every move into MQL as (µs since the epoch, lead id).
+    pub by_mql: BTreeSet<(i64, i64)>,
+    /// How many leads each campaign sourced (never 0: a campaign without leads has no entry).
+    pub sourced: HashMap<i64, i64>,
+}
+
+/// The [from, to) bounds of a period in `by_reach`/`by_mql` keys.
+pub fn micros_range(from: DateTime<Utc>, to: DateTime<Utc>) -> std::ops::Range<(i64, i64)> {
+    (from.timestamp_micros(), i64::MIN)..(to.timestamp_micros(), i64::MIN)
+}
+
+impl Journeys {
+    /// The index of these leads and deals, its orderings built in bulk.
+    pub fn of(leads: HashMap<i64, Box<LeadJourney>>, deals: HashMap<i64, Box<Deal>>) -> Journeys {
+        let mut by_reach: [Vec<(i64, i64)>; 6] = Default::default();
+        let mut by_mql = Vec::new();
+        let mut sourced: HashMap<i64, i64> = HashMap::new();
+        for (id, lead) in &leads {
+            for (rank, at) in lead.reach.iter().enumerate() {
+                if let (Some(at), Some(order)) = (at, by_reach.get_mut(rank)) {
+                    order.push((at.timestamp_micros(), *id));
+                }
+            }
+            by_mql.extend(lead.mqls.iter().map(|m| (m.at.timestamp_micros(), *id)));
+            if let Some(c) = lead.source {
+                *sourced.entry(c).or_insert(0) += 1;
+            }
+        }
+        Journeys {
+            leads,
+            deals,
+            by_reach: by_reach.map(BTreeSet::from_iter),
+            by_mql: BTreeSet::from_iter(by_mql),
+            sourced,
+        }
+    }
+
+    /// Adds (or replaces) a lead and its place in every ordering.
+    pub fn put_lead(&mut self, id: i64, lead: Box<LeadJourney>) {
+        self.drop_lead(id);
+        for (rank, at) in lead.reach.iter().enumerate() {
+            if let Some(at) = at {
+                self.by_reach[rank].insert((at.timestamp_micros(), id));
+            }
+        }
+        for m in &lead.mqls {
+            self.by_mql.insert((m.at.timestamp_micros(), id));
+        }
+        if let Some(c) = lead.source {
+            *self.sourced.entry(c).or_insert(0) += 1;
+        }
+        self.leads.insert(id, lead);
+    }
+
+    /// Removes a lead and its place in every ordering.
+    pub fn drop_lead(&mut self, id: i64) {
+        let Some(lead) = self.leads.remove(&id) else {
+            return;
+        };
+        for (rank, at) in lead.reach.iter().enumerate() {
+            if let Some(at) = at {
+                self.by_reach[rank].remove(&(at.timestamp_micros(), id));
+            }
+        }
+        for m in &lead.mqls {
+            self.by_mql.remove(&(m.at.timestamp_micros(), id));
+        }
+        if let Some(c) = lead.source {
+            if let Some(n) = self.sourced.get_mut(&c) {
+                *n -= 1;
+                if *n <= 0 {
+                    self.sourced.remove(&c);
+                }
+            }
+        }
+    }
+
+    /// Leads that reached `rank` in [from, to), by lead id.
+    pub fn reached(
+        &self,
+        rank: usize,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(i64, &LeadJourney)> {
+        let Some(order) = self.by_reach.get(rank) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(i64, &LeadJourney)> = order
+            .range(micros_range(from, to))
+            .filter_map(|(_, id)| Some((*id, &**self.leads.get(id)?)))
+            .collect();
+        out.sort_unstable_by_key(|(id, _)| *id);
+        out
+    }
 }
 
 /// A change-log id not seen yet although a larger one was.
@@ -87,6 +185,9 @@ struct Tail {
     gaps: HashMap<i64, Gap>,
     /// Catch-ups so far.
     round: u64,
+    /// The newest change-log id when the index was last loaded: a 'reload' entry up to it
+    /// asks for what that load already read.
+    loaded_through: i64,
 }
 
 /// The index and its place in the change log.
@@ -207,6 +308,7 @@ impl JourneyIndex {
         *self.journeys.write().map_err(|_| lock_error())? = fresh;
         *tail = Tail {
             low: (newest - REPLAY).max(0),
+            loaded_through: newest,
             ..Tail::default()
         };
         self.version.fetch_add(1, Ordering::AcqRel);
@@ -245,7 +347,7 @@ impl JourneyIndex {
                 .filter(|c| !tail.seen.contains(&c.0))
                 .collect();
             if !fresh.is_empty() {
-                self.apply(conn, &fresh)?;
+                self.apply(conn, &fresh, tail.loaded_through)?;
                 applied += fresh.len();
                 for c in &fresh {
                     tail.seen.insert(c.0);
@@ -262,9 +364,18 @@ impl JourneyIndex {
     }
 
     /// Reloads what the entries name and swaps it in.
-    fn apply(&self, conn: &mut AnyConnection, changes: &[journeys::ChangeRow]) -> AppResult<()> {
-        // A bulk writer (generate) replaced the log's entries with one 'reload': read it all.
-        if changes.iter().any(|(_, kind, _)| kind == journeys::RELOAD) {
+    fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &[journeys::ChangeRow],
+        loaded_through: i64,
+    ) -> AppResult<()> {
+        // A bulk writer (generate) replaced the log's entries with one 'reload': read it all,
+        // unless the last load began after it.
+        if changes
+            .iter()
+            .any(|(id, kind, _)| kind == journeys::RELOAD && *id > loaded_through)
+        {
             let fresh = read_all(conn)?;
             *self.journeys.write().map_err(|_| lock_error())? = fresh;
             self.version.fetch_add(1, Ordering::AcqRel);
@@ -290,9 +401,11 @@ impl JourneyIndex {
         let deals = read_deals(conn, &deal_ids)?;
         let mut journeys = self.journeys.write().map_err(|_| lock_error())?;
         for id in &lead_ids {
-            journeys.leads.remove(id);
+            journeys.drop_lead(*id);
         }
-        journeys.leads.extend(leads);
+        for (id, lead) in leads {
+            journeys.put_lead(id, lead);
+        }
         for id in &deal_ids {
             journeys.deals.remove(id);
         }
@@ -459,7 +572,7 @@ fn read_all(conn: &mut AnyConnection) -> AppResult<Journeys> {
     for chunk in ids.chunks(crate::repo::CHUNK) {
         deals.extend(read_deals(conn, chunk)?);
     }
-    Ok(Journeys { leads, deals })
+    Ok(Journeys::of(leads, deals))
 }
 
 /// Loads the index of `cache` and keeps it current until the cache is dropped: a thread that
