@@ -3,6 +3,7 @@
 //! Rows plus other plus the unattributed part always sum exactly to the total revenue.
 #![deny(clippy::float_arithmetic, clippy::cast_possible_truncation)]
 
+use chrono::Datelike;
 use std::collections::{BTreeMap, HashMap};
 
 use super::allocation::allocate;
@@ -108,25 +109,33 @@ pub fn credits(
 
 fn key_of(
     grouping: Grouping,
-    touch: &Touch,
+    campaign_id: i64,
+    month: i32,
     campaigns: &HashMap<i64, CampaignInfo>,
 ) -> (String, Option<i64>) {
     match grouping {
         Grouping::Campaign => (
             campaigns
-                .get(&touch.campaign_id)
+                .get(&campaign_id)
                 .map(|c| c.external_id.clone())
                 .unwrap_or_default(),
-            Some(touch.campaign_id),
+            Some(campaign_id),
         ),
         Grouping::Channel => (
             campaigns
-                .get(&touch.campaign_id)
+                .get(&campaign_id)
                 .map(|c| c.channel.clone())
                 .unwrap_or_default(),
             None,
         ),
-        Grouping::Month => (touch.at.format("%Y-%m").to_string(), None),
+        Grouping::Month => (
+            format!(
+                "{:04}-{:02}",
+                month.div_euclid(12),
+                month.rem_euclid(12) + 1
+            ),
+            None,
+        ),
     }
 }
 
@@ -140,35 +149,30 @@ pub fn build(
     campaigns: &HashMap<i64, CampaignInfo>,
     visible: impl Fn(i64) -> bool,
 ) -> Result<Report, MoneyError> {
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    // Credits add up per (campaign, month) first, with no string per credit; rows are keyed
+    // by name once per campaign (and month) at the end. Sums are exact, so order is free.
+    #[derive(Default)]
+    struct Acc {
+        conversions: ExactSum,
+        revenue: i64,
+    }
+    let mut by_campaign: HashMap<(i64, i32), Acc> = HashMap::new();
     let mut total_revenue: i64 = 0;
     let mut unattributed_conversions = 0u64;
     let mut unattributed_revenue: i64 = 0;
-    let mut other_conversions = ExactSum::default();
-    let mut other_revenue: i64 = 0;
     let add = |a: i64, b: i64| a.checked_add(b).ok_or(MoneyError::Arithmetic);
-    let mut credit = |rows: &mut BTreeMap<String, Row>,
-                      c: &Credit,
-                      conversions: Option<Fraction>|
-     -> Result<(), MoneyError> {
-        if !visible(c.touch.campaign_id) {
-            if let Some(f) = conversions {
-                other_conversions.add(f);
-            }
-            other_revenue = add(other_revenue, c.amount)?;
-            return Ok(());
+    let month = |t: &Touch| match grouping {
+        Grouping::Month => t.at.year() * 12 + t.at.month0() as i32,
+        _ => 0,
+    };
+    let mut credit = |c: &Credit, conversions: bool| -> Result<(), MoneyError> {
+        let acc = by_campaign
+            .entry((c.touch.campaign_id, month(&c.touch)))
+            .or_default();
+        if conversions {
+            acc.conversions.add(c.weight);
         }
-        let (key, campaign_id) = key_of(grouping, &c.touch, campaigns);
-        let row = rows.entry(key.clone()).or_insert(Row {
-            key,
-            campaign_id,
-            conversions: ExactSum::default(),
-            revenue: 0,
-        });
-        if let Some(f) = conversions {
-            row.conversions.add(f);
-        }
-        row.revenue = add(row.revenue, c.amount)?;
+        acc.revenue = add(acc.revenue, c.amount)?;
         Ok(())
     };
     for f in &facts.conversions {
@@ -187,7 +191,7 @@ pub fn build(
             unattributed_revenue = add(unattributed_revenue, value)?;
         }
         for c in &cs {
-            credit(&mut rows, c, Some(c.weight))?;
+            credit(c, true)?;
         }
     }
     for v in &facts.values {
@@ -204,8 +208,27 @@ pub fn build(
             unattributed_revenue = add(unattributed_revenue, v.amount)?;
         }
         for c in &cs {
-            credit(&mut rows, c, None)?;
+            credit(c, false)?;
         }
+    }
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut other_conversions = ExactSum::default();
+    let mut other_revenue: i64 = 0;
+    for ((campaign_id, month), acc) in by_campaign {
+        if !visible(campaign_id) {
+            other_conversions.add_sum(&acc.conversions);
+            other_revenue = add(other_revenue, acc.revenue)?;
+            continue;
+        }
+        let (key, row_campaign) = key_of(grouping, campaign_id, month, campaigns);
+        let row = rows.entry(key.clone()).or_insert(Row {
+            key,
+            campaign_id: row_campaign,
+            conversions: ExactSum::default(),
+            revenue: 0,
+        });
+        row.conversions.add_sum(&acc.conversions);
+        row.revenue = add(row.revenue, acc.revenue)?;
     }
     Ok(Report {
         rows: rows.into_values().collect(),
