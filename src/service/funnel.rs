@@ -534,7 +534,9 @@ pub async fn leaked_page(ctx: &Ctx, ids: Vec<i64>) -> AppResult<Vec<LeadRow>> {
     let wanted = ids.clone();
     let mut rows = ctx
         .db
-        .run(move |conn| Ok::<_, AppError>(leads_repo::by_ids(conn, &wanted)?))
+        .run_on(ctx.reports.index.is_ready(), move |conn| {
+            Ok::<_, AppError>(leads_repo::by_ids(conn, &wanted)?)
+        })
         .await?;
     Ok(ids.iter().filter_map(|id| rows.remove(id)).collect())
 }
