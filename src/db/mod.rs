@@ -110,6 +110,17 @@ impl Default for StatementCounter {
     }
 }
 
+thread_local! {
+    /// Whether statements run on this thread are counted (background threads are not).
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Stops counting the statements this thread runs: for background work that no request asked
+/// for (the journey index's tail), so a request's statement count is its own.
+pub fn stop_counting_this_thread() {
+    COUNTED.with(|c| c.set(false));
+}
+
 /// Statements slower than this are logged (`FUNNELGRAPH_SLOW_QUERY_MS`).
 pub const DEFAULT_SLOW_QUERY_MS: u64 = 500;
 
@@ -117,7 +128,9 @@ impl Instrumentation for StatementCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
             InstrumentationEvent::StartQuery { .. } => {
-                self.count.fetch_add(1, Ordering::Relaxed);
+                if COUNTED.with(std::cell::Cell::get) {
+                    self.count.fetch_add(1, Ordering::Relaxed);
+                }
                 self.started = Some(std::time::Instant::now());
             }
             InstrumentationEvent::FinishQuery { query, error, .. } => {

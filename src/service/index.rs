@@ -582,6 +582,7 @@ pub fn maintain(db: Db, index: Weak<JourneyIndex>) {
     let spawned = std::thread::Builder::new()
         .name("journey-index".into())
         .spawn(move || {
+            crate::db::stop_counting_this_thread();
             let mut pruned = Instant::now();
             loop {
                 let Some(index) = index.upgrade() else {
