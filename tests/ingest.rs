@@ -177,11 +177,17 @@ both_databases! {
         }
         let query = "query($n: Int) { leads(first: $n) { totalCount nodes { externalId email owner { name } attributes { key } stageHistory { to } touchpoints { kind campaign { name owner { name email } } } } } }";
         let mut statements = Vec::new();
+        // The fewest of three runs: the caller's user row is re-read when its cache (1 s) has
+        // expired, which a slow debug run may hit in one page and not the other.
         for n in [10, 100] {
-            let before = app.db.statements_run();
-            let v = app.ok(query, json!({ "n": n }));
-            statements.push(app.db.statements_run() - before);
-            assert_eq!(v["leads"]["nodes"].as_array().unwrap().len(), n as usize);
+            let mut fewest = u64::MAX;
+            for _ in 0..3 {
+                let before = app.db.statements_run();
+                let v = app.ok(query, json!({ "n": n }));
+                fewest = fewest.min(app.db.statements_run() - before);
+                assert_eq!(v["leads"]["nodes"].as_array().unwrap().len(), n as usize);
+            }
+            statements.push(fewest);
         }
         assert_eq!(statements[0], statements[1], "statements for 10 vs 100 leads: {statements:?}");
         assert!(statements[1] <= 20, "a page of leads took {} statements", statements[1]);
