@@ -9,10 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use compact_str::CompactString;
 
 use super::cache::Version;
-use super::index::Journeys;
+use super::index::{moves_by_lead, Journeys};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Owned, Read, Scope};
 use crate::domain::exact::{ExactSum, Fraction};
+use crate::domain::handoff::{hand_offs, Exits};
 use crate::domain::period::Period;
 use crate::domain::scoring;
 use crate::domain::stage::{LeadStage, FUNNEL};
@@ -85,67 +86,6 @@ fn owned_campaign_ids(ctx: &Ctx, conn: &mut crate::db::AnyConnection) -> AppResu
         .filter(|c| ctx.owns(c.owner_id))
         .map(|c| c.id)
         .collect())
-}
-
-/// How a lead left the funnel, from its moves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Exits {
-    /// Its first move to LOST.
-    pub lost_at: Option<DateTime<Utc>>,
-    pub recycled: bool,
-    pub disqualified: bool,
-    pub lost: bool,
-}
-
-/// A move into MQL with the first decision sales made after it (whenever).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MqlMove {
-    pub at: DateTime<Utc>,
-    pub decision: Option<(DateTime<Utc>, &'static str)>,
-}
-
-/// A lead's exits and its moves into MQL with their decisions, from all its moves as
-/// (time, move id, to stage) in any order. Moves are taken in (time, id) order, so the
-/// decision of an MQL is the first decision after it in that order.
-pub fn hand_offs(moves: &mut [(chrono::NaiveDateTime, i64, &str)]) -> (Exits, Vec<MqlMove>) {
-    moves.sort_unstable();
-    let mut exits = Exits::default();
-    let mut mqls = Vec::new();
-    for (i, (at, _, stage)) in moves.iter().enumerate() {
-        match *stage {
-            "LOST" => {
-                let when = at.and_utc();
-                exits.lost = true;
-                exits.lost_at = Some(exits.lost_at.map_or(when, |w| w.min(when)));
-            }
-            "RECYCLED" => exits.recycled = true,
-            "DISQUALIFIED" => exits.disqualified = true,
-            "MQL" => mqls.push(MqlMove {
-                at: at.and_utc(),
-                decision: moves[i + 1..].iter().find_map(|(at, _, to)| {
-                    DECISIONS
-                        .iter()
-                        .find(|d| *d == to)
-                        .map(|d| (at.and_utc(), *d))
-                }),
-            }),
-            _ => {}
-        }
-    }
-    (exits, mqls)
-}
-
-/// Groups moves as (id, lead, to stage, time) by lead, as `hand_offs` takes them.
-pub(crate) fn moves_by_lead(
-    rows: &[(i64, i64, String, chrono::NaiveDateTime)],
-) -> HashMap<i64, Vec<(chrono::NaiveDateTime, i64, &str)>> {
-    let mut out: HashMap<i64, Vec<_>> = HashMap::new();
-    for (id, lead, stage, at) in rows {
-        out.entry(*lead)
-            .or_default()
-            .push((*at, *id, stage.as_str()));
-    }
-    out
 }
 
 /// One lead of a period's cohort, as the funnel needs it.
@@ -336,16 +276,6 @@ pub struct Leakage {
     /// page of their rows.
     pub leaked_leads: Vec<(CompactString, i64)>,
 }
-
-const DECISIONS: [&str; 7] = [
-    "SAL",
-    "SQL",
-    "OPPORTUNITY",
-    "WON",
-    "LOST",
-    "RECYCLED",
-    "DISQUALIFIED",
-];
 
 /// A move into MQL in a period, with the first decision sales made after it (whenever).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use compact_str::CompactString;
 
-use super::funnel::{hand_offs, moves_by_lead, Exits, MqlMove};
 use super::{AppError, AppResult};
 use crate::db::{AnyConnection, Db};
 use crate::domain::attribution::{sort_touches, Touch};
+use crate::domain::handoff::{hand_offs, Exits, MqlMove};
 use crate::repo::journeys::{self, MoveRow, ReachRow, TouchRow};
 use crate::repo::opportunities::{self, OpportunityRow, RevenueRow};
 
@@ -233,6 +233,19 @@ fn journey_of(row: &ReachRow) -> LeadJourney {
         exits: Exits::default(),
         mqls: Vec::new(),
     }
+}
+
+/// Groups moves as (id, lead, to stage, time) by lead, as `hand_offs` takes them.
+pub(crate) fn moves_by_lead(
+    rows: &[(i64, i64, String, chrono::NaiveDateTime)],
+) -> HashMap<i64, Vec<(chrono::NaiveDateTime, i64, &str)>> {
+    let mut out: HashMap<i64, Vec<_>> = HashMap::new();
+    for (id, lead, stage, at) in rows {
+        out.entry(*lead)
+            .or_default()
+            .push((*at, *id, stage.as_str()));
+    }
+    out
 }
 
 /// The stages `hand_offs` reads, as static names (others are dropped at load).

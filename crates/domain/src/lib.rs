@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod compensation;
 pub mod deal;
 pub mod exact;
+pub mod handoff;
 pub mod markov;
 pub mod money;
 pub mod period;
