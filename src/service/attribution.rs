@@ -11,7 +11,9 @@ use super::index::{Deal, Journeys};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
-use crate::domain::attribution::{eligible, sort_touches, Conversion, Model, Params, Touch};
+use crate::domain::attribution::{
+    eligible, sort_touches, Conversion, Model, Params, Touch, Touches,
+};
 use crate::domain::deal::DealStatus;
 use crate::domain::exact::ExactSum;
 use crate::domain::markov::{collapse, removal_effects, Path};
@@ -190,7 +192,7 @@ pub fn load_facts(
                     deals.conversion(opp, utc(opp.created_at), false, lookback);
                 facts.conversions.push(ConversionFacts {
                     conversion,
-                    touches,
+                    touches: touches.into(),
                     value: Some(opp.amount_cents),
                 });
             }
@@ -212,7 +214,7 @@ pub fn load_facts(
                 let (conversion, touches) = deals.conversion(opp, at, true, lookback);
                 facts.conversions.push(ConversionFacts {
                     conversion,
-                    touches,
+                    touches: touches.into(),
                     value: None,
                 });
             }
@@ -224,7 +226,7 @@ pub fn load_facts(
                 let (conversion, touches) = deals.conversion(opp, at, true, lookback);
                 facts.values.push(ValueFacts {
                     conversion,
-                    touches,
+                    touches: touches.into(),
                     amount: r.amount_cents,
                     revenue_event_id: r.id,
                     opportunity_id: opp.id,
@@ -247,7 +249,7 @@ pub fn load_facts(
                         opportunity_created_at: None,
                         won: false,
                     },
-                    touches: eligible(all, at, lookback),
+                    touches: eligible(all, at, lookback).into(),
                     value: None,
                 });
             }
@@ -353,7 +355,7 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
                     indexed_conversion(j, d, utc(d.row.created_at), false, lookback);
                 facts.conversions.push(ConversionFacts {
                     conversion,
-                    touches,
+                    touches: touches.into(),
                     value: Some(d.row.amount_cents),
                 });
             }
@@ -374,7 +376,7 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
                 let (conversion, touches) = indexed_conversion(j, d, closed(d), true, lookback);
                 facts.conversions.push(ConversionFacts {
                     conversion,
-                    touches,
+                    touches: touches.into(),
                     value: None,
                 });
             }
@@ -391,7 +393,7 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
                 let (conversion, touches) = indexed_conversion(j, d, closed(d), true, lookback);
                 facts.values.push(ValueFacts {
                     conversion,
-                    touches,
+                    touches: touches.into(),
                     amount: r.amount_cents,
                     revenue_event_id: r.id,
                     opportunity_id: d.row.id,
@@ -411,7 +413,7 @@ pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i
                         opportunity_created_at: None,
                         won: false,
                     },
-                    touches: eligible(&lead.touches, at, lookback),
+                    touches: Touches::eligible(&lead.touches, at, lookback),
                     value: None,
                 });
             }

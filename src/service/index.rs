@@ -37,8 +37,8 @@ use crate::repo::opportunities::{self, OpportunityRow, RevenueRow};
 pub struct LeadJourney {
     /// First reach of funnel rank 0 (INQUIRY: its creation) … 5 (WON).
     pub reach: [Option<DateTime<Utc>>; 6],
-    /// Every touch, sorted by time then externalId.
-    pub touches: Vec<Touch>,
+    /// Every touch, sorted by time then externalId; shared with the facts that name them.
+    pub touches: Arc<[Touch]>,
     pub external_id: CompactString,
     /// The campaign of its earliest touch.
     pub source: Option<i64>,
@@ -226,7 +226,7 @@ fn journey_of(row: &ReachRow) -> LeadJourney {
             row.5.map(utc),
             row.6.map(utc),
         ],
-        touches: Vec::new(),
+        touches: Arc::new([]),
         external_id: CompactString::from(row.7.as_str()),
         source: row.8,
         owner: row.9,
@@ -475,20 +475,27 @@ fn advance(tail: &mut Tail, snapshot: Option<(u64, u64)>) {
     }
 }
 
+/// Sorts each lead's touches and hands them to it, one shared allocation per lead.
+fn set_touches(leads: &mut HashMap<i64, Box<LeadJourney>>, touches: HashMap<i64, Vec<Touch>>) {
+    for (lead, mut mine) in touches {
+        if let Some(j) = leads.get_mut(&lead) {
+            sort_touches(&mut mine);
+            j.touches = mine.into();
+        }
+    }
+}
+
 fn read_leads(conn: &mut AnyConnection, ids: &[i64]) -> AppResult<Vec<(i64, Box<LeadJourney>)>> {
     let mut out: HashMap<i64, Box<LeadJourney>> = journeys::reach_of(conn, ids)?
         .iter()
         .map(|r| (r.0, Box::new(journey_of(r))))
         .collect();
+    let mut touches: HashMap<i64, Vec<Touch>> = HashMap::new();
     for row in journeys::touches_of(conn, ids)? {
         let (lead, touch) = touch_of(row);
-        if let Some(j) = out.get_mut(&lead) {
-            j.touches.push(touch);
-        }
+        touches.entry(lead).or_default().push(touch);
     }
-    for j in out.values_mut() {
-        sort_touches(&mut j.touches);
-    }
+    set_touches(&mut out, touches);
     set_hand_offs(&mut out, &journeys::moves_of(conn, ids)?);
     Ok(out.into_iter().collect())
 }
@@ -539,6 +546,7 @@ fn read_all(conn: &mut AnyConnection) -> AppResult<Journeys> {
         after = last;
     }
     after = 0;
+    let mut touches: HashMap<i64, Vec<Touch>> = HashMap::new();
     loop {
         let page = journeys::touch_page(conn, after, TOUCH_PAGE)?;
         let Some(last) = page.last().map(|r| r.0) else {
@@ -546,16 +554,11 @@ fn read_all(conn: &mut AnyConnection) -> AppResult<Journeys> {
         };
         for row in page {
             let (lead, touch) = touch_of(row);
-            if let Some(j) = leads.get_mut(&lead) {
-                j.touches.push(touch);
-            }
+            touches.entry(lead).or_default().push(touch);
         }
         after = last;
     }
-    for j in leads.values_mut() {
-        sort_touches(&mut j.touches);
-        j.touches.shrink_to_fit();
-    }
+    set_touches(&mut leads, touches);
     // Every move that matters to the hand-off reports, kept compact, then one lead at a time.
     after = 0;
     let mut moves: Vec<(i64, chrono::NaiveDateTime, i64, &'static str)> = Vec::new();

@@ -7,7 +7,7 @@ use chrono::Datelike;
 use std::collections::{BTreeMap, HashMap};
 
 use super::allocation::allocate;
-use super::attribution::{weights, Conversion, Model, Params, Touch};
+use super::attribution::{weights, Conversion, Model, Params, Touch, Touches};
 use super::exact::{ExactSum, Fraction};
 use super::money::MoneyError;
 
@@ -15,7 +15,7 @@ use super::money::MoneyError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversionFacts {
     pub conversion: Conversion,
-    pub touches: Vec<Touch>,
+    pub touches: Touches,
     pub value: Option<i64>,
 }
 
@@ -23,7 +23,7 @@ pub struct ConversionFacts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValueFacts {
     pub conversion: Conversion,
-    pub touches: Vec<Touch>,
+    pub touches: Touches,
     pub amount: i64,
     pub revenue_event_id: i64,
     pub opportunity_id: i64,
@@ -295,33 +295,33 @@ mod tests {
             conversions: vec![
                 ConversionFacts {
                     conversion: conversion(10),
-                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)],
+                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)].into(),
                     value: None,
                 },
                 ConversionFacts {
                     conversion: conversion(11),
-                    touches: vec![],
+                    touches: vec![].into(),
                     value: None,
                 },
             ],
             values: vec![
                 ValueFacts {
                     conversion: conversion(10),
-                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)],
+                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)].into(),
                     amount: 10_000,
                     revenue_event_id: 1,
                     opportunity_id: 1,
                 },
                 ValueFacts {
                     conversion: conversion(10),
-                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)],
+                    touches: vec![touch(1, 1, 1), touch(2, 2, 2), touch(3, 3, 3)].into(),
                     amount: -1_001,
                     revenue_event_id: 2,
                     opportunity_id: 1,
                 },
                 ValueFacts {
                     conversion: conversion(11),
-                    touches: vec![],
+                    touches: vec![].into(),
                     amount: 555,
                     revenue_event_id: 3,
                     opportunity_id: 2,
