@@ -149,10 +149,7 @@ fn assert_index_agrees(app: &TestApp, step: usize) {
         let cohort_index = index.read(|j| funnel::indexed_cohort(j, p)).unwrap();
         assert_eq!(cohort_index, cohort_db, "cohort after write {step}");
         let mqls_db = funnel::load_mqls(&mut conn, p).unwrap();
-        let mqls_index = index
-            .read(|j| funnel::indexed_mqls(j, &mut conn, p))
-            .unwrap()
-            .unwrap();
+        let mqls_index = funnel::indexed_mqls(index, &mut conn, p).unwrap();
         assert_eq!(mqls_index, mqls_db, "leakage inputs after write {step}");
         for stage in [
             LeadStage::Inquiry,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use compact_str::CompactString;
 
 use super::cache::Version;
-use super::index::{moves_by_lead, Journeys};
+use super::index::{moves_by_lead, JourneyIndex, Journeys};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Owned, Read, Scope};
 use crate::domain::exact::{ExactSum, Fraction};
@@ -392,10 +392,19 @@ pub fn load_mqls(conn: &mut crate::db::AnyConnection, period: Period) -> AppResu
 
 /// What leakage of a period reads, from the journey index (the costs from the database).
 pub fn indexed_mqls(
-    j: &Journeys,
+    index: &JourneyIndex,
     conn: &mut crate::db::AnyConnection,
     period: Period,
 ) -> AppResult<MqlInputs> {
+    // The costs are read after the index's lock is let go: a writer queued behind a reader
+    // that waits on the database would hold every other report up.
+    let mut inputs = index.read(|j| mqls_in(j, period))?;
+    inputs.costs = costs_of(conn, &inputs.leads)?;
+    Ok(inputs)
+}
+
+/// Leakage's MQL moves, leads and source counts of a period, from the index (no costs).
+fn mqls_in(j: &Journeys, period: Period) -> MqlInputs {
     let mut ids: Vec<i64> = j
         .by_mql
         .range(super::index::micros_range(period.start(), period.end()))
@@ -430,13 +439,12 @@ pub fn indexed_mqls(
     }
     let sourced = j.sourced.clone();
     events.sort_unstable_by_key(|e| (e.lead_id, e.at));
-    let costs = costs_of(conn, &leads)?;
-    Ok(MqlInputs {
+    MqlInputs {
         events,
         leads,
         sourced,
-        costs,
-    })
+        costs: HashMap::new(),
+    }
 }
 
 /// Reads what leakage of a period needs, as `cohort_of` reads the cohort.
@@ -449,9 +457,9 @@ fn mqls_of(
     if index.is_ready() {
         index.catch_up(conn)?;
         let version = Version::Indexed(index.version());
-        return ctx.reports.get_or_load(version, period, || {
-            index.read(|j| indexed_mqls(j, conn, period))?
-        });
+        return ctx
+            .reports
+            .get_or_load(version, period, || indexed_mqls(index, conn, period));
     }
     let version = Version::Data(reports::data_version(conn)?);
     ctx.reports

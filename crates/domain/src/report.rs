@@ -128,12 +128,13 @@ fn key_of(
                 .unwrap_or_default(),
             None,
         ),
+        // chrono's "%Y-%m", as the key always was (years outside 0..=9999 carry a sign).
         Grouping::Month => (
-            format!(
-                "{:04}-{:02}",
-                month.div_euclid(12),
-                month.rem_euclid(12) + 1
-            ),
+            u32::try_from(month.rem_euclid(12) + 1)
+                .ok()
+                .and_then(|m| chrono::NaiveDate::from_ymd_opt(month.div_euclid(12), m, 1))
+                .map(|d| d.format("%Y-%m").to_string())
+                .unwrap_or_default(),
             None,
         ),
     }
@@ -214,6 +215,10 @@ pub fn build(
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     let mut other_conversions = ExactSum::default();
     let mut other_revenue: i64 = 0;
+    // In campaign order, so a row two campaigns share (one missing from `campaigns`) keeps
+    // the same campaign id on every run.
+    let mut by_campaign: Vec<((i64, i32), Acc)> = by_campaign.into_iter().collect();
+    by_campaign.sort_unstable_by_key(|(key, _)| *key);
     for ((campaign_id, month), acc) in by_campaign {
         if !visible(campaign_id) {
             other_conversions.add_sum(&acc.conversions);
@@ -262,6 +267,17 @@ mod tests {
             opportunity_created_at: None,
             won: true,
         }
+    }
+
+    #[test]
+    fn a_month_key_is_chronos_year_and_month() {
+        let key = |year: i32, month0: i32| {
+            key_of(Grouping::Month, 1, year * 12 + month0, &HashMap::new()).0
+        };
+        assert_eq!(key(2026, 2), "2026-03");
+        assert_eq!(key(2026, 11), "2026-12");
+        assert_eq!(key(-1, 0), "-0001-01");
+        assert_eq!(key(10_000, 0), "+10000-01");
     }
 
     fn campaigns() -> HashMap<i64, CampaignInfo> {
