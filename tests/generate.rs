@@ -57,6 +57,21 @@ both_databases! {
         let statements = app.get_with_auth("/export/statements.csv?from=2026-04-01&to=2026-07-01", &app.token("fin", funnelgraph::auth::Role::Finance));
         assert_eq!(statements.0, 200);
         assert!(statements.1.lines().count() > 1, "marketers have statements");
+
+        // The running server's journey index saw generate's 'reload' entry: reports read the
+        // database meanwhile, and its background thread loads the company.
+        let index = &app.reports.index;
+        let waited = std::time::Instant::now();
+        while !index.is_ready() && waited.elapsed() < std::time::Duration::from_secs(120) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let mut conn = app.db.get().unwrap();
+        assert!(index.current(&mut conn).unwrap(), "the index reloaded");
+        let rebuilt = funnelgraph::service::index::JourneyIndex::rebuilt(&mut conn).unwrap();
+        assert_eq!(rebuilt.leads.len(), 10_000);
+        assert!(index.equals(&rebuilt).unwrap(), "the reloaded index is the generated company");
+        drop(conn);
+        assert_eq!(fingerprint(app), f, "the same answers from the index as from the database");
     }
 
     fn the_same_seed_makes_the_same_company(app) {

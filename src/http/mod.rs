@@ -184,7 +184,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         })
         .await;
     match result {
-        Ok(()) if !state.reports.index.is_ready() => HttpResponse::ServiceUnavailable()
+        Ok(()) if !state.reports.index.has_loaded() => HttpResponse::ServiceUnavailable()
             .json(json!({ "status": "loading the journey index" })),
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         Err(e) => {

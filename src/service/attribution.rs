@@ -481,11 +481,11 @@ async fn facts(
         lookback_days: lookback,
         markov,
     };
-    if index.is_ready() {
-        return ctx
-            .db
-            .run_primary(move |conn| {
-                index.catch_up(conn)?;
+    // The index once it is loaded (and not reloading), caught up first so every acknowledged
+    // write is in; else the database.
+    ctx.db
+        .run_on(index.is_ready(), move |conn| {
+            if index.current(conn)? {
                 let version = Version::Indexed(index.version());
                 let campaigns = campaigns::all(conn)?;
                 let found = index.read(|j| {
@@ -510,12 +510,8 @@ async fn facts(
                         })
                         .collect()
                 })?;
-                Ok((version, found, campaigns))
-            })
-            .await;
-    }
-    ctx.db
-        .run(move |conn| {
+                return Ok((version, found, campaigns));
+            }
             let version = Version::Data(reports::data_version(conn)?);
             let campaigns = campaigns::all(conn)?;
             let mut found = Vec::new();
@@ -678,8 +674,7 @@ pub async fn opportunity_credits(
                     LeadStage::Opportunity
                 };
                 // The chain of a year of touches: from the journey index when it is loaded.
-                let paths = if index.is_ready() {
-                    index.catch_up(conn)?;
+                let paths = if index.current(conn)? {
                     index.read(|j| indexed_markov_paths(j, stage, period, 365))?
                 } else {
                     markov_paths(conn, stage, period, 365)?

@@ -149,8 +149,7 @@ fn cohort_of(
     period: Period,
 ) -> AppResult<Arc<CohortInputs>> {
     let index = &ctx.reports.index;
-    if index.is_ready() {
-        index.catch_up(conn)?;
+    if index.current(conn)? {
         let version = Version::Indexed(index.version());
         return ctx.reports.get_or_load(version, period, || {
             index.read(|j| indexed_cohort(j, period))
@@ -454,8 +453,7 @@ fn mqls_of(
     period: Period,
 ) -> AppResult<Arc<MqlInputs>> {
     let index = &ctx.reports.index;
-    if index.is_ready() {
-        index.catch_up(conn)?;
+    if index.current(conn)? {
         let version = Version::Indexed(index.version());
         return ctx
             .reports

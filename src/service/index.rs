@@ -197,6 +197,8 @@ pub struct JourneyIndex {
     /// Bumped whenever the content may have changed (report caches key on it).
     version: std::sync::atomic::AtomicI64,
     ready: AtomicBool,
+    /// Set by the first load, never cleared.
+    loaded: AtomicBool,
     tail: Mutex<Tail>,
 }
 
@@ -326,6 +328,7 @@ impl JourneyIndex {
         };
         self.version.fetch_add(1, Ordering::AcqRel);
         self.ready.store(true, Ordering::Release);
+        self.loaded.store(true, Ordering::Release);
         drop(tail);
         self.catch_up(conn)?;
         tracing::info!(
@@ -335,6 +338,22 @@ impl JourneyIndex {
             "journey index loaded"
         );
         Ok(())
+    }
+
+    /// Catches up and says whether the index may be read (false while it loads or reloads:
+    /// read the database then).
+    pub fn current(&self, conn: &mut AnyConnection) -> AppResult<bool> {
+        if !self.is_ready() {
+            return Ok(false);
+        }
+        self.catch_up(conn)?;
+        Ok(self.is_ready())
+    }
+
+    /// Whether the index has loaded at least once (`/ready`: during a reload the reports read
+    /// the database, so the instance stays in service).
+    pub fn has_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Applies every change-log entry not applied yet; returns how many it applied.
@@ -383,14 +402,14 @@ impl JourneyIndex {
         changes: &[journeys::ChangeRow],
         loaded_through: i64,
     ) -> AppResult<()> {
-        // A bulk writer (generate) replaced the log's entries with one 'reload': read it all,
-        // unless the last load began after it.
+        // A bulk writer (generate) replaced the log's entries with one 'reload', unless the
+        // last load began after it: the background thread loads everything again, off any
+        // request's path, and reports read the database until it has.
         if changes
             .iter()
             .any(|(id, kind, _)| kind == journeys::RELOAD && *id > loaded_through)
         {
-            let fresh = read_all(conn)?;
-            *self.journeys.write().map_err(|_| lock_error())? = fresh;
+            self.ready.store(false, Ordering::Release);
             self.version.fetch_add(1, Ordering::AcqRel);
             return Ok(());
         }
