@@ -141,23 +141,26 @@ pub fn indexed_cohort(j: &Journeys, period: Period) -> CohortInputs {
     CohortInputs { leads }
 }
 
-/// Reads the cohort of a period: from the journey index once it is loaded (after catching
-/// up, so every acknowledged write is in), else from the database; cached per version.
-fn cohort_of(
+/// Reads what a hand-off report of a period needs: from the journey index once it is loaded
+/// (after catching up, so every acknowledged write is in), else from the database; cached per
+/// version of whichever was read.
+fn period_inputs<V: std::any::Any + Send + Sync>(
     ctx: &Ctx,
     conn: &mut crate::db::AnyConnection,
     period: Period,
-) -> AppResult<Arc<CohortInputs>> {
+    from_index: impl FnOnce(&JourneyIndex, &mut crate::db::AnyConnection) -> AppResult<V>,
+    from_database: impl FnOnce(&mut crate::db::AnyConnection) -> AppResult<V>,
+) -> AppResult<Arc<V>> {
     let index = &ctx.reports.index;
     if index.current(conn)? {
         let version = Version::Indexed(index.version());
-        return ctx.reports.get_or_load(version, period, || {
-            index.read(|j| indexed_cohort(j, period))
-        });
+        return ctx
+            .reports
+            .get_or_load(version, period, || from_index(index, conn));
     }
     let version = Version::Data(reports::data_version(conn)?);
     ctx.reports
-        .get_or_load(version, period, || load_cohort(conn, period))
+        .get_or_load(version, period, || from_database(conn))
 }
 
 pub async fn funnel(
@@ -194,7 +197,13 @@ pub async fn funnel(
                         .collect(),
                 );
             }
-            let inputs = cohort_of(&ctx2, conn, period)?;
+            let inputs = period_inputs(
+                &ctx2,
+                conn,
+                period,
+                |index, _| index.read(|j| indexed_cohort(j, period)),
+                |conn| load_cohort(conn, period),
+            )?;
             let cohort: Vec<&CohortLead> = inputs
                 .leads
                 .iter()
@@ -446,24 +455,6 @@ fn mqls_in(j: &Journeys, period: Period) -> MqlInputs {
     }
 }
 
-/// Reads what leakage of a period needs, as `cohort_of` reads the cohort.
-fn mqls_of(
-    ctx: &Ctx,
-    conn: &mut crate::db::AnyConnection,
-    period: Period,
-) -> AppResult<Arc<MqlInputs>> {
-    let index = &ctx.reports.index;
-    if index.current(conn)? {
-        let version = Version::Indexed(index.version());
-        return ctx
-            .reports
-            .get_or_load(version, period, || indexed_mqls(index, conn, period));
-    }
-    let version = Version::Data(reports::data_version(conn)?);
-    ctx.reports
-        .get_or_load(version, period, || load_mqls(conn, period))
-}
-
 /// The rows of a page of leaked leads (`ids` from `Leakage::leaked_leads`), in that order.
 pub async fn leaked_page(ctx: &Ctx, ids: Vec<i64>) -> AppResult<Vec<LeadRow>> {
     ctx.require_read(Read::Leakage, "leakage")?;
@@ -503,7 +494,13 @@ pub async fn leakage(
             } else {
                 None
             };
-            let inputs = mqls_of(&ctx2, conn, period)?;
+            let inputs = period_inputs(
+                &ctx2,
+                conn,
+                period,
+                |index, conn| indexed_mqls(index, conn, period),
+                |conn| load_mqls(conn, period),
+            )?;
             let visible = |lead: &MqlLead| {
                 if sales_own {
                     return ctx2.owns(lead.owner_id);

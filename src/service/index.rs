@@ -28,7 +28,7 @@ use compact_str::CompactString;
 use super::{AppError, AppResult};
 use crate::db::{AnyConnection, Db};
 use crate::domain::attribution::{sort_touches, Touch};
-use crate::domain::handoff::{hand_offs, Exits, MqlMove};
+use crate::domain::handoff::{hand_offs, stage_read, Exits, MqlMove};
 use crate::repo::journeys::{self, MoveRow, ReachRow, TouchRow};
 use crate::repo::opportunities::{self, OpportunityRow, RevenueRow};
 
@@ -248,22 +248,6 @@ pub(crate) fn moves_by_lead(
             .push((*at, *id, stage.as_str()));
     }
     out
-}
-
-/// The stages `hand_offs` reads, as static names (others are dropped at load).
-fn hand_off_stage(stage: &str) -> Option<&'static str> {
-    [
-        "MQL",
-        "SAL",
-        "SQL",
-        "OPPORTUNITY",
-        "WON",
-        "LOST",
-        "RECYCLED",
-        "DISQUALIFIED",
-    ]
-    .into_iter()
-    .find(|s| *s == stage)
 }
 
 /// Sets the exits and MQL moves of leads from their moves.
@@ -588,7 +572,7 @@ fn read_all(conn: &mut AnyConnection) -> AppResult<Journeys> {
         };
         moves.extend(
             page.into_iter()
-                .filter_map(|(id, lead, stage, at)| Some((lead, at, id, hand_off_stage(&stage)?))),
+                .filter_map(|(id, lead, stage, at)| Some((lead, at, id, stage_read(&stage)?))),
         );
         after = last;
     }

@@ -14,6 +14,13 @@ pub const DECISIONS: [&str; 7] = [
     "DISQUALIFIED",
 ];
 
+/// A stage `hand_offs` reads (MQL or a decision), as its static name; None for the others.
+pub fn stage_read(stage: &str) -> Option<&'static str> {
+    std::iter::once("MQL")
+        .chain(DECISIONS)
+        .find(|s| *s == stage)
+}
+
 /// How a lead left the funnel, from its moves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exits {
