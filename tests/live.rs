@@ -8,7 +8,9 @@ mod common;
 
 use chrono::NaiveDate;
 use common::*;
+use funnelgraph::domain::attribution::{Model, Params};
 use funnelgraph::domain::period::Period;
+use funnelgraph::domain::report::{Grouping, Rule, Tally};
 use funnelgraph::domain::stage::LeadStage;
 use funnelgraph::service::index::JourneyIndex;
 use funnelgraph::service::{attribution, funnel};
@@ -129,9 +131,13 @@ fn period(from: (i32, u32), to: (i32, u32)) -> Period {
     .unwrap()
 }
 
-/// The index after catching up equals one rebuilt from the database, and every stage's facts
-/// and MARKOV paths read from it equal those read from the database.
-fn assert_index_agrees(app: &TestApp, step: usize) {
+/// Tallies made at an earlier check, by (period, stage, model), with the version they are of.
+type Kept = std::collections::HashMap<(usize, LeadStage, Model), (i64, Tally)>;
+
+/// The index after catching up equals one rebuilt from the database; every stage's tally made
+/// from it, and every tally kept from the last check brought forward by the changes since,
+/// give the report the database's facts give; MARKOV paths equal the database's.
+fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
     let mut conn = app.db.get().unwrap();
     let index = &app.reports.index;
     assert!(index.is_ready(), "the index loaded");
@@ -140,10 +146,22 @@ fn assert_index_agrees(app: &TestApp, step: usize) {
     index
         .read(|j| assert_eq!(j, &rebuilt, "index vs database after write {step}"))
         .unwrap();
-    for (p, lookback) in [
+    let no_effects = std::collections::HashMap::new();
+    let report = |t: &Tally| {
+        t.report(
+            Grouping::Campaign,
+            &std::collections::HashMap::new(),
+            |_| true,
+        )
+        .unwrap()
+    };
+    for (n, (p, lookback)) in [
         (period((2026, 1), (2026, 7)), 365),
         (period((2026, 3), (2026, 5)), 30),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         // The funnel's cohort and leakage's MQL moves with their decisions.
         let cohort_db = funnel::load_cohort(&mut conn, p).unwrap();
         let cohort_index = index.read(|j| funnel::indexed_cohort(j, p)).unwrap();
@@ -160,10 +178,52 @@ fn assert_index_agrees(app: &TestApp, step: usize) {
             LeadStage::Won,
         ] {
             let from_db = attribution::load_facts(&mut conn, stage, p, lookback).unwrap();
-            let from_index = index
-                .read(|j| attribution::indexed_facts(j, stage, p, lookback))
-                .unwrap();
-            assert_eq!(from_index, from_db, "{stage} facts after write {step}");
+            for model in [
+                Model::Linear,
+                Model::FirstTouch,
+                Model::TimeDecay,
+                Model::WShaped,
+            ] {
+                let params = Params::default();
+                let expected = report(&Tally::of_facts(&from_db, model, params, false).unwrap());
+                let ask = attribution::Ask {
+                    rule: Rule {
+                        model,
+                        params,
+                        removal_effects: &no_effects,
+                    },
+                    stage,
+                    period: p,
+                    lookback,
+                };
+                let (version, fresh) = index
+                    .read(|j| {
+                        (
+                            j.journal.version,
+                            attribution::indexed_tally(j, &ask, false),
+                        )
+                    })
+                    .unwrap();
+                let fresh = fresh.unwrap();
+                assert_eq!(
+                    report(&fresh),
+                    expected,
+                    "{stage} {model:?} tally after write {step}"
+                );
+                if let Some((since, mut tally)) = kept.remove(&(n, stage, model)) {
+                    let advanced = index
+                        .read(|j| attribution::advance_tally(&mut tally, j, &ask, since))
+                        .unwrap()
+                        .unwrap();
+                    assert!(advanced, "the journal reaches back to the last check");
+                    assert_eq!(
+                        report(&tally),
+                        expected,
+                        "{stage} {model:?} tally brought forward from version {since} after write {step}"
+                    );
+                }
+                kept.insert((n, stage, model), (version, fresh));
+            }
             let paths_db = attribution::markov_paths(&mut conn, stage, p, lookback).unwrap();
             let paths_index = index
                 .read(|j| attribution::indexed_markov_paths(j, stage, p, lookback))
@@ -181,6 +241,7 @@ both_databases! {
         for c in CAMPAIGNS {
             campaign(app, c, if c == "C0" { "email" } else { "events" }, None);
         }
+        let mut kept = Kept::new();
         for seed in [7u64, 1_234_567, 99_991] {
             let mut rng = Rng(seed);
             for l in LEADS {
@@ -189,15 +250,15 @@ both_databases! {
             for (i, d) in DEALS.iter().enumerate() {
                 opportunity(app, d, LEADS[i], &[LEADS[i + 1], LEADS[i + 2]], None, "100.00", &rng.instant());
             }
-            assert_index_agrees(app, 0);
+            assert_index_agrees(app, 0, &mut kept);
             for step in 0..60 {
                 random_write(app, &mut rng);
                 if step % 15 == 14 {
-                    assert_index_agrees(app, step);
+                    assert_index_agrees(app, step, &mut kept);
                 }
             }
         }
-        assert_index_agrees(app, 180);
+        assert_index_agrees(app, 180, &mut kept);
         // The sequences did write what the comparison is about.
         let mut conn = app.db.get().unwrap();
         let rebuilt = JourneyIndex::rebuilt(&mut conn).unwrap();

@@ -1,18 +1,18 @@
 //! Attribution reports, opportunity credits and campaign ROI (SPEC §4): the facts of a stage
 //! and period are loaded once per data version and shared by every model asking for them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
-use super::cache::{BuiltKey, FactsKey, Version};
-use super::index::{Deal, Journeys};
+use super::cache::{FactsKey, Tallied, TallyKey, Version};
+use super::index::{micros_range, Deal, Journeys, LeadJourney};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
 use crate::domain::attribution::{
-    eligible, sort_touches, Conversion, Model, Params, Touch, Touches,
+    eligible, eligible_run, sort_touches, Conversion, Model, Params, Touch,
 };
 use crate::domain::deal::DealStatus;
 use crate::domain::exact::ExactSum;
@@ -20,7 +20,8 @@ use crate::domain::markov::{collapse, removal_effects, Path};
 use crate::domain::money::Money;
 use crate::domain::period::Period;
 use crate::domain::report::{
-    self, CampaignInfo, ConversionFacts, Credit, Grouping, Report, StageFacts, ValueFacts,
+    self, CampaignInfo, ConversionFacts, Credit, Grouping, Report, Rule, Sign, StageFacts, Tally,
+    ValueFacts,
 };
 use crate::domain::stage::LeadStage;
 use crate::repo::campaigns::{self, CampaignRow};
@@ -308,118 +309,158 @@ pub fn markov_paths(
     Ok(paths)
 }
 
-/// The conversion of a deal of the index at `at` and its eligible touches (as
-/// `Deals::conversion` reads them from the database).
-fn indexed_conversion(
-    j: &Journeys,
+/// What a tally on the index credits: the stage, period and lookback, weighed by `rule`.
+#[derive(Clone, Copy)]
+pub struct Ask<'a> {
+    pub rule: Rule<'a>,
+    pub stage: LeadStage,
+    pub period: Period,
+    pub lookback: i64,
+}
+
+/// Counts in (or takes back) a lead's conversion at a funnel rank, if it reached the rank in
+/// the period: as `load_facts` reads it from the database.
+fn credit_lead(t: &mut Tally, ask: &Ask, lead: &LeadJourney, sign: Sign) -> AppResult<()> {
+    let rank = ask.stage.funnel_rank().unwrap_or(0);
+    let Some(at) = lead.reach.get(rank).copied().flatten() else {
+        return Ok(());
+    };
+    if !ask.period.holds(at) {
+        return Ok(());
+    }
+    let conversion = Conversion {
+        at,
+        mql_at: lead.reach[1],
+        opportunity_created_at: None,
+        won: false,
+    };
+    let touches = eligible_run(&lead.touches, at, ask.lookback);
+    Ok(t.conversion(&ask.rule, &conversion, touches, 0, sign)?)
+}
+
+/// Counts in (or takes back) what a deal gives the stage in the period, its contacts' touches
+/// and its primary contact's MQL read through `lead`: at OPPORTUNITY its creation with its
+/// pipeline amount; at WON its win and every revenue event booked on it in the period, as of
+/// its close. As `load_facts` reads them from the database.
+fn credit_deal<'a>(
+    t: &mut Tally,
+    ask: &Ask,
     deal: &Deal,
-    at: DateTime<Utc>,
-    won: bool,
-    lookback: i64,
-) -> (Conversion, Vec<Touch>) {
+    lead: impl Fn(i64) -> Option<&'a LeadJourney>,
+    sign: Sign,
+) -> AppResult<()> {
+    let row = &deal.row;
+    let closed = utc(row.closed_at.unwrap_or(row.created_at));
+    let (at, won, counted) = match ask.stage {
+        LeadStage::Opportunity => (utc(row.created_at), false, true),
+        LeadStage::Won => (
+            closed,
+            true,
+            row.status == DealStatus::Won.as_str()
+                && row.closed_at.is_some_and(|t| ask.period.holds(utc(t))),
+        ),
+        _ => return Ok(()),
+    };
+    let counted = counted && ask.period.holds(at);
+    let booked = |r: &&RevenueRow| ask.stage == LeadStage::Won && ask.period.holds_day(r.booked_on);
+    if !counted && !deal.revenue.iter().any(|r| booked(&r)) {
+        return Ok(());
+    }
     let mut all: Vec<Touch> = deal
         .contacts
         .iter()
-        .filter_map(|c| j.leads.get(c))
+        .filter_map(|c| lead(*c))
         .flat_map(|l| l.touches.iter().cloned())
         .collect();
     sort_touches(&mut all);
-    (
-        Conversion {
-            at,
-            mql_at: j
-                .leads
-                .get(&deal.row.primary_contact_id)
-                .and_then(|l| l.reach[1]),
-            opportunity_created_at: Some(utc(deal.row.created_at)),
-            won,
-        },
-        eligible(&all, at, lookback),
-    )
+    let conversion = Conversion {
+        at,
+        mql_at: lead(row.primary_contact_id).and_then(|l| l.reach[1]),
+        opportunity_created_at: Some(utc(row.created_at)),
+        won,
+    };
+    let touches = eligible_run(&all, at, ask.lookback);
+    if counted {
+        let value = if won { 0 } else { row.amount_cents };
+        t.conversion(&ask.rule, &conversion, touches, value, sign)?;
+    }
+    for r in deal.revenue.iter().filter(booked) {
+        t.value(&ask.rule, &conversion, touches, r.amount_cents, sign)?;
+    }
+    Ok(())
 }
 
-/// `load_facts`, read from the journey index instead of the database.
-pub fn indexed_facts(j: &Journeys, stage: LeadStage, period: Period, lookback: i64) -> StageFacts {
-    let mut facts = StageFacts::default();
-    match stage {
-        LeadStage::Opportunity => {
-            let mut opps: Vec<&Deal> = j
-                .deals
-                .values()
-                .map(|d| &**d)
-                .filter(|d| period.holds(utc(d.row.created_at)))
-                .collect();
-            opps.sort_by(|a, b| a.row.external_id.cmp(&b.row.external_id));
-            for d in opps {
-                let (conversion, touches) =
-                    indexed_conversion(j, d, utc(d.row.created_at), false, lookback);
-                facts.conversions.push(ConversionFacts {
-                    conversion,
-                    touches: touches.into(),
-                    value: Some(d.row.amount_cents),
-                });
+/// The tally of a stage and period, read from the journey index.
+pub fn indexed_tally(j: &Journeys, ask: &Ask, by_month: bool) -> AppResult<Tally> {
+    let mut t = Tally::new(by_month);
+    match ask.stage {
+        LeadStage::Opportunity | LeadStage::Won => {
+            for deal in j.deals.values() {
+                credit_deal(&mut t, ask, deal, |id| j.lead(id), Sign::Add)?;
             }
         }
-        LeadStage::Won => {
-            let closed = |d: &Deal| utc(d.row.closed_at.unwrap_or(d.row.created_at));
-            let mut won: Vec<&Deal> = j
-                .deals
-                .values()
-                .map(|d| &**d)
-                .filter(|d| {
-                    d.row.status == DealStatus::Won.as_str()
-                        && d.row.closed_at.is_some_and(|t| period.holds(utc(t)))
-                })
-                .collect();
-            won.sort_by(|a, b| a.row.external_id.cmp(&b.row.external_id));
-            for d in won {
-                let (conversion, touches) = indexed_conversion(j, d, closed(d), true, lookback);
-                facts.conversions.push(ConversionFacts {
-                    conversion,
-                    touches: touches.into(),
-                    value: None,
-                });
-            }
-            let mut revenue: Vec<(&RevenueRow, &Deal)> = j
-                .deals
-                .values()
-                .flat_map(|d| d.revenue.iter().map(move |r| (r, &**d)))
-                .filter(|(r, _)| period.holds_day(r.booked_on))
-                .collect();
-            revenue.sort_by(|a, b| {
-                (a.0.booked_on, &a.0.external_id).cmp(&(b.0.booked_on, &b.0.external_id))
-            });
-            for (r, d) in revenue {
-                let (conversion, touches) = indexed_conversion(j, d, closed(d), true, lookback);
-                facts.values.push(ValueFacts {
-                    conversion,
-                    touches: touches.into(),
-                    amount: r.amount_cents,
-                    revenue_event_id: r.id,
-                    opportunity_id: d.row.id,
-                });
-            }
-        }
-        _ => {
+        stage => {
             let rank = stage.funnel_rank().unwrap_or(0);
-            for (_, lead) in j.reached(rank, period.start(), period.end()) {
-                let Some(at) = lead.reach[rank] else {
-                    continue;
-                };
-                facts.conversions.push(ConversionFacts {
-                    conversion: Conversion {
-                        at,
-                        mql_at: lead.reach[1],
-                        opportunity_created_at: None,
-                        won: false,
-                    },
-                    touches: Touches::eligible(&lead.touches, at, lookback),
-                    value: None,
-                });
+            let order = j
+                .by_reach
+                .get(rank)
+                .into_iter()
+                .flat_map(|o| o.range(micros_range(ask.period.start(), ask.period.end())));
+            for (_, id) in order {
+                if let Some(lead) = j.lead(*id) {
+                    credit_lead(&mut t, ask, lead, Sign::Add)?;
+                }
             }
         }
     }
-    facts
+    Ok(t)
+}
+
+/// Brings a tally made at version `since` to the index's version by re-crediting only the
+/// leads and deals changed since (taken back as they were, counted in as they are); false when
+/// the journal no longer reaches back to `since` (make it again).
+pub fn advance_tally(t: &mut Tally, j: &Journeys, ask: &Ask, since: i64) -> AppResult<bool> {
+    let Some(changed) = j.journal.since(since) else {
+        return Ok(false);
+    };
+    let now = |id: i64| j.lead(id);
+    let then = |id: i64| match changed.leads.get(&id) {
+        Some(old) => *old,
+        None => j.lead(id),
+    };
+    match ask.stage {
+        LeadStage::Opportunity | LeadStage::Won => {
+            // The deals that changed and those naming a lead that changed (a deal that named
+            // it only before changed itself).
+            let mut deals: BTreeSet<i64> = changed.deals.keys().copied().collect();
+            for id in changed.leads.keys() {
+                deals.extend(j.by_contact.get(id).into_iter().flatten());
+            }
+            for id in deals {
+                let before = match changed.deals.get(&id) {
+                    Some(old) => *old,
+                    None => j.deal(id),
+                };
+                if let Some(d) = before {
+                    credit_deal(t, ask, d, then, Sign::Remove)?;
+                }
+                if let Some(d) = j.deal(id) {
+                    credit_deal(t, ask, d, now, Sign::Add)?;
+                }
+            }
+        }
+        _ => {
+            for (id, before) in &changed.leads {
+                if let Some(l) = before {
+                    credit_lead(t, ask, l, Sign::Remove)?;
+                }
+                if let Some(l) = now(*id) {
+                    credit_lead(t, ask, l, Sign::Add)?;
+                }
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// `markov_paths`, read from the journey index.
@@ -462,77 +503,134 @@ pub fn indexed_markov_paths(
     paths.into_iter().map(|(_, p)| p).collect()
 }
 
-/// The facts of some stages of a period, the data version they are of, and every campaign,
-/// in one catch-up and one read. From the journey index once it is loaded (after catching up
-/// with the change log, so every acknowledged write is in), else from the database.
-async fn facts(
+/// The tallies of some stages of a period under a model, and every campaign, in one catch-up
+/// and one read. From the journey index once it is loaded (after catching up with the change
+/// log, so every acknowledged write is in): a heuristic model's tally kept from an earlier
+/// version is brought forward by re-crediting what changed since; MARKOV's weights move with
+/// every change to the chain, so its tally is made per version. Else from the database.
+async fn tallies(
     ctx: &Ctx,
     stages: Vec<LeadStage>,
     period: Period,
     lookback: i64,
-    markov: bool,
-) -> AppResult<(Version, Vec<Arc<StageFacts>>, Vec<CampaignRow>)> {
+    model: Model,
+    params: Params,
+    by_month: bool,
+) -> AppResult<(Vec<Arc<Tallied>>, Vec<CampaignRow>)> {
     let cache = ctx.reports.clone();
     let index = cache.index.clone();
-    let key = move |version, stage, markov| FactsKey {
+    let markov = model == Model::Markov;
+    let half_life_bits = if model == Model::TimeDecay {
+        params.half_life_days.to_bits()
+    } else {
+        0
+    };
+    let tally_key = move |stage| TallyKey {
+        model,
+        stage,
+        period,
+        lookback_days: lookback,
+        half_life_bits,
+        by_month,
+    };
+    let facts_key = move |version, stage, markov| FactsKey {
         version,
         stage,
         period,
         lookback_days: lookback,
         markov,
     };
-    // The index once it is loaded (and not reloading), caught up first so every acknowledged
-    // write is in; else the database.
     ctx.db
         .run_on(index.is_ready(), move |conn| {
             if index.current(conn)? {
-                let version = Version::Indexed(index.version());
                 let campaigns = campaigns::all(conn)?;
-                let found = index.read(|j| {
-                    stages
-                        .iter()
-                        .map(|stage| {
-                            if let Some(found) = cache.get(&key(version, *stage, markov)) {
-                                return found;
+                let found = index.read(|j| -> AppResult<Vec<Arc<Tallied>>> {
+                    let version = j.journal.version;
+                    let no_effects = HashMap::new();
+                    let mut found = Vec::new();
+                    for stage in &stages {
+                        let ask = |removal_effects| Ask {
+                            rule: Rule {
+                                model,
+                                params,
+                                removal_effects,
+                            },
+                            stage: *stage,
+                            period,
+                            lookback,
+                        };
+                        let key = tally_key(*stage);
+                        let mut tallied = None;
+                        if let Some((Version::Indexed(since), mut kept)) = cache.take_tally(&key) {
+                            if since == version {
+                                tallied = Some(kept);
+                            } else if !markov && since < version {
+                                let tally = &mut Arc::make_mut(&mut kept).tally;
+                                if advance_tally(tally, j, &ask(&no_effects), since)? {
+                                    tallied = Some(kept);
+                                }
                             }
-                            let mut loaded = match cache.get(&key(version, *stage, false)) {
-                                Some(found) => (*found).clone(),
-                                None => indexed_facts(j, *stage, period, lookback),
-                            };
-                            if markov {
-                                loaded.removal_effects = removal_effects(&indexed_markov_paths(
-                                    j, *stage, period, lookback,
-                                ));
+                        }
+                        let tallied = match tallied {
+                            Some(t) => t,
+                            None => {
+                                let effects = if markov {
+                                    removal_effects(&indexed_markov_paths(
+                                        j, *stage, period, lookback,
+                                    ))
+                                } else {
+                                    HashMap::new()
+                                };
+                                let tally = indexed_tally(j, &ask(&effects), by_month)?;
+                                Arc::new(Tallied {
+                                    tally,
+                                    removal_effects: effects,
+                                })
                             }
-                            let loaded = Arc::new(loaded);
-                            cache.put(key(version, *stage, markov), loaded.clone());
-                            loaded
-                        })
-                        .collect()
-                })?;
-                return Ok((version, found, campaigns));
+                        };
+                        cache.keep_tally(key, Version::Indexed(version), tallied.clone());
+                        found.push(tallied);
+                    }
+                    Ok(found)
+                })??;
+                return Ok((found, campaigns));
             }
             let version = Version::Data(reports::data_version(conn)?);
             let campaigns = campaigns::all(conn)?;
             let mut found = Vec::new();
             for stage in stages {
-                if let Some(hit) = cache.get(&key(version, stage, markov)) {
-                    found.push(hit);
-                    continue;
+                let key = tally_key(stage);
+                if let Some((kept_at, kept)) = cache.take_tally(&key) {
+                    if kept_at == version {
+                        cache.keep_tally(key, version, kept.clone());
+                        found.push(kept);
+                        continue;
+                    }
                 }
-                let mut loaded = match cache.get(&key(version, stage, false)) {
-                    Some(hit) => (*hit).clone(),
-                    None => load_facts(conn, stage, period, lookback)?,
+                let facts = match cache.get(&facts_key(version, stage, markov)) {
+                    Some(hit) => hit,
+                    None => {
+                        let mut loaded = match cache.get(&facts_key(version, stage, false)) {
+                            Some(hit) => (*hit).clone(),
+                            None => load_facts(conn, stage, period, lookback)?,
+                        };
+                        if markov {
+                            loaded.removal_effects =
+                                removal_effects(&markov_paths(conn, stage, period, lookback)?);
+                        }
+                        let loaded = Arc::new(loaded);
+                        cache.put(facts_key(version, stage, markov), loaded.clone());
+                        loaded
+                    }
                 };
-                if markov {
-                    loaded.removal_effects =
-                        removal_effects(&markov_paths(conn, stage, period, lookback)?);
-                }
-                let loaded = Arc::new(loaded);
-                cache.put(key(version, stage, markov), loaded.clone());
-                found.push(loaded);
+                let tallied = Arc::new(Tallied {
+                    tally: Tally::of_facts(&facts, model, params, by_month)?,
+                    removal_effects: facts.removal_effects.clone(),
+                });
+                cache.keep_tally(key, version, tallied.clone());
+                found.push(tallied);
             }
-            Ok((version, found, campaigns))
+            Ok((found, campaigns))
         })
         .await
 }
@@ -566,65 +664,41 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
     ctx.require_read(Read::Campaigns, "attribution")?;
     check_stage(query.stage)?;
     check_params(query.half_life_days, query.lookback_days)?;
-    let (version, facts, campaigns) = facts(
+    let (tallied, campaigns) = tallies(
         ctx,
         vec![query.stage],
         query.period,
         query.lookback_days,
-        query.model == Model::Markov,
+        query.model,
+        Params {
+            half_life_days: query.half_life_days,
+        },
+        query.grouping == Grouping::Month,
     )
     .await?;
-    let facts = facts
+    let tallied = tallied
         .into_iter()
         .next()
-        .ok_or_else(|| AppError::Internal("no facts for the stage".into()))?;
-    assemble(ctx, query, version, &facts, campaigns)
+        .ok_or_else(|| AppError::Internal("no tally for the stage".into()))?;
+    assemble(ctx, query, &tallied, campaigns)
 }
 
-/// A report from its facts: built (or found built) for the caller's visible campaigns.
+/// A report from its stage's tally, cut to the caller's visible campaigns.
 fn assemble(
     ctx: &Ctx,
     query: ReportQuery,
-    version: Version,
-    facts: &StageFacts,
+    tallied: &Tallied,
     campaigns: Vec<CampaignRow>,
 ) -> AppResult<AttributionReport> {
     let visible = visible_campaigns(ctx, &campaigns)?;
-    // Built reports are kept per data version and caller scope (what rows hold depends on
-    // which campaigns the caller sees): a dashboard's repeat, and campaignRoi's six stages,
-    // cost a lookup.
-    let key = BuiltKey {
-        version,
-        model: query.model,
-        stage: query.stage,
-        period: query.period,
-        grouping: query.grouping,
-        half_life_bits: query.half_life_days.to_bits(),
-        lookback_days: query.lookback_days,
-        own: (ctx.read_scope(Read::Campaigns) != Scope::All).then_some(ctx.user_id),
-    };
-    let report = match ctx.reports.built(&key) {
-        Some(found) => (*found).clone(),
-        None => {
-            let built = report::build(
-                facts,
-                query.model,
-                Params {
-                    half_life_days: query.half_life_days,
-                },
-                query.grouping,
-                &infos(&campaigns),
-                |c| visible.contains(&c),
-            )?;
-            ctx.reports.keep_built(key, Arc::new(built.clone()));
-            built
-        }
-    };
+    let report = tallied
+        .tally
+        .report(query.grouping, &infos(&campaigns), |c| visible.contains(&c))?;
     let by_id: HashMap<i64, CampaignRow> = campaigns.into_iter().map(|c| (c.id, c)).collect();
     let mut removal = Vec::new();
     if query.model == Model::Markov {
-        let total: f64 = facts.removal_effects.values().sum();
-        for (id, re) in &facts.removal_effects {
+        let total: f64 = tallied.removal_effects.values().sum();
+        for (id, re) in &tallied.removal_effects {
             if let (true, Some(c)) = (visible.contains(id), by_id.get(id)) {
                 removal.push((c.clone(), *re, if total > 0.0 { re / total } else { 0.0 }));
             }
@@ -791,10 +865,13 @@ pub async fn campaign_roi(
         LeadStage::Won,
     ];
     // One catch-up and one read of the index for the six stages (and one of the campaigns).
-    let (version, facts, campaigns) =
-        facts(ctx, stages.to_vec(), period, 365, model == Model::Markov).await?;
+    let params = Params {
+        half_life_days: 7.0,
+    };
+    let (tallied, campaigns) =
+        tallies(ctx, stages.to_vec(), period, 365, model, params, false).await?;
     let mut reports = Vec::new();
-    for (stage, facts) in stages.into_iter().zip(&facts) {
+    for (stage, tallied) in stages.into_iter().zip(&tallied) {
         let query = ReportQuery {
             model,
             stage,
@@ -803,7 +880,7 @@ pub async fn campaign_roi(
             half_life_days: 7.0,
             lookback_days: 365,
         };
-        reports.push(assemble(ctx, query, version, facts, campaigns.clone())?);
+        reports.push(assemble(ctx, query, tallied, campaigns.clone())?);
     }
     let costs = ctx
         .db

@@ -13,7 +13,7 @@ use super::AppResult;
 type PeriodKey = (TypeId, Version, Period);
 use crate::domain::attribution::Model;
 use crate::domain::period::Period;
-use crate::domain::report::{Grouping, Report, StageFacts};
+use crate::domain::report::{StageFacts, Tally};
 use crate::domain::stage::LeadStage;
 
 /// What a cached value was read at: a data version of the database, or a version of the
@@ -35,18 +35,24 @@ pub(crate) struct FactsKey {
     pub(crate) markov: bool,
 }
 
-/// A built report: its query at a data version, for a caller who sees all campaigns (`own`
-/// None) or the campaigns of one user.
+/// A tally's query: everything but the caller (a report is cut to the caller's campaigns
+/// when it is read from the tally).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct BuiltKey {
-    pub(crate) version: Version,
+pub(crate) struct TallyKey {
     pub(crate) model: Model,
     pub(crate) stage: LeadStage,
     pub(crate) period: Period,
-    pub(crate) grouping: Grouping,
-    pub(crate) half_life_bits: u64,
     pub(crate) lookback_days: i64,
-    pub(crate) own: Option<Option<i64>>,
+    /// TIME_DECAY's half-life (0 for the models that do not read it).
+    pub(crate) half_life_bits: u64,
+    pub(crate) by_month: bool,
+}
+
+/// A stage's credits, and for MARKOV the removal effects they were weighed by.
+#[derive(Debug, Clone, Default)]
+pub struct Tallied {
+    pub tally: Tally,
+    pub removal_effects: HashMap<i64, f64>,
 }
 
 /// Facts of recent reports, keyed by the data version they were read at; a write makes a new
@@ -56,8 +62,8 @@ pub struct ReportCache {
     /// What attribution reads, in memory and current (see `service::index`).
     pub index: std::sync::Arc<super::index::JourneyIndex>,
     facts: Mutex<HashMap<FactsKey, Arc<StageFacts>>>,
-    /// Reports built from those facts.
-    built: Mutex<HashMap<BuiltKey, Arc<Report>>>,
+    /// Tallies of recent reports, at the version they were made or last brought to.
+    tallies: Mutex<HashMap<TallyKey, (Version, Arc<Tallied>)>>,
     /// What other reports read for a period, per data version and type of value: the
     /// funnel's cohort, leakage's MQLs, the facts every statement of a period shares. Keyed by
     /// type, so this module need not know the reports that use it.
@@ -134,18 +140,25 @@ impl ReportCache {
         }
     }
 
-    pub(crate) fn built(&self, key: &BuiltKey) -> Option<Arc<Report>> {
-        let found = self.built.lock().ok()?.get(key).cloned();
+    /// Takes the tally of `key` out (a report brings it forward, then keeps it again).
+    pub(crate) fn take_tally(&self, key: &TallyKey) -> Option<(Version, Arc<Tallied>)> {
+        let found = self.tallies.lock().ok()?.remove(key);
         self.count(found)
     }
 
-    pub(crate) fn keep_built(&self, key: BuiltKey, report: Arc<Report>) {
-        if let Ok(mut map) = self.built.lock() {
-            map.retain(|k, _| k.version >= key.version);
-            if map.len() >= 4 * Self::CAPACITY {
-                map.clear();
+    /// Keeps a tally unless a newer one of the same query is kept; at capacity the one of the
+    /// oldest version goes.
+    pub(crate) fn keep_tally(&self, key: TallyKey, version: Version, tallied: Arc<Tallied>) {
+        if let Ok(mut map) = self.tallies.lock() {
+            if map.get(&key).is_some_and(|(v, _)| *v > version) {
+                return;
             }
-            map.insert(key, report);
+            if map.len() >= 2 * Self::CAPACITY && !map.contains_key(&key) {
+                if let Some(oldest) = map.iter().min_by_key(|(_, (v, _))| *v).map(|(k, _)| *k) {
+                    map.remove(&oldest);
+                }
+            }
+            map.insert(key, (version, tallied));
         }
     }
 }

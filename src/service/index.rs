@@ -17,7 +17,7 @@
 //! when the gap was noticed has ended (`pg_current_snapshot()`), so a slow commit is never
 //! skipped; on SQLite writers commit in id order and a gap is given up after a few seconds.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ pub struct Deal {
 }
 
 /// The index's content at one moment.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Journeys {
     /// Boxed: a map's slots are empty up to half the time, and a journey is ~200 bytes.
     /// Change through `put_lead`/`drop_lead`, which keep the orderings below.
@@ -73,6 +73,104 @@ pub struct Journeys {
     pub by_mql: BTreeSet<(i64, i64)>,
     /// How many leads each campaign sourced (never 0: a campaign without leads has no entry).
     pub sourced: HashMap<i64, i64>,
+    /// Deal ids (ascending) by the leads they name, primary contact included: the deals a
+    /// lead's change reaches. Change deals through `put_deal`/`take_deal`.
+    pub by_contact: HashMap<i64, Vec<i64>>,
+    /// What each change replaced, and the content's version.
+    pub journal: Journal,
+}
+
+/// The content is what the database holds; the journal is history, not content.
+impl PartialEq for Journeys {
+    fn eq(&self, other: &Journeys) -> bool {
+        self.leads == other.leads
+            && self.deals == other.deals
+            && self.by_reach == other.by_reach
+            && self.by_mql == other.by_mql
+            && self.sourced == other.sourced
+            && self.by_contact == other.by_contact
+    }
+}
+
+impl Eq for Journeys {}
+
+/// What a change replaced: a lead's or a deal's journey before it (None: it did not exist).
+#[derive(Debug)]
+pub enum Replaced {
+    Lead(i64, Option<Box<LeadJourney>>),
+    Deal(i64, Option<Box<Deal>>),
+}
+
+/// The content's version and, for the last changes, what each replaced: enough to bring a
+/// report's tally made at an earlier version forward by re-crediting only what changed.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// The version of the content (the index's version when it was last changed).
+    pub version: i64,
+    /// A tally made at a version ≥ this can be brought forward from the entries.
+    from: i64,
+    /// (version that made the change, what it replaced), oldest first.
+    entries: VecDeque<(i64, Replaced)>,
+}
+
+/// What the content held, at some earlier version, of the leads and deals changed since.
+#[derive(Debug, Default)]
+pub struct Changed<'a> {
+    pub leads: HashMap<i64, Option<&'a LeadJourney>>,
+    pub deals: HashMap<i64, Option<&'a Deal>>,
+}
+
+impl Journal {
+    /// Entries kept: ~25 MB of replaced journeys, a few minutes of a CRM sync's writes. A
+    /// tally older than that is made again.
+    const KEEP: usize = 50_000;
+
+    fn starting_at(version: i64) -> Journal {
+        Journal {
+            version,
+            from: version,
+            entries: VecDeque::new(),
+        }
+    }
+
+    fn record(&mut self, version: i64, replaced: Replaced) {
+        self.entries.push_back((version, replaced));
+        while self.entries.len() > Self::KEEP {
+            if let Some((v, _)) = self.entries.pop_front() {
+                self.from = self.from.max(v);
+            }
+        }
+    }
+
+    /// What the content held at `since` of everything changed after it; None when the
+    /// journal no longer reaches back that far.
+    pub fn since(&self, since: i64) -> Option<Changed<'_>> {
+        if since < self.from || since > self.version {
+            return None;
+        }
+        let start = self.entries.partition_point(|(v, _)| *v <= since);
+        let mut changed = Changed::default();
+        for (_, replaced) in self.entries.range(start..) {
+            // The first entry after `since` holds what was there at `since`.
+            match replaced {
+                Replaced::Lead(id, old) => {
+                    changed.leads.entry(*id).or_insert(old.as_deref());
+                }
+                Replaced::Deal(id, old) => {
+                    changed.deals.entry(*id).or_insert(old.as_deref());
+                }
+            }
+        }
+        Some(changed)
+    }
+}
+
+/// The leads a deal names: its contacts and its primary contact.
+fn named_by(deal: &Deal) -> impl Iterator<Item = i64> + '_ {
+    deal.contacts
+        .iter()
+        .copied()
+        .chain(std::iter::once(deal.row.primary_contact_id))
 }
 
 /// The [from, to) bounds of a period in `by_reach`/`by_mql` keys.
@@ -97,13 +195,59 @@ impl Journeys {
                 *sourced.entry(c).or_insert(0) += 1;
             }
         }
+        let mut by_contact: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (id, deal) in &deals {
+            for lead in named_by(deal) {
+                by_contact.entry(lead).or_default().push(*id);
+            }
+        }
+        for ids in by_contact.values_mut() {
+            ids.sort_unstable();
+            ids.dedup();
+        }
         Journeys {
             leads,
             deals,
             by_reach: by_reach.map(BTreeSet::from_iter),
             by_mql: BTreeSet::from_iter(by_mql),
             sourced,
+            by_contact,
+            journal: Journal::default(),
         }
+    }
+
+    pub fn lead(&self, id: i64) -> Option<&LeadJourney> {
+        self.leads.get(&id).map(|l| &**l)
+    }
+
+    pub fn deal(&self, id: i64) -> Option<&Deal> {
+        self.deals.get(&id).map(|d| &**d)
+    }
+
+    /// Adds (or replaces) a deal and its place under the leads it names.
+    pub fn put_deal(&mut self, id: i64, deal: Box<Deal>) {
+        self.take_deal(id);
+        for lead in named_by(&deal) {
+            let ids = self.by_contact.entry(lead).or_default();
+            if let Err(at) = ids.binary_search(&id) {
+                ids.insert(at, id);
+            }
+        }
+        self.deals.insert(id, deal);
+    }
+
+    /// Removes a deal and its place under the leads it names; returns it.
+    pub fn take_deal(&mut self, id: i64) -> Option<Box<Deal>> {
+        let deal = self.deals.remove(&id)?;
+        for lead in named_by(&deal) {
+            if let Some(ids) = self.by_contact.get_mut(&lead) {
+                ids.retain(|d| *d != id);
+                if ids.is_empty() {
+                    self.by_contact.remove(&lead);
+                }
+            }
+        }
+        Some(deal)
     }
 
     /// Adds (or replaces) a lead and its place in every ordering.
@@ -123,11 +267,9 @@ impl Journeys {
         self.leads.insert(id, lead);
     }
 
-    /// Removes a lead and its place in every ordering.
-    pub fn drop_lead(&mut self, id: i64) {
-        let Some(lead) = self.leads.remove(&id) else {
-            return;
-        };
+    /// Removes a lead and its place in every ordering; returns it.
+    pub fn drop_lead(&mut self, id: i64) -> Option<Box<LeadJourney>> {
+        let lead = self.leads.remove(&id)?;
         for (rank, at) in lead.reach.iter().enumerate() {
             if let Some(at) = at {
                 self.by_reach[rank].remove(&(at.timestamp_micros(), id));
@@ -144,6 +286,7 @@ impl Journeys {
                 }
             }
         }
+        Some(lead)
     }
 
     /// Leads that reached `rank` in [from, to), by lead id.
@@ -302,15 +445,21 @@ impl JourneyIndex {
         let started = Instant::now();
         let mut tail = self.tail.lock().map_err(|_| lock_error())?;
         let newest = journeys::newest_change(conn)?;
-        let fresh = read_all(conn)?;
+        let mut fresh = read_all(conn)?;
         let (leads, deals) = (fresh.leads.len(), fresh.deals.len());
-        *self.journeys.write().map_err(|_| lock_error())? = fresh;
+        {
+            let mut journeys = self.journeys.write().map_err(|_| lock_error())?;
+            // A new version with the new content, under the lock, so no reader pairs one with
+            // the other's; nothing made before it can be brought forward.
+            let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+            fresh.journal = Journal::starting_at(version);
+            *journeys = fresh;
+        }
         *tail = Tail {
             low: (newest - REPLAY).max(0),
             loaded_through: newest,
             ..Tail::default()
         };
-        self.version.fetch_add(1, Ordering::AcqRel);
         self.ready.store(true, Ordering::Release);
         self.loaded.store(true, Ordering::Release);
         drop(tail);
@@ -416,17 +565,23 @@ impl JourneyIndex {
         let leads = read_leads(conn, &lead_ids)?;
         let deals = read_deals(conn, &deal_ids)?;
         let mut journeys = self.journeys.write().map_err(|_| lock_error())?;
+        // The new version is taken under the lock: a reader sees a content and its version.
+        let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+        journeys.journal.version = version;
         for id in &lead_ids {
-            journeys.drop_lead(*id);
+            let old = journeys.drop_lead(*id);
+            journeys.journal.record(version, Replaced::Lead(*id, old));
         }
         for (id, lead) in leads {
             journeys.put_lead(id, lead);
         }
         for id in &deal_ids {
-            journeys.deals.remove(id);
+            let old = journeys.take_deal(*id);
+            journeys.journal.record(version, Replaced::Deal(*id, old));
         }
-        journeys.deals.extend(deals);
-        self.version.fetch_add(1, Ordering::AcqRel);
+        for (id, deal) in deals {
+            journeys.put_deal(id, deal);
+        }
         Ok(())
     }
 

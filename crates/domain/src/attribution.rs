@@ -100,15 +100,26 @@ impl Touches {
         at: DateTime<Utc>,
         lookback_days: i64,
     ) -> Touches {
-        let from = at - Duration::days(lookback_days);
-        let start = all.partition_point(|t| t.at < from);
-        let end = all.partition_point(|t| t.at <= at).max(start);
+        let (from, to) = eligible_bounds(all, at, lookback_days);
         Touches {
             all: all.clone(),
-            from: start,
-            to: end,
+            from,
+            to,
         }
     }
+}
+
+/// Where the touches of sorted `all` with `at − lookback ≤ time ≤ at` begin and end.
+fn eligible_bounds(all: &[Touch], at: DateTime<Utc>, lookback_days: i64) -> (usize, usize) {
+    let from = at - Duration::days(lookback_days);
+    let start = all.partition_point(|t| t.at < from);
+    (start, all.partition_point(|t| t.at <= at).max(start))
+}
+
+/// The eligible touches of sorted `all` (as `Touches::eligible`), borrowed.
+pub fn eligible_run(all: &[Touch], at: DateTime<Utc>, lookback_days: i64) -> &[Touch] {
+    let (from, to) = eligible_bounds(all, at, lookback_days);
+    all.get(from..to).unwrap_or_default()
 }
 
 impl std::ops::Deref for Touches {

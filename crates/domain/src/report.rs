@@ -150,100 +150,248 @@ pub fn build(
     campaigns: &HashMap<i64, CampaignInfo>,
     visible: impl Fn(i64) -> bool,
 ) -> Result<Report, MoneyError> {
-    // Credits add up per (campaign, month) first, with no string per credit; rows are keyed
-    // by name once per campaign (and month) at the end. Sums are exact, so order is free.
-    #[derive(Default)]
-    struct Acc {
-        conversions: ExactSum,
-        revenue: i64,
-    }
-    let mut by_campaign: HashMap<(i64, i32), Acc> = HashMap::new();
-    let mut total_revenue: i64 = 0;
-    let mut unattributed_conversions = 0u64;
-    let mut unattributed_revenue: i64 = 0;
-    let add = |a: i64, b: i64| a.checked_add(b).ok_or(MoneyError::Arithmetic);
-    let month = |t: &Touch| match grouping {
-        Grouping::Month => t.at.year() * 12 + t.at.month0() as i32,
-        _ => 0,
-    };
-    let mut credit = |c: &Credit, conversions: bool| -> Result<(), MoneyError> {
-        let acc = by_campaign
-            .entry((c.touch.campaign_id, month(&c.touch)))
-            .or_default();
-        if conversions {
-            acc.conversions.add(c.weight);
+    Tally::of_facts(facts, model, params, grouping == Grouping::Month)?
+        .report(grouping, campaigns, visible)
+}
+
+/// How a conversion's credits are weighed: the model, its parameters and, for MARKOV, the
+/// removal effects of the period's chain.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule<'a> {
+    pub model: Model,
+    pub params: Params,
+    pub removal_effects: &'a HashMap<i64, f64>,
+}
+
+/// Whether a conversion is counted in or taken back out (it changed, or left the period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    Add,
+    Remove,
+}
+
+impl Sign {
+    fn apply(self, amount: i64) -> Result<i64, MoneyError> {
+        match self {
+            Sign::Add => Ok(amount),
+            Sign::Remove => amount.checked_neg().ok_or(MoneyError::Arithmetic),
         }
-        acc.revenue = add(acc.revenue, c.amount)?;
+    }
+}
+
+/// An exact sum of credited conversions that can also be taken from: numerators per
+/// denominator (the same reduced fractions `ExactSum` groups), signed. A conversion taken back
+/// removes exactly the fractions it added, so every numerator stays ≥ 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SignedSum {
+    terms: Vec<(u128, i128)>,
+}
+
+impl SignedSum {
+    fn add(&mut self, f: Fraction, sign: Sign) -> Result<(), MoneyError> {
+        if f.num == 0 {
+            return Ok(());
+        }
+        let num = i128::try_from(f.num).map_err(|_| MoneyError::Arithmetic)?;
+        let num = match sign {
+            Sign::Add => num,
+            Sign::Remove => -num,
+        };
+        match self.terms.iter_mut().find(|(den, _)| *den == f.den) {
+            Some((_, n)) => *n = n.checked_add(num).ok_or(MoneyError::Arithmetic)?,
+            None => self.terms.push((f.den, num)),
+        }
         Ok(())
-    };
-    for f in &facts.conversions {
-        let value = f.value.unwrap_or(0);
-        total_revenue = add(total_revenue, value)?;
-        let cs = credits(
+    }
+
+    fn add_to(&self, sum: &mut ExactSum) -> Result<(), MoneyError> {
+        for (den, num) in &self.terms {
+            // Negative only if a conversion was taken back that was never added: a bug.
+            let num = u128::try_from(*num).map_err(|_| MoneyError::Arithmetic)?;
+            sum.add(Fraction { num, den: *den });
+        }
+        Ok(())
+    }
+}
+
+/// What a campaign (in a month, when grouping by month) was credited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Cell {
+    conversions: SignedSum,
+    revenue: i64,
+    /// Credits (touches of conversions and revenue events) in it, zero-weight ones too: a
+    /// campaign touched shows as a row even when its model gives it nothing.
+    credits: i64,
+}
+
+/// A report before it is grouped and cut to what a caller sees: credits summed per campaign
+/// (and month of the touch, when `by_month`) and the company's totals. Conversions can be
+/// added and taken back, so a tally is kept current by re-crediting only what changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    by_month: bool,
+    cells: HashMap<(i64, i32), Cell>,
+    conversions: i64,
+    revenue: i64,
+    unattributed_conversions: i64,
+    unattributed_revenue: i64,
+}
+
+impl Tally {
+    /// An empty tally; `by_month` keeps each touch's month (for `Grouping::Month`).
+    pub fn new(by_month: bool) -> Tally {
+        Tally {
+            by_month,
+            ..Tally::default()
+        }
+    }
+
+    /// The tally of a stage's facts, weighed by `model` (MARKOV by the facts' removal effects).
+    pub fn of_facts(
+        facts: &StageFacts,
+        model: Model,
+        params: Params,
+        by_month: bool,
+    ) -> Result<Tally, MoneyError> {
+        let mut tally = Tally::new(by_month);
+        let rule = Rule {
             model,
-            &f.conversion,
-            &f.touches,
             params,
-            &facts.removal_effects,
-            value,
+            removal_effects: &facts.removal_effects,
+        };
+        for f in &facts.conversions {
+            let value = f.value.unwrap_or(0);
+            tally.conversion(&rule, &f.conversion, &f.touches, value, Sign::Add)?;
+        }
+        for v in &facts.values {
+            tally.value(&rule, &v.conversion, &v.touches, v.amount, Sign::Add)?;
+        }
+        Ok(tally)
+    }
+
+    /// Counts a conversion in (or takes it back): one conversion, `value` of money (0 when it
+    /// carries none), both split over its eligible `touches` (sorted).
+    pub fn conversion(
+        &mut self,
+        rule: &Rule,
+        conversion: &Conversion,
+        touches: &[Touch],
+        value: i64,
+        sign: Sign,
+    ) -> Result<(), MoneyError> {
+        let one = sign.apply(1)?;
+        self.conversions = add(self.conversions, one)?;
+        self.credit(rule, conversion, touches, value, sign, true)
+    }
+
+    /// Counts a revenue event in (or takes it back): money only, split with the weights of
+    /// its opportunity's conversion.
+    pub fn value(
+        &mut self,
+        rule: &Rule,
+        conversion: &Conversion,
+        touches: &[Touch],
+        amount: i64,
+        sign: Sign,
+    ) -> Result<(), MoneyError> {
+        self.credit(rule, conversion, touches, amount, sign, false)
+    }
+
+    fn credit(
+        &mut self,
+        rule: &Rule,
+        conversion: &Conversion,
+        touches: &[Touch],
+        amount: i64,
+        sign: Sign,
+        counts: bool,
+    ) -> Result<(), MoneyError> {
+        let signed = sign.apply(amount)?;
+        self.revenue = add(self.revenue, signed)?;
+        if touches.is_empty() {
+            if counts {
+                self.unattributed_conversions = add(self.unattributed_conversions, sign.apply(1)?)?;
+            }
+            self.unattributed_revenue = add(self.unattributed_revenue, signed)?;
+            return Ok(());
+        }
+        let w = weights(
+            rule.model,
+            conversion,
+            touches,
+            rule.params,
+            rule.removal_effects,
         );
-        if cs.is_empty() {
-            unattributed_conversions += 1;
-            unattributed_revenue = add(unattributed_revenue, value)?;
+        let parts = allocate(amount, &w);
+        let total: u128 = w.iter().map(|x| u128::from(*x)).sum();
+        for ((t, weight), part) in touches.iter().zip(w).zip(parts) {
+            let month = if self.by_month {
+                t.at.year() * 12 + t.at.month0() as i32
+            } else {
+                0
+            };
+            let cell = self.cells.entry((t.campaign_id, month)).or_default();
+            if counts {
+                cell.conversions
+                    .add(Fraction::new(u128::from(weight), total), sign)?;
+            }
+            cell.revenue = add(cell.revenue, sign.apply(part)?)?;
+            cell.credits = add(cell.credits, sign.apply(1)?)?;
+            if cell.credits == 0 {
+                self.cells.remove(&(t.campaign_id, month));
+            }
         }
-        for c in &cs {
-            credit(c, true)?;
-        }
+        Ok(())
     }
-    for v in &facts.values {
-        total_revenue = add(total_revenue, v.amount)?;
-        let cs = credits(
-            model,
-            &v.conversion,
-            &v.touches,
-            params,
-            &facts.removal_effects,
-            v.amount,
-        );
-        if cs.is_empty() {
-            unattributed_revenue = add(unattributed_revenue, v.amount)?;
+
+    /// The report for a caller: rows grouped by `grouping` of the campaigns `visible` accepts,
+    /// what went to the others aggregated, and the company's totals.
+    pub fn report(
+        &self,
+        grouping: Grouping,
+        campaigns: &HashMap<i64, CampaignInfo>,
+        visible: impl Fn(i64) -> bool,
+    ) -> Result<Report, MoneyError> {
+        debug_assert!(self.by_month || grouping != Grouping::Month);
+        let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+        let mut other_conversions = ExactSum::default();
+        let mut other_revenue: i64 = 0;
+        // In campaign order, so a row two campaigns share (one missing from `campaigns`) keeps
+        // the same campaign id on every run. A cell whose every credit was taken back is no row.
+        let mut cells: Vec<(&(i64, i32), &Cell)> =
+            self.cells.iter().filter(|(_, c)| c.credits != 0).collect();
+        cells.sort_unstable_by_key(|(key, _)| **key);
+        for ((campaign_id, month), cell) in cells {
+            if !visible(*campaign_id) {
+                cell.conversions.add_to(&mut other_conversions)?;
+                other_revenue = add(other_revenue, cell.revenue)?;
+                continue;
+            }
+            let (key, row_campaign) = key_of(grouping, *campaign_id, *month, campaigns);
+            let row = rows.entry(key.clone()).or_insert(Row {
+                key,
+                campaign_id: row_campaign,
+                conversions: ExactSum::default(),
+                revenue: 0,
+            });
+            cell.conversions.add_to(&mut row.conversions)?;
+            row.revenue = add(row.revenue, cell.revenue)?;
         }
-        for c in &cs {
-            credit(c, false)?;
-        }
+        let count = |n: i64| u64::try_from(n).map_err(|_| MoneyError::Arithmetic);
+        Ok(Report {
+            rows: rows.into_values().collect(),
+            total_conversions: count(self.conversions)?,
+            total_revenue: self.revenue,
+            unattributed_conversions: count(self.unattributed_conversions)?,
+            unattributed_revenue: self.unattributed_revenue,
+            other_conversions,
+            other_revenue,
+        })
     }
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    let mut other_conversions = ExactSum::default();
-    let mut other_revenue: i64 = 0;
-    // In campaign order, so a row two campaigns share (one missing from `campaigns`) keeps
-    // the same campaign id on every run.
-    let mut by_campaign: Vec<((i64, i32), Acc)> = by_campaign.into_iter().collect();
-    by_campaign.sort_unstable_by_key(|(key, _)| *key);
-    for ((campaign_id, month), acc) in by_campaign {
-        if !visible(campaign_id) {
-            other_conversions.add_sum(&acc.conversions);
-            other_revenue = add(other_revenue, acc.revenue)?;
-            continue;
-        }
-        let (key, row_campaign) = key_of(grouping, campaign_id, month, campaigns);
-        let row = rows.entry(key.clone()).or_insert(Row {
-            key,
-            campaign_id: row_campaign,
-            conversions: ExactSum::default(),
-            revenue: 0,
-        });
-        row.conversions.add_sum(&acc.conversions);
-        row.revenue = add(row.revenue, acc.revenue)?;
-    }
-    Ok(Report {
-        rows: rows.into_values().collect(),
-        total_conversions: facts.conversions.len() as u64,
-        total_revenue,
-        unattributed_conversions,
-        unattributed_revenue,
-        other_conversions,
-        other_revenue,
-    })
+}
+
+fn add(a: i64, b: i64) -> Result<i64, MoneyError> {
+    a.checked_add(b).ok_or(MoneyError::Arithmetic)
 }
 
 #[cfg(test)]
@@ -426,5 +574,73 @@ mod tests {
         let mut seen = r.rows[0].conversions.clone();
         seen.add_sum(&r.other_conversions);
         assert_eq!(seen.to_f64() + r.unattributed_conversions as f64, 2.0);
+    }
+
+    #[test]
+    fn a_conversion_taken_back_leaves_the_tally_of_the_others() {
+        let all = facts();
+        let effects = HashMap::new();
+        for model in [
+            Model::Linear,
+            Model::FirstTouch,
+            Model::TimeDecay,
+            Model::WShaped,
+        ] {
+            for grouping in [Grouping::Campaign, Grouping::Month] {
+                let rule = Rule {
+                    model,
+                    params: Params::default(),
+                    removal_effects: &effects,
+                };
+                let mut tally = Tally::new(grouping == Grouping::Month);
+                for f in all.conversions.iter().chain(&all.conversions) {
+                    let value = f.value.unwrap_or(0);
+                    tally
+                        .conversion(&rule, &f.conversion, &f.touches, value, Sign::Add)
+                        .unwrap();
+                }
+                for v in &all.values {
+                    tally
+                        .value(&rule, &v.conversion, &v.touches, v.amount, Sign::Add)
+                        .unwrap();
+                }
+                // Take back the second copy of each conversion and the first revenue event.
+                for f in &all.conversions {
+                    let value = f.value.unwrap_or(0);
+                    tally
+                        .conversion(&rule, &f.conversion, &f.touches, value, Sign::Remove)
+                        .unwrap();
+                }
+                let v = &all.values[0];
+                tally
+                    .value(&rule, &v.conversion, &v.touches, v.amount, Sign::Remove)
+                    .unwrap();
+                let mut rest = all.clone();
+                rest.values.remove(0);
+                let expected = build(
+                    &rest,
+                    model,
+                    Params::default(),
+                    grouping,
+                    &campaigns(),
+                    |_| true,
+                );
+                let got = tally.report(grouping, &campaigns(), |_| true).unwrap();
+                assert_eq!(got, expected.unwrap(), "{model:?} {grouping:?}");
+                // Taking back everything leaves nothing.
+                for f in &rest.conversions {
+                    let value = f.value.unwrap_or(0);
+                    tally
+                        .conversion(&rule, &f.conversion, &f.touches, value, Sign::Remove)
+                        .unwrap();
+                }
+                for v in &rest.values {
+                    tally
+                        .value(&rule, &v.conversion, &v.touches, v.amount, Sign::Remove)
+                        .unwrap();
+                }
+                assert_eq!(tally, Tally::new(grouping == Grouping::Month));
+            }
+        }
     }
 }
