@@ -232,18 +232,13 @@ pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<CampaignRow>> {
         .load(conn)
 }
 
-/// Cost per campaign incurred in `[from, to)` (all time when no range).
-pub fn cost_totals(
-    conn: &mut AnyConnection,
-    range: Option<(NaiveDate, NaiveDate)>,
-) -> QueryResult<Vec<(i64, i64)>> {
-    let mut query = campaign_costs::table
-        .select((campaign_costs::campaign_id, campaign_costs::amount_cents))
-        .into_boxed();
-    if let Some((from, to)) = range {
-        query = query
-            .filter(campaign_costs::incurred_on.ge(from))
-            .filter(campaign_costs::incurred_on.lt(to));
-    }
-    query.load(conn)
+/// (campaign, day, amount) of every cost.
+pub fn all_costs(conn: &mut AnyConnection) -> QueryResult<Vec<(i64, NaiveDate, i64)>> {
+    campaign_costs::table
+        .select((
+            campaign_costs::campaign_id,
+            campaign_costs::incurred_on,
+            campaign_costs::amount_cents,
+        ))
+        .load(conn)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
 use super::cache::{FactsKey, Tallied, TallyKey, Version};
-use super::index::{micros_range, Deal, Journeys, LeadJourney};
+use super::index::{micros_range, CampaignData, Deal, Journeys, LeadJourney};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
@@ -516,7 +516,7 @@ async fn tallies(
     model: Model,
     params: Params,
     by_month: bool,
-) -> AppResult<(Vec<Arc<Tallied>>, Vec<CampaignRow>)> {
+) -> AppResult<(Vec<Arc<Tallied>>, Arc<CampaignData>)> {
     let cache = ctx.reports.clone();
     let index = cache.index.clone();
     let markov = model == Model::Markov;
@@ -543,7 +543,7 @@ async fn tallies(
     ctx.db
         .run_on(index.is_ready(), move |conn| {
             if index.current(conn)? {
-                let campaigns = campaigns::all(conn)?;
+                let campaigns = index.campaign_data(conn)?;
                 let found = index.read(|j| -> AppResult<Vec<Arc<Tallied>>> {
                     let version = j.journal.version;
                     let no_effects = HashMap::new();
@@ -596,7 +596,7 @@ async fn tallies(
                 return Ok((found, campaigns));
             }
             let version = Version::Data(reports::data_version(conn)?);
-            let campaigns = campaigns::all(conn)?;
+            let campaigns = Arc::new(CampaignData::read(conn)?);
             let mut found = Vec::new();
             for stage in stages {
                 let key = tally_key(stage);
@@ -680,7 +680,7 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
         .into_iter()
         .next()
         .ok_or_else(|| AppError::Internal("no tally for the stage".into()))?;
-    assemble(ctx, query, &tallied, campaigns)
+    assemble(ctx, query, &tallied, &campaigns.campaigns)
 }
 
 /// A report from its stage's tally, cut to the caller's visible campaigns.
@@ -688,13 +688,13 @@ fn assemble(
     ctx: &Ctx,
     query: ReportQuery,
     tallied: &Tallied,
-    campaigns: Vec<CampaignRow>,
+    campaigns: &[CampaignRow],
 ) -> AppResult<AttributionReport> {
-    let visible = visible_campaigns(ctx, &campaigns)?;
+    let visible = visible_campaigns(ctx, campaigns)?;
     let report = tallied
         .tally
-        .report(query.grouping, &infos(&campaigns), |c| visible.contains(&c))?;
-    let by_id: HashMap<i64, CampaignRow> = campaigns.into_iter().map(|c| (c.id, c)).collect();
+        .report(query.grouping, &infos(campaigns), |c| visible.contains(&c))?;
+    let by_id: HashMap<i64, CampaignRow> = campaigns.iter().map(|c| (c.id, c.clone())).collect();
     let mut removal = Vec::new();
     if query.model == Model::Markov {
         let total: f64 = tallied.removal_effects.values().sum();
@@ -868,8 +868,8 @@ pub async fn campaign_roi(
     let params = Params {
         half_life_days: 7.0,
     };
-    let (tallied, campaigns) =
-        tallies(ctx, stages.to_vec(), period, 365, model, params, false).await?;
+    let (tallied, data) = tallies(ctx, stages.to_vec(), period, 365, model, params, false).await?;
+    let campaigns = &data.campaigns;
     let mut reports = Vec::new();
     for (stage, tallied) in stages.into_iter().zip(&tallied) {
         let query = ReportQuery {
@@ -880,24 +880,19 @@ pub async fn campaign_roi(
             half_life_days: 7.0,
             lookback_days: 365,
         };
-        reports.push(assemble(ctx, query, tallied, campaigns.clone())?);
+        reports.push(assemble(ctx, query, tallied, campaigns)?);
     }
-    let costs = ctx
-        .db
-        .run(move |conn| -> AppResult<_> {
-            Ok(campaigns::cost_totals(
-                conn,
-                Some((period.from, period.to)),
-            )?)
-        })
-        .await?;
-    let visible = visible_campaigns(ctx, &campaigns)?;
+    let visible = visible_campaigns(ctx, campaigns)?;
+    // Costs incurred in the period, read with the campaigns (current as the tallies are).
     let mut cost_by: HashMap<i64, i64> = HashMap::new();
-    for (id, cents) in costs {
-        let slot = cost_by.entry(id).or_insert(0);
-        *slot = slot
-            .checked_add(cents)
-            .ok_or(AppError::overflow("campaign cost"))?;
+    for (id, costs) in &data.costs {
+        let mut total: i64 = 0;
+        for (_, cents) in costs.iter().filter(|(day, _)| period.holds_day(*day)) {
+            total = total
+                .checked_add(*cents)
+                .ok_or(AppError::overflow("campaign cost"))?;
+        }
+        cost_by.insert(*id, total);
     }
     let rows_by_campaign: Vec<HashMap<i64, &report::Row>> = reports
         .iter()
@@ -930,7 +925,7 @@ pub async fn campaign_roi(
             revenue: row(5).map(|r| r.revenue).unwrap_or(0),
             pipeline: row(4).map(|r| r.revenue).unwrap_or(0),
             conversions,
-            campaign: c,
+            campaign: c.clone(),
         });
     }
     if let Some(o) = &only {

@@ -404,10 +404,17 @@ pub fn indexed_mqls(
     conn: &mut crate::db::AnyConnection,
     period: Period,
 ) -> AppResult<MqlInputs> {
-    // The costs are read after the index's lock is let go: a writer queued behind a reader
-    // that waits on the database would hold every other report up.
+    // The costs are read after the index's lock is let go (a writer queued behind a reader
+    // that waits on the database would hold every other report up), and only when a campaign
+    // or a cost changed.
     let mut inputs = index.read(|j| mqls_in(j, period))?;
-    inputs.costs = costs_of(conn, &inputs.leads)?;
+    let data = index.campaign_data(conn)?;
+    inputs.costs = inputs
+        .leads
+        .values()
+        .filter_map(|l| l.source_campaign_id)
+        .filter_map(|c| Some((c, data.costs.get(&c)?.clone())))
+        .collect();
     Ok(inputs)
 }
 

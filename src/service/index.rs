@@ -29,6 +29,7 @@ use super::{AppError, AppResult};
 use crate::db::{AnyConnection, Db};
 use crate::domain::attribution::{sort_touches, Touch};
 use crate::domain::handoff::{hand_offs, stage_read, Exits, MqlMove};
+use crate::repo::campaigns::{self, CampaignRow};
 use crate::repo::journeys::{self, MoveRow, ReachRow, TouchRow};
 use crate::repo::opportunities::{self, OpportunityRow, RevenueRow};
 
@@ -333,6 +334,31 @@ struct Tail {
     loaded_through: i64,
 }
 
+/// Every campaign and its costs, as the reports read them whole.
+#[derive(Debug, Default)]
+pub struct CampaignData {
+    /// In externalId order.
+    pub campaigns: Vec<CampaignRow>,
+    /// (day, amount in minor units) by campaign, in order.
+    pub costs: HashMap<i64, Vec<(chrono::NaiveDate, i64)>>,
+}
+
+impl CampaignData {
+    pub fn read(conn: &mut AnyConnection) -> AppResult<CampaignData> {
+        let mut costs: HashMap<i64, Vec<(chrono::NaiveDate, i64)>> = HashMap::new();
+        for (campaign, day, amount) in campaigns::all_costs(conn)? {
+            costs.entry(campaign).or_default().push((day, amount));
+        }
+        for v in costs.values_mut() {
+            v.sort_unstable();
+        }
+        Ok(CampaignData {
+            campaigns: campaigns::all(conn)?,
+            costs,
+        })
+    }
+}
+
 /// The index and its place in the change log.
 #[derive(Default)]
 pub struct JourneyIndex {
@@ -343,6 +369,10 @@ pub struct JourneyIndex {
     /// Set by the first load, never cleared.
     loaded: AtomicBool,
     tail: Mutex<Tail>,
+    /// Bumped whenever a campaign or a cost may have changed.
+    campaigns_version: std::sync::atomic::AtomicI64,
+    /// Campaigns and costs read at a `campaigns_version`.
+    campaign_data: Mutex<Option<(i64, Arc<CampaignData>)>>,
 }
 
 /// Entries replayed after a load: a transaction that took its ids before the load read the
@@ -432,6 +462,25 @@ impl JourneyIndex {
         self.version.load(Ordering::Acquire)
     }
 
+    /// Every campaign and its costs: read from the database once per change to them (call
+    /// after `current`, so every acknowledged change to a campaign or a cost is in).
+    pub fn campaign_data(&self, conn: &mut AnyConnection) -> AppResult<Arc<CampaignData>> {
+        // The version is taken before the read: what is read holds at least its changes.
+        let version = self.campaigns_version.load(Ordering::Acquire);
+        let kept = self.campaign_data.lock().map_err(|_| lock_error())?.clone();
+        if let Some((at, data)) = kept {
+            if at == version {
+                return Ok(data);
+            }
+        }
+        let data = Arc::new(CampaignData::read(conn)?);
+        let mut kept = self.campaign_data.lock().map_err(|_| lock_error())?;
+        if kept.as_ref().is_none_or(|(at, _)| *at <= version) {
+            *kept = Some((version, data.clone()));
+        }
+        Ok(data)
+    }
+
     /// Runs `read` on the current content.
     pub fn read<T>(&self, read: impl FnOnce(&Journeys) -> T) -> AppResult<T> {
         let journeys = self.journeys.read().map_err(|_| lock_error())?;
@@ -454,6 +503,7 @@ impl JourneyIndex {
             let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
             fresh.journal = Journal::starting_at(version);
             *journeys = fresh;
+            self.campaigns_version.fetch_add(1, Ordering::AcqRel);
         }
         *tail = Tail {
             low: (newest - REPLAY).max(0),
@@ -556,8 +606,10 @@ impl JourneyIndex {
                 "deal" => {
                     deal_ids.insert(*id);
                 }
-                // Campaigns and costs are read per report; only the version moves.
-                _ => {}
+                // A campaign or its costs: read again, whole, when next asked for.
+                _ => {
+                    self.campaigns_version.fetch_add(1, Ordering::AcqRel);
+                }
             }
         }
         let lead_ids: Vec<i64> = lead_ids.into_iter().collect();
