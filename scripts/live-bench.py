@@ -2,8 +2,10 @@
 """Live benchmark (issue 14): a release server over an already generated company, while a
 simulated CRM sync writes at a steady rate through the API (new leads, touchpoints, moves,
 deals, closes and revenue inside the quarter) and a dashboard client asks every report in turn.
-Prints start-up time to /ready, p50/p95/max per report, the writes/s achieved and the server's
-peak RSS. Standard library only.
+Prints start-up time to /ready, p50/p95/max per report (each report's first ask, which makes
+its tally, apart from the later ones), the writes/s achieved and the server's peak RSS.
+Standard library only. Run long enough for the dashboard to go round more than once (a round
+is ~1 min at `large`).
 
 Usage:
   FUNNELGRAPH_DATABASE_URL=/tmp/large.db scripts/live-bench.py [--duration 60] [--rate 250]
@@ -59,7 +61,7 @@ def pct(sorted_values, p):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--duration", type=float, default=240)
     ap.add_argument("--rate", type=float, default=250, help="records written per second")
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--bin", default="target/release/funnelgraph")
@@ -187,7 +189,11 @@ def run(args, base, token, pid, ready_s):
             except Exception:
                 ok = False
             ms = (time.time() - t) * 1000
-            if ok:
+            # A report's first ask makes its tally; later asks bring it forward over the
+            # writes since (a dashboard's steady state): reported apart.
+            if ok and i <= len(items):
+                latencies.setdefault(name + " (first ask)", []).append(ms)
+            elif ok:
                 latencies.setdefault(name, []).append(ms)
             else:
                 latencies.setdefault(name + " (errors)", []).append(ms)

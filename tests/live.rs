@@ -9,6 +9,7 @@ mod common;
 use chrono::NaiveDate;
 use common::*;
 use funnelgraph::domain::attribution::{Model, Params};
+use funnelgraph::domain::markov::{removal_effects, ChainCounts};
 use funnelgraph::domain::period::Period;
 use funnelgraph::domain::report::{Grouping, Rule, Tally};
 use funnelgraph::domain::stage::LeadStage;
@@ -131,8 +132,13 @@ fn period(from: (i32, u32), to: (i32, u32)) -> Period {
     .unwrap()
 }
 
-/// Tallies made at an earlier check, by (period, stage, model), with the version they are of.
-type Kept = std::collections::HashMap<(usize, LeadStage, Model), (i64, Tally)>;
+/// Tallies made at an earlier check, by (period, stage, model), and MARKOV chains' counts, by
+/// (period, stage), with the version they are of.
+#[derive(Default)]
+struct Kept {
+    tallies: std::collections::HashMap<(usize, LeadStage, Model), (i64, Tally)>,
+    chains: std::collections::HashMap<(usize, LeadStage), (i64, ChainCounts)>,
+}
 
 /// The index after catching up equals one rebuilt from the database; every stage's tally made
 /// from it, and every tally kept from the last check brought forward by the changes since,
@@ -210,7 +216,7 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
                     expected,
                     "{stage} {model:?} tally after write {step}"
                 );
-                if let Some((since, mut tally)) = kept.remove(&(n, stage, model)) {
+                if let Some((since, mut tally)) = kept.tallies.remove(&(n, stage, model)) {
                     let advanced = index
                         .read(|j| attribution::advance_tally(&mut tally, j, &ask, since))
                         .unwrap()
@@ -222,7 +228,7 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
                         "{stage} {model:?} tally brought forward from version {since} after write {step}"
                     );
                 }
-                kept.insert((n, stage, model), (version, fresh));
+                kept.tallies.insert((n, stage, model), (version, fresh));
             }
             let paths_db = attribution::markov_paths(&mut conn, stage, p, lookback).unwrap();
             let paths_index = index
@@ -232,6 +238,34 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
                 paths_index, paths_db,
                 "{stage} MARKOV paths after write {step}"
             );
+            // The chain's counts, read from the index or brought forward, give the effects the
+            // database's paths give.
+            let expected = removal_effects(&paths_db);
+            let (version, fresh) = index
+                .read(|j| {
+                    (
+                        j.journal.version,
+                        attribution::indexed_chain(j, stage, p, lookback),
+                    )
+                })
+                .unwrap();
+            assert_eq!(
+                fresh.removal_effects(),
+                expected,
+                "{stage} MARKOV chain after write {step}"
+            );
+            if let Some((since, mut counts)) = kept.chains.remove(&(n, stage)) {
+                let advanced = index
+                    .read(|j| attribution::advance_chain(&mut counts, j, stage, p, lookback, since))
+                    .unwrap();
+                assert!(advanced, "the journal reaches back to the last check");
+                assert_eq!(
+                    counts.removal_effects(),
+                    expected,
+                    "{stage} MARKOV chain brought forward from version {since} after write {step}"
+                );
+            }
+            kept.chains.insert((n, stage), (version, fresh));
         }
     }
 }
@@ -241,7 +275,7 @@ both_databases! {
         for c in CAMPAIGNS {
             campaign(app, c, if c == "C0" { "email" } else { "events" }, None);
         }
-        let mut kept = Kept::new();
+        let mut kept = Kept::default();
         for seed in [7u64, 1_234_567, 99_991] {
             let mut rng = Rng(seed);
             for l in LEADS {

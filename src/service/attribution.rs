@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
-use super::cache::{FactsKey, Tallied, TallyKey, Version};
+use super::cache::{ChainKey, FactsKey, ReportCache, Tallied, TallyKey, Version};
 use super::index::{micros_range, CampaignData, Deal, Journeys, LeadJourney};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
@@ -16,7 +16,7 @@ use crate::domain::attribution::{
 };
 use crate::domain::deal::DealStatus;
 use crate::domain::exact::ExactSum;
-use crate::domain::markov::{collapse, removal_effects, Path};
+use crate::domain::markov::{collapse, removal_effects, ChainCounts, Path};
 use crate::domain::money::Money;
 use crate::domain::period::Period;
 use crate::domain::report::{
@@ -463,6 +463,40 @@ pub fn advance_tally(t: &mut Tally, j: &Journeys, ask: &Ask, since: i64) -> AppR
     Ok(true)
 }
 
+/// A lead's MARKOV path for a stage and period, if it has one: its touches in [from −
+/// lookback, to) when it had not reached the stage before `from`, cut at the lookback window
+/// of its conversion when it converted in the period (as `markov_paths` reads them).
+fn markov_path_of(
+    lead: &LeadJourney,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+) -> Option<Path> {
+    let rank = stage.funnel_rank().unwrap_or(0);
+    let start = period.start() - Duration::days(lookback);
+    let end = period.end();
+    let window = lead.touches.iter().filter(|t| t.at >= start && t.at < end);
+    let path = match lead.reach.get(rank).copied().flatten() {
+        Some(t) if t < period.start() => return None,
+        Some(t) if period.holds(t) => {
+            let from = t - Duration::days(lookback);
+            Path {
+                campaigns: collapse(
+                    window
+                        .filter(|x| x.at >= from && x.at <= t)
+                        .map(|x| x.campaign_id),
+                ),
+                converted: true,
+            }
+        }
+        _ => Path {
+            campaigns: collapse(window.map(|x| x.campaign_id)),
+            converted: false,
+        },
+    };
+    (!path.campaigns.is_empty()).then_some(path)
+}
+
 /// `markov_paths`, read from the journey index.
 pub fn indexed_markov_paths(
     j: &Journeys,
@@ -470,37 +504,52 @@ pub fn indexed_markov_paths(
     period: Period,
     lookback: i64,
 ) -> Vec<Path> {
-    let rank = stage.funnel_rank().unwrap_or(0);
-    let start = period.start() - Duration::days(lookback);
-    let end = period.end();
-    // Any lead may have touches in the window: one pass in map order, then by lead id.
-    let mut paths: Vec<(i64, Path)> = Vec::new();
-    for (id, lead) in &j.leads {
-        let window = lead.touches.iter().filter(|t| t.at >= start && t.at < end);
-        let path = match lead.reach[rank] {
-            Some(t) if t < period.start() => continue,
-            Some(t) if period.holds(t) => {
-                let from = t - Duration::days(lookback);
-                Path {
-                    campaigns: collapse(
-                        window
-                            .filter(|x| x.at >= from && x.at <= t)
-                            .map(|x| x.campaign_id),
-                    ),
-                    converted: true,
-                }
-            }
-            _ => Path {
-                campaigns: collapse(window.map(|x| x.campaign_id)),
-                converted: false,
-            },
-        };
-        if !path.campaigns.is_empty() {
-            paths.push((*id, path));
-        }
-    }
+    let mut paths: Vec<(i64, Path)> = j
+        .leads
+        .iter()
+        .filter_map(|(id, lead)| Some((*id, markov_path_of(lead, stage, period, lookback)?)))
+        .collect();
     paths.sort_unstable_by_key(|(id, _)| *id);
     paths.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The MARKOV chain's counts of a stage and period, read from the journey index.
+pub fn indexed_chain(j: &Journeys, stage: LeadStage, period: Period, lookback: i64) -> ChainCounts {
+    let mut counts = ChainCounts::default();
+    for lead in j.leads.values() {
+        if let Some(path) = markov_path_of(lead, stage, period, lookback) {
+            counts.add(&path, 1);
+        }
+    }
+    counts
+}
+
+/// Brings a chain's counts made at version `since` to the index's version: the paths of the
+/// leads changed since are taken back as they were and counted in as they are. False when
+/// the journal no longer reaches back to `since`.
+pub fn advance_chain(
+    counts: &mut ChainCounts,
+    j: &Journeys,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+    since: i64,
+) -> bool {
+    let Some(changed) = j.journal.since(since) else {
+        return false;
+    };
+    for (id, before) in &changed.leads {
+        if let Some(path) = before.and_then(|l| markov_path_of(l, stage, period, lookback)) {
+            counts.add(&path, -1);
+        }
+        if let Some(path) = j
+            .lead(*id)
+            .and_then(|l| markov_path_of(l, stage, period, lookback))
+        {
+            counts.add(&path, 1);
+        }
+    }
+    true
 }
 
 /// The tallies of some stages of a period under a model, and every campaign, in one catch-up
@@ -575,9 +624,7 @@ async fn tallies(
                             Some(t) => t,
                             None => {
                                 let effects = if markov {
-                                    removal_effects(&indexed_markov_paths(
-                                        j, *stage, period, lookback,
-                                    ))
+                                    chain(&cache, j, *stage, period, lookback).removal_effects()
                                 } else {
                                     HashMap::new()
                                 };
@@ -633,6 +680,35 @@ async fn tallies(
             Ok((found, campaigns))
         })
         .await
+}
+
+/// The MARKOV chain's counts of a stage and period at the index's version: kept from an
+/// earlier version and brought forward, or read from the whole index.
+fn chain(
+    cache: &ReportCache,
+    j: &Journeys,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+) -> Arc<ChainCounts> {
+    let version = j.journal.version;
+    let key = ChainKey {
+        stage,
+        period,
+        lookback_days: lookback,
+    };
+    let mut counts = None;
+    if let Some((since, mut kept)) = cache.take_chain(&key) {
+        if since == version
+            || (since < version
+                && advance_chain(Arc::make_mut(&mut kept), j, stage, period, lookback, since))
+        {
+            counts = Some(kept);
+        }
+    }
+    let counts = counts.unwrap_or_else(|| Arc::new(indexed_chain(j, stage, period, lookback)));
+    cache.keep_chain(key, version, counts.clone());
+    counts
 }
 
 /// Which campaigns' rows the caller may see.

@@ -12,6 +12,7 @@ use super::AppResult;
 /// A value of some type read for a period at a data version.
 type PeriodKey = (TypeId, Version, Period);
 use crate::domain::attribution::Model;
+use crate::domain::markov::ChainCounts;
 use crate::domain::period::Period;
 use crate::domain::report::{StageFacts, Tally};
 use crate::domain::stage::LeadStage;
@@ -48,6 +49,14 @@ pub(crate) struct TallyKey {
     pub(crate) by_month: bool,
 }
 
+/// The query of a MARKOV chain's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ChainKey {
+    pub(crate) stage: LeadStage,
+    pub(crate) period: Period,
+    pub(crate) lookback_days: i64,
+}
+
 /// A stage's credits, and for MARKOV the removal effects they were weighed by.
 #[derive(Debug, Clone, Default)]
 pub struct Tallied {
@@ -64,6 +73,9 @@ pub struct ReportCache {
     facts: Mutex<HashMap<FactsKey, Arc<StageFacts>>>,
     /// Tallies of recent reports, at the version they were made or last brought to.
     tallies: Mutex<HashMap<TallyKey, (Version, Arc<Tallied>)>>,
+    /// MARKOV chains' counts at the index version they were brought to (16 MB each at
+    /// 2,000 campaigns: a few are kept).
+    chains: Mutex<HashMap<ChainKey, (i64, Arc<ChainCounts>)>>,
     /// What other reports read for a period, per data version and type of value: the
     /// funnel's cohort, leakage's MQLs, the facts every statement of a period shares. Keyed by
     /// type, so this module need not know the reports that use it.
@@ -159,6 +171,28 @@ impl ReportCache {
                 }
             }
             map.insert(key, (version, tallied));
+        }
+    }
+
+    /// Takes the counts of `key` out (a report brings them forward, then keeps them again).
+    pub(crate) fn take_chain(&self, key: &ChainKey) -> Option<(i64, Arc<ChainCounts>)> {
+        self.chains.lock().ok()?.remove(key)
+    }
+
+    /// Keeps a chain's counts; beyond `CHAINS` the oldest go.
+    pub(crate) fn keep_chain(&self, key: ChainKey, version: i64, counts: Arc<ChainCounts>) {
+        const CHAINS: usize = 12;
+        if let Ok(mut map) = self.chains.lock() {
+            if map.get(&key).is_some_and(|(v, _)| *v > version) {
+                return;
+            }
+            while map.len() >= CHAINS && !map.contains_key(&key) {
+                let Some(oldest) = map.iter().min_by_key(|(_, (v, _))| *v).map(|(k, _)| *k) else {
+                    break;
+                };
+                map.remove(&oldest);
+            }
+            map.insert(key, (version, counts));
         }
     }
 }

@@ -28,7 +28,7 @@ pub fn collapse(campaigns: impl IntoIterator<Item = i64>) -> Vec<i64> {
     out
 }
 
-/// The absorbing chain of some paths: transient states 0 = START, 1..=k the campaigns.
+/// The absorbing chain: transient states 0 = START, 1..=k the campaigns.
 struct Chain {
     campaigns: Vec<i64>,
     /// I − Q, row-major, n × n with n = k + 1.
@@ -37,49 +37,121 @@ struct Chain {
     r: Vec<f64>,
 }
 
-fn chain(paths: &[Path]) -> Chain {
-    let mut campaigns: Vec<i64> = paths
-        .iter()
-        .flat_map(|p| p.campaigns.iter().copied())
-        .collect();
-    campaigns.sort_unstable();
-    campaigns.dedup();
-    let n = campaigns.len() + 1;
-    let index: HashMap<i64, usize> = campaigns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (*c, i + 1))
-        .collect();
-    // Counts to transient states, to CONVERSION, and of every step out of a state.
-    let mut counts = vec![0.0f64; n * n];
-    let mut to_conversion = vec![0.0f64; n];
-    let mut out_count = vec![0.0f64; n];
-    for path in paths.iter().filter(|p| !p.campaigns.is_empty()) {
+/// The counts a chain is made of, from paths that can also be taken back (a lead's path
+/// changed): steps between states, steps to CONVERSION, every step out of a state and the
+/// visits of each campaign (the chain's states are the campaigns visited). Dense over every
+/// campaign ever seen, slot 0 being START: 4 bytes per pair of campaigns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainCounts {
+    /// The campaign of each slot (slot 0, START, has none: 0).
+    campaigns: Vec<i64>,
+    slot_of: HashMap<i64, usize>,
+    /// Slots the arrays below are laid out for.
+    capacity: usize,
+    /// `steps[from * capacity + to]`.
+    steps: Vec<u32>,
+    to_conversion: Vec<u32>,
+    out: Vec<u32>,
+    visits: Vec<u32>,
+}
+
+impl ChainCounts {
+    pub fn of(paths: &[Path]) -> ChainCounts {
+        let mut counts = ChainCounts::default();
+        for p in paths {
+            counts.add(p, 1);
+        }
+        counts
+    }
+
+    fn slot(&mut self, campaign: i64) -> usize {
+        if let Some(s) = self.slot_of.get(&campaign) {
+            return *s;
+        }
+        if self.campaigns.is_empty() {
+            self.campaigns.push(0);
+        }
+        let slot = self.campaigns.len();
+        self.campaigns.push(campaign);
+        self.slot_of.insert(campaign, slot);
+        if slot >= self.capacity {
+            // Grow by doubling, moving each row to its new place.
+            let capacity = (2 * self.capacity).max(slot + 1).max(16);
+            let mut steps = vec![0u32; capacity * capacity];
+            for row in 0..self.capacity {
+                let from = &self.steps[row * self.capacity..(row + 1) * self.capacity];
+                steps[row * capacity..row * capacity + self.capacity].copy_from_slice(from);
+            }
+            self.steps = steps;
+            self.to_conversion.resize(capacity, 0);
+            self.out.resize(capacity, 0);
+            self.visits.resize(capacity, 0);
+            self.capacity = capacity;
+        }
+        slot
+    }
+
+    /// Counts a path in (`sign` 1) or takes it back (−1).
+    pub fn add(&mut self, path: &Path, sign: i32) {
+        if path.campaigns.is_empty() {
+            return;
+        }
+        let bump = |n: &mut u32| *n = n.saturating_add_signed(sign);
         let mut from = 0usize;
         for c in &path.campaigns {
-            let to = index[c];
-            counts[from * n + to] += 1.0;
-            out_count[from] += 1.0;
+            let to = self.slot(*c);
+            bump(&mut self.steps[from * self.capacity + to]);
+            bump(&mut self.out[from]);
+            bump(&mut self.visits[to]);
             from = to;
         }
         if path.converted {
-            to_conversion[from] += 1.0;
+            bump(&mut self.to_conversion[from]);
         }
-        out_count[from] += 1.0;
+        bump(&mut self.out[from]);
     }
-    let mut a = counts;
-    let mut r = vec![0.0f64; n];
-    for i in 0..n {
-        let row = &mut a[i * n..(i + 1) * n];
-        if out_count[i] > 0.0 {
-            for v in row.iter_mut() {
-                *v = -*v / out_count[i];
+
+    /// The chain of the campaigns visited, in campaign order.
+    fn chain(&self) -> Chain {
+        let mut visited: Vec<(i64, usize)> = (1..self.campaigns.len())
+            .filter(|s| self.visits[*s] > 0)
+            .map(|s| (self.campaigns[s], s))
+            .collect();
+        visited.sort_unstable();
+        let n = visited.len() + 1;
+        // Chain state i is slot slots[i].
+        let slots: Vec<usize> = std::iter::once(0)
+            .chain(visited.iter().map(|v| v.1))
+            .collect();
+        let mut a = vec![0.0f64; n * n];
+        let mut r = vec![0.0f64; n];
+        for (i, from) in slots.iter().enumerate() {
+            // No slot at all when no path was ever counted.
+            let out = f64::from(self.out.get(*from).copied().unwrap_or(0));
+            let row = &mut a[i * n..(i + 1) * n];
+            if out > 0.0 {
+                let counts = &self.steps[from * self.capacity..(from + 1) * self.capacity];
+                for (j, to) in slots.iter().enumerate() {
+                    let count = counts[*to];
+                    if count > 0 {
+                        row[j] = -f64::from(count) / out;
+                    }
+                }
+                r[i] = f64::from(self.to_conversion[*from]) / out;
             }
-            r[i] = to_conversion[i] / out_count[i];
+            row[i] += 1.0;
         }
-        row[i] += 1.0;
+        Chain {
+            campaigns: visited.into_iter().map(|v| v.0).collect(),
+            a,
+            r,
+        }
     }
-    Chain { campaigns, a, r }
+
+    /// The removal effect RE(c) of every campaign visited (see `removal_effects`).
+    pub fn removal_effects(&self) -> HashMap<i64, f64> {
+        solve(self.chain())
+    }
 }
 
 /// The removal effect RE(c) of every campaign on the paths (0 for all when nothing converts).
@@ -89,8 +161,12 @@ fn chain(paths: &[Path]) -> Chain {
 /// probabilities h(c) = N[START][c] / N[c][c]; then P(conversion without c) = x[START] −
 /// h(c)·x(c) for every campaign without refactorising.
 pub fn removal_effects(paths: &[Path]) -> HashMap<i64, f64> {
+    ChainCounts::of(paths).removal_effects()
+}
+
+fn solve(chain: Chain) -> HashMap<i64, f64> {
     use faer::linalg::solvers::DenseSolveCore;
-    let Chain { campaigns, a, r } = chain(paths);
+    let Chain { campaigns, a, r } = chain;
     let n = campaigns.len() + 1;
     let mut result: HashMap<i64, f64> = campaigns.iter().map(|c| (*c, 0.0)).collect();
     if r.iter().all(|x| *x == 0.0) {
@@ -125,7 +201,7 @@ pub fn removal_effects(paths: &[Path]) -> HashMap<i64, f64> {
 /// the LU solver is checked against.
 #[cfg(test)]
 fn removal_effects_by_gauss_jordan(paths: &[Path]) -> HashMap<i64, f64> {
-    let Chain { campaigns, a, r } = chain(paths);
+    let Chain { campaigns, a, r } = ChainCounts::of(paths).chain();
     let n = campaigns.len() + 1;
     let mut result: HashMap<i64, f64> = campaigns.iter().map(|c| (*c, 0.0)).collect();
     if r.iter().all(|x| *x == 0.0) {
@@ -283,5 +359,41 @@ mod tests {
     #[test]
     fn consecutive_repeats_collapse() {
         assert_eq!(collapse([1, 1, 2, 2, 1]), vec![1, 2, 1]);
+    }
+
+    #[test]
+    fn no_paths_no_effects() {
+        assert!(removal_effects(&[]).is_empty());
+        let mut counts = ChainCounts::of(&[path(&[5], true)]);
+        counts.add(&path(&[5], true), -1);
+        assert!(counts.removal_effects().is_empty());
+    }
+
+    #[test]
+    fn a_path_taken_back_leaves_the_chain_of_the_others() {
+        let paths = [
+            path(&[1, 2, 3], true),
+            path(&[1], false),
+            path(&[2, 3], false),
+            path(&[40, 2], true),
+        ];
+        let mut counts = ChainCounts::of(&paths);
+        for extra in [
+            path(&[3, 1, 2], true),
+            path(&[70], false),
+            path(&[2, 70, 3], true),
+        ] {
+            counts.add(&extra, 1);
+        }
+        assert_ne!(counts.removal_effects(), removal_effects(&paths));
+        for extra in [
+            path(&[70], false),
+            path(&[3, 1, 2], true),
+            path(&[2, 70, 3], true),
+        ] {
+            counts.add(&extra, -1);
+        }
+        // Campaign 70 is no state any more; the effects are the same numbers.
+        assert_eq!(counts.removal_effects(), removal_effects(&paths));
     }
 }
