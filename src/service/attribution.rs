@@ -756,21 +756,23 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
         .into_iter()
         .next()
         .ok_or_else(|| AppError::Internal("no tally for the stage".into()))?;
-    assemble(ctx, query, &tallied, &campaigns.campaigns)
-}
-
-/// A report from its stage's tally, cut to the caller's visible campaigns.
-fn assemble(
-    ctx: &Ctx,
-    query: ReportQuery,
-    tallied: &Tallied,
-    campaigns: &[CampaignRow],
-) -> AppResult<AttributionReport> {
+    let campaigns = &campaigns.campaigns;
     let visible = visible_campaigns(ctx, campaigns)?;
     let report = tallied
         .tally
         .report(query.grouping, &infos(campaigns), |c| visible.contains(&c))?;
-    let by_id: HashMap<i64, CampaignRow> = campaigns.iter().map(|c| (c.id, c.clone())).collect();
+    // The campaigns the report names, for its rows and removal effects.
+    let named: HashSet<i64> = report
+        .rows
+        .iter()
+        .filter_map(|r| r.campaign_id)
+        .chain(tallied.removal_effects.keys().copied())
+        .collect();
+    let by_id: HashMap<i64, CampaignRow> = campaigns
+        .iter()
+        .filter(|c| named.contains(&c.id))
+        .map(|c| (c.id, c.clone()))
+        .collect();
     let mut removal = Vec::new();
     if query.model == Model::Markov {
         let total: f64 = tallied.removal_effects.values().sum();
@@ -946,19 +948,16 @@ pub async fn campaign_roi(
     };
     let (tallied, data) = tallies(ctx, stages.to_vec(), period, 365, model, params, false).await?;
     let campaigns = &data.campaigns;
-    let mut reports = Vec::new();
-    for (stage, tallied) in stages.into_iter().zip(&tallied) {
-        let query = ReportQuery {
-            model,
-            stage,
-            period,
-            grouping: Grouping::Campaign,
-            half_life_days: 7.0,
-            lookback_days: 365,
-        };
-        reports.push(assemble(ctx, query, tallied, campaigns)?);
-    }
     let visible = visible_campaigns(ctx, campaigns)?;
+    let infos = infos(campaigns);
+    let mut reports = Vec::new();
+    for tallied in &tallied {
+        reports.push(
+            tallied
+                .tally
+                .report(Grouping::Campaign, &infos, |c| visible.contains(&c))?,
+        );
+    }
     // Costs incurred in the period, read with the campaigns (current as the tallies are).
     let mut cost_by: HashMap<i64, i64> = HashMap::new();
     for (id, costs) in &data.costs {
@@ -973,8 +972,7 @@ pub async fn campaign_roi(
     let rows_by_campaign: Vec<HashMap<i64, &report::Row>> = reports
         .iter()
         .map(|r| {
-            r.report
-                .rows
+            r.rows
                 .iter()
                 .filter_map(|row| Some((row.campaign_id?, row)))
                 .collect()

@@ -93,12 +93,37 @@ impl ExactSum {
         self.to_decimal_string().parse().unwrap_or(f64::MAX)
     }
 
+    /// The sum rounded half-to-even to `DISPLAY_DIGITS` places, scaled by 10^DISPLAY_DIGITS,
+    /// in machine integers when everything fits (a report prints thousands of rows).
+    fn scaled_u128(&self) -> Option<u128> {
+        let mut den: u128 = 1;
+        for d in self.by_den.keys() {
+            den = (den / den.gcd(d)).checked_mul(*d)?;
+        }
+        let mut num: u128 = 0;
+        for (d, n) in &self.by_den {
+            num = num.checked_add(n.to_u128()?.checked_mul(den / d)?)?;
+        }
+        let num = num.checked_mul(10u128.pow(DISPLAY_DIGITS))?;
+        let (q, r) = (num / den, num % den);
+        let twice = r.checked_mul(2)?;
+        Some(if twice > den || (twice == den && q % 2 == 1) {
+            q + 1
+        } else {
+            q
+        })
+    }
+
     /// The sum rounded half-to-even to `DISPLAY_DIGITS` places, printed without trailing
     /// zeros ("2.55", "1", "0.333333333333").
     pub fn to_decimal_string(&self) -> String {
-        let (num, den) = self.fraction();
-        let scaled = round_half_even(num * BigUint::from(10u32).pow(DISPLAY_DIGITS), &den);
-        let text = scaled.to_string();
+        let text = match self.scaled_u128() {
+            Some(scaled) => scaled.to_string(),
+            None => {
+                let (num, den) = self.fraction();
+                round_half_even(num * BigUint::from(10u32).pow(DISPLAY_DIGITS), &den).to_string()
+            }
+        };
         let digits = DISPLAY_DIGITS as usize;
         let padded = format!("{text:0>width$}", width = digits + 1);
         let (int, frac) = padded.split_at(padded.len() - digits);
@@ -218,5 +243,37 @@ mod tests {
         assert_eq!(sum(&[(2, 1)]).times(i64::MAX), None);
         assert_eq!(sum(&[(1, 2)]).divide(i64::MAX), None);
         assert_eq!(sum(&[(1, 1)]).times(i64::MIN), Some(i64::MIN));
+    }
+
+    #[test]
+    fn the_machine_integer_printing_agrees_with_the_big_one() {
+        let big = |s: &ExactSum| {
+            let (num, den) = s.fraction();
+            round_half_even(num * BigUint::from(10u32).pow(DISPLAY_DIGITS), &den)
+        };
+        let q = 1u128 << 62;
+        let mut cases = vec![
+            sum(&[(1, 3), (1, 7), (5, 11)]),
+            sum(&[(1, 2), (1, 8)]),
+            sum(&[(q / 3, q), (q - 1, q), (7, 9)]),
+            ExactSum::default(),
+        ];
+        let mut many = ExactSum::default();
+        for n in 1..=60u128 {
+            many.add(Fraction::new(n, n + 1));
+        }
+        cases.push(many);
+        for s in &cases {
+            if let Some(fast) = s.scaled_u128() {
+                assert_eq!(BigUint::from(fast), big(s), "{s:?}");
+            }
+        }
+        // Beyond u128 the big path prints it.
+        let mut huge = ExactSum::default();
+        for p in [(1u128 << 100) + 1, (1u128 << 101) + 3, (1u128 << 102) + 5] {
+            huge.add(Fraction::new(1, p));
+        }
+        assert_eq!(huge.scaled_u128(), None);
+        assert_eq!(huge.to_decimal_string(), "0");
     }
 }
