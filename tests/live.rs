@@ -8,10 +8,10 @@ mod common;
 
 use chrono::NaiveDate;
 use common::*;
-use funnelgraph::domain::attribution::{Model, Params};
+use funnelgraph::domain::attribution::{Model, Params, MODELS};
 use funnelgraph::domain::markov::{removal_effects, ChainCounts};
 use funnelgraph::domain::period::Period;
-use funnelgraph::domain::report::{Grouping, Rule, Tally};
+use funnelgraph::domain::report::{CampaignInfo, Grouping, Rule, Tally};
 use funnelgraph::domain::stage::LeadStage;
 use funnelgraph::service::index::JourneyIndex;
 use funnelgraph::service::{attribution, funnel};
@@ -136,7 +136,7 @@ fn period(from: (i32, u32), to: (i32, u32)) -> Period {
 /// (period, stage), with the version they are of.
 #[derive(Default)]
 struct Kept {
-    tallies: std::collections::HashMap<(usize, LeadStage, Model), (i64, Tally)>,
+    tallies: std::collections::HashMap<(usize, LeadStage, Model, bool), (i64, Tally)>,
     chains: std::collections::HashMap<(usize, LeadStage), (i64, ChainCounts)>,
 }
 
@@ -153,13 +153,23 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
         .read(|j| assert_eq!(j, &rebuilt, "index vs database after write {step}"))
         .unwrap();
     let no_effects = std::collections::HashMap::new();
-    let report = |t: &Tally| {
-        t.report(
-            Grouping::Campaign,
-            &std::collections::HashMap::new(),
-            |_| true,
-        )
-        .unwrap()
+    // Every campaign a row of its own (by id), so a credit on the wrong campaign shows.
+    let infos: std::collections::HashMap<i64, CampaignInfo> = (0..1_000)
+        .map(|id| {
+            let info = CampaignInfo {
+                external_id: format!("{id:04}"),
+                channel: String::new(),
+            };
+            (id, info)
+        })
+        .collect();
+    let report = |t: &Tally, by_month: bool| {
+        let grouping = if by_month {
+            Grouping::Month
+        } else {
+            Grouping::Campaign
+        };
+        t.report(grouping, &infos, |_| true).unwrap()
     };
     for (n, (p, lookback)) in [
         (period((2026, 1), (2026, 7)), 365),
@@ -184,14 +194,13 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
             LeadStage::Won,
         ] {
             let from_db = attribution::load_facts(&mut conn, stage, p, lookback).unwrap();
-            for model in [
-                Model::Linear,
-                Model::FirstTouch,
-                Model::TimeDecay,
-                Model::WShaped,
-            ] {
+            let heuristic = MODELS.into_iter().filter(|m| *m != Model::Markov);
+            for (model, by_month) in heuristic.flat_map(|m| [(m, false), (m, true)]) {
                 let params = Params::default();
-                let expected = report(&Tally::of_facts(&from_db, model, params, false).unwrap());
+                let expected = report(
+                    &Tally::of_facts(&from_db, model, params, by_month).unwrap(),
+                    by_month,
+                );
                 let ask = attribution::Ask {
                     rule: Rule {
                         model,
@@ -206,29 +215,30 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
                     .read(|j| {
                         (
                             j.journal.version,
-                            attribution::indexed_tally(j, &ask, false),
+                            attribution::indexed_tally(j, &ask, by_month),
                         )
                     })
                     .unwrap();
                 let fresh = fresh.unwrap();
                 assert_eq!(
-                    report(&fresh),
+                    report(&fresh, by_month),
                     expected,
                     "{stage} {model:?} tally after write {step}"
                 );
-                if let Some((since, mut tally)) = kept.tallies.remove(&(n, stage, model)) {
+                let key = (n, stage, model, by_month);
+                if let Some((since, mut tally)) = kept.tallies.remove(&key) {
                     let advanced = index
                         .read(|j| attribution::advance_tally(&mut tally, j, &ask, since))
                         .unwrap()
                         .unwrap();
                     assert!(advanced, "the journal reaches back to the last check");
                     assert_eq!(
-                        report(&tally),
+                        report(&tally, by_month),
                         expected,
                         "{stage} {model:?} tally brought forward from version {since} after write {step}"
                     );
                 }
-                kept.tallies.insert((n, stage, model), (version, fresh));
+                kept.tallies.insert(key, (version, fresh));
             }
             let paths_db = attribution::markov_paths(&mut conn, stage, p, lookback).unwrap();
             let paths_index = index

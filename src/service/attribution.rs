@@ -1,5 +1,7 @@
-//! Attribution reports, opportunity credits and campaign ROI (SPEC §4): the facts of a stage
-//! and period are loaded once per data version and shared by every model asking for them.
+//! Attribution reports, opportunity credits and campaign ROI (SPEC §4). On the journey index a
+//! report keeps its tally and brings it forward over the leads and deals changed since
+//! (`advance_tally`); on the database (while the index loads) a stage's facts are read once per
+//! data version and shared by every model asking for them.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -589,9 +591,12 @@ async fn tallies(
         lookback_days: lookback,
         markov,
     };
+    // The index path only on the primary: a connection taken while the index was loading may
+    // be a replica's, and what is read beside the index (campaigns, costs) must not trail it.
+    let primary = index.is_ready();
     ctx.db
-        .run_on(index.is_ready(), move |conn| {
-            if index.current(conn)? {
+        .run_on(primary, move |conn| {
+            if primary && index.current(conn)? {
                 let campaigns = index.campaign_data(conn)?;
                 let found = index.read(|j| -> AppResult<Vec<Arc<Tallied>>> {
                     let version = j.journal.version;

@@ -1,7 +1,10 @@
-//! The report cache: facts and built reports of recent queries, keyed by the data version
-//! they were read at (see `db::write_transaction`: every committed write bumps it), so an entry
-//! is never stale. It knows the domain's types only; what else a report reads for a period is
-//! stored by type.
+//! The report cache. Facts read from the database, and what other reports read for a period,
+//! are keyed by the version they were read at (a data version every committed write bumps, see
+//! `db::write_transaction`, or the journey index's version), so an entry is never served for a
+//! later version. Attribution tallies and MARKOV chain counts are kept per query with the index
+//! version they are of, and a report brings them forward to the current version before it reads
+//! them (`service::attribution`). It knows the domain's types only; what else a report reads
+//! for a period is stored by type.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -64,8 +67,7 @@ pub struct Tallied {
     pub removal_effects: HashMap<i64, f64>,
 }
 
-/// Facts of recent reports, keyed by the data version they were read at; a write makes a new
-/// version, so a cached entry is never stale.
+/// Facts, tallies and chains of recent reports (see the module's comment).
 #[derive(Default)]
 pub struct ReportCache {
     /// What attribution reads, in memory and current (see `service::index`).

@@ -147,12 +147,15 @@ pub fn indexed_cohort(j: &Journeys, period: Period) -> CohortInputs {
 fn period_inputs<V: std::any::Any + Send + Sync>(
     ctx: &Ctx,
     conn: &mut crate::db::AnyConnection,
+    primary: bool,
     period: Period,
     from_index: impl FnOnce(&JourneyIndex, &mut crate::db::AnyConnection) -> AppResult<V>,
     from_database: impl FnOnce(&mut crate::db::AnyConnection) -> AppResult<V>,
 ) -> AppResult<Arc<V>> {
     let index = &ctx.reports.index;
-    if index.current(conn)? {
+    // Only on the primary: a connection taken while the index was loading may be a replica's,
+    // and the index and what is read beside it (costs) must not trail the primary.
+    if primary && index.current(conn)? {
         let version = Version::Indexed(index.version());
         return ctx
             .reports
@@ -171,8 +174,9 @@ pub async fn funnel(
 ) -> AppResult<Funnel> {
     ctx.require_read(Read::Campaigns, "the funnel")?;
     let ctx2 = ctx.clone();
+    let primary = ctx.reports.index.is_ready();
     ctx.db
-        .run_on(ctx.reports.index.is_ready(), move |conn| {
+        .run_on(primary, move |conn| {
             let all_campaigns = campaigns::all(conn)?;
             let mut sources: Option<HashSet<i64>> = own_campaigns(&ctx2, conn)?;
             let mut narrow = |wanted: HashSet<i64>| {
@@ -200,6 +204,7 @@ pub async fn funnel(
             let inputs = period_inputs(
                 &ctx2,
                 conn,
+                primary,
                 period,
                 |index, _| index.read(|j| indexed_cohort(j, period)),
                 |conn| load_cohort(conn, period),
@@ -492,8 +497,9 @@ pub async fn leakage(
     }
     let as_of = as_of.unwrap_or_else(Utc::now);
     let ctx2 = ctx.clone();
+    let primary = ctx.reports.index.is_ready();
     ctx.db
-        .run_on(ctx.reports.index.is_ready(), move |conn| {
+        .run_on(primary, move |conn| {
             let sla = Duration::hours(i64::from(sla_hours));
             let until = period.end().min(as_of + Duration::microseconds(1));
             let own = if campaigns_own {
@@ -504,6 +510,7 @@ pub async fn leakage(
             let inputs = period_inputs(
                 &ctx2,
                 conn,
+                primary,
                 period,
                 |index, conn| indexed_mqls(index, conn, period),
                 |conn| load_mqls(conn, period),
