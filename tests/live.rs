@@ -346,6 +346,16 @@ both_databases! {
         assert_eq!(report("WON")["totalRevenue"]["amount"], "120.00");
         revenue(app, "R2", "O", "-20.00", "2026-02-06");
         assert_eq!(report("WON")["totalRevenue"]["amount"], "100.00");
+        // MARKOV too: its chain and credits follow the write (asked before it, then after).
+        const MARKOV: &str = "{ attribution(model: MARKOV, period: { from: \"2026-01-01\", to: \"2026-07-01\" }, stage: WON) {
+            totalRevenue { amount } rows { campaign { externalId } revenue { amount } } removalEffects { campaign { externalId } removalEffect } } }";
+        let markov = app.ok(MARKOV, json!({}))["attribution"].clone();
+        assert_eq!(markov["rows"][0]["revenue"]["amount"], "100.00", "{markov}");
+        revenue(app, "R3", "O", "11.00", "2026-02-07");
+        let markov = app.ok(MARKOV, json!({}))["attribution"].clone();
+        assert_eq!(markov["totalRevenue"]["amount"], "111.00", "{markov}");
+        assert_eq!(markov["rows"][0]["revenue"]["amount"], "111.00", "{markov}");
+        assert_eq!(markov["removalEffects"][0]["campaign"]["externalId"], "C", "{markov}");
         // A touch moved to another lead leaves the first lead's journey.
         lead(app, "M", "2026-02-01T00:00:00Z");
         touch(app, "T", "M", "C", "2026-01-20T00:00:00Z");
