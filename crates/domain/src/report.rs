@@ -259,14 +259,26 @@ impl Tally {
             params,
             removal_effects: &facts.removal_effects,
         };
-        for f in &facts.conversions {
-            let value = f.value.unwrap_or(0);
-            tally.conversion(&rule, &f.conversion, &f.touches, value, Sign::Add)?;
-        }
-        for v in &facts.values {
-            tally.value(&rule, &v.conversion, &v.touches, v.amount, Sign::Add)?;
-        }
+        tally.facts(&rule, &facts.conversions, &facts.values, Sign::Add)?;
         Ok(tally)
+    }
+
+    /// Counts in (or takes back) conversions and revenue events.
+    pub fn facts(
+        &mut self,
+        rule: &Rule,
+        conversions: &[ConversionFacts],
+        values: &[ValueFacts],
+        sign: Sign,
+    ) -> Result<(), MoneyError> {
+        for f in conversions {
+            let value = f.value.unwrap_or(0);
+            self.conversion(rule, &f.conversion, &f.touches, value, sign)?;
+        }
+        for v in values {
+            self.value(rule, &v.conversion, &v.touches, v.amount, sign)?;
+        }
+        Ok(())
     }
 
     /// Counts a conversion in (or takes it back): one conversion, `value` of money (0 when it
@@ -593,28 +605,12 @@ mod tests {
                     removal_effects: &effects,
                 };
                 let mut tally = Tally::new(grouping == Grouping::Month);
-                for f in all.conversions.iter().chain(&all.conversions) {
-                    let value = f.value.unwrap_or(0);
-                    tally
-                        .conversion(&rule, &f.conversion, &f.touches, value, Sign::Add)
-                        .unwrap();
-                }
-                for v in &all.values {
-                    tally
-                        .value(&rule, &v.conversion, &v.touches, v.amount, Sign::Add)
-                        .unwrap();
-                }
-                // Take back the second copy of each conversion and the first revenue event.
-                for f in &all.conversions {
-                    let value = f.value.unwrap_or(0);
-                    tally
-                        .conversion(&rule, &f.conversion, &f.touches, value, Sign::Remove)
-                        .unwrap();
-                }
-                let v = &all.values[0];
-                tally
-                    .value(&rule, &v.conversion, &v.touches, v.amount, Sign::Remove)
-                    .unwrap();
+                let (conversions, values) = (&all.conversions, &all.values);
+                tally.facts(&rule, conversions, values, Sign::Add).unwrap();
+                // Take back a second copy of each conversion and the first revenue event.
+                tally.facts(&rule, conversions, &[], Sign::Add).unwrap();
+                tally.facts(&rule, conversions, &[], Sign::Remove).unwrap();
+                tally.facts(&rule, &[], &values[..1], Sign::Remove).unwrap();
                 let mut rest = all.clone();
                 rest.values.remove(0);
                 let expected = build(
@@ -628,17 +624,10 @@ mod tests {
                 let got = tally.report(grouping, &campaigns(), |_| true).unwrap();
                 assert_eq!(got, expected.unwrap(), "{model:?} {grouping:?}");
                 // Taking back everything leaves nothing.
-                for f in &rest.conversions {
-                    let value = f.value.unwrap_or(0);
-                    tally
-                        .conversion(&rule, &f.conversion, &f.touches, value, Sign::Remove)
-                        .unwrap();
-                }
-                for v in &rest.values {
-                    tally
-                        .value(&rule, &v.conversion, &v.touches, v.amount, Sign::Remove)
-                        .unwrap();
-                }
+                let (conversions, values) = (&rest.conversions, &rest.values);
+                tally
+                    .facts(&rule, conversions, values, Sign::Remove)
+                    .unwrap();
                 assert_eq!(tally, Tally::new(grouping == Grouping::Month));
             }
         }
