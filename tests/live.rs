@@ -132,12 +132,15 @@ fn period(from: (i32, u32), to: (i32, u32)) -> Period {
     .unwrap()
 }
 
-/// Tallies made at an earlier check, by (period, stage, model), and MARKOV chains' counts, by
-/// (period, stage), with the version they are of.
+/// Tallies made at an earlier check, by (period, stage, model), MARKOV chains' counts, by
+/// (period, stage), and the funnel's cohorts and leakage's inputs, by period, with the version
+/// they are of.
 #[derive(Default)]
 struct Kept {
     tallies: std::collections::HashMap<(usize, LeadStage, Model, bool), (i64, Tally)>,
     chains: std::collections::HashMap<(usize, LeadStage), (i64, ChainCounts)>,
+    cohorts: std::collections::HashMap<usize, (i64, funnel::CohortInputs)>,
+    mqls: std::collections::HashMap<usize, (i64, funnel::MqlInputs)>,
 }
 
 /// The index after catching up equals one rebuilt from the database; every stage's tally made
@@ -179,12 +182,38 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
     .enumerate()
     {
         // The funnel's cohort and leakage's MQL moves with their decisions.
+        // Read whole from the index, and brought forward from the last check.
         let cohort_db = funnel::load_cohort(&mut conn, p).unwrap();
-        let cohort_index = index.read(|j| funnel::indexed_cohort(j, p)).unwrap();
+        let (version, cohort_index) = index
+            .read(|j| (j.journal.version, funnel::indexed_cohort(j, p)))
+            .unwrap();
         assert_eq!(cohort_index, cohort_db, "cohort after write {step}");
+        if let Some((since, mut cohort)) = kept.cohorts.remove(&n) {
+            let advanced = index
+                .read(|j| funnel::advance_cohort(&mut cohort, j, p, since))
+                .unwrap();
+            assert!(advanced, "the journal reaches back to the last check");
+            assert_eq!(
+                cohort, cohort_db,
+                "cohort brought forward from {since} after write {step}"
+            );
+        }
+        kept.cohorts.insert(n, (version, cohort_index));
         let mqls_db = funnel::load_mqls(&mut conn, p).unwrap();
         let mqls_index = funnel::indexed_mqls(index, &mut conn, p).unwrap();
         assert_eq!(mqls_index, mqls_db, "leakage inputs after write {step}");
+        if let Some((since, mut mqls)) = kept.mqls.remove(&n) {
+            let advanced = index
+                .read(|j| funnel::advance_mqls(&mut mqls, j, p, since))
+                .unwrap();
+            assert!(advanced, "the journal reaches back to the last check");
+            funnel::with_costs(&mut mqls, index, &mut conn).unwrap();
+            assert_eq!(
+                mqls, mqls_db,
+                "leakage inputs brought forward from {since} after write {step}"
+            );
+        }
+        kept.mqls.insert(n, (version, mqls_index));
         for stage in [
             LeadStage::Inquiry,
             LeadStage::Mql,

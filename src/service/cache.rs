@@ -122,10 +122,58 @@ impl ReportCache {
         Ok(loaded)
     }
 
+    /// Takes out the `V` of a period kept at the newest index version, with that version: the
+    /// caller brings it forward (or serves it as it is) and keeps it again.
+    pub(crate) fn take_indexed<V: Any + Send + Sync>(
+        &self,
+        period: Period,
+    ) -> Option<(i64, Arc<V>)> {
+        let kind = TypeId::of::<V>();
+        let mut map = self.by_period.lock().ok()?;
+        let newest = map
+            .keys()
+            .filter_map(|(t, v, p)| match v {
+                Version::Indexed(at) if *t == kind && *p == period => Some(*at),
+                _ => None,
+            })
+            .max()?;
+        let taken = map.remove(&(kind, Version::Indexed(newest), period))?;
+        Some((newest, taken.downcast::<V>().ok()?))
+    }
+
+    /// Keeps the `V` of a period at an index version (not when a newer one is kept already).
+    pub(crate) fn keep_indexed<V: Any + Send + Sync>(
+        &self,
+        version: i64,
+        period: Period,
+        value: Arc<V>,
+    ) {
+        let kind = TypeId::of::<V>();
+        if let Ok(mut map) = self.by_period.lock() {
+            let newer = map.keys().any(|(t, v, p)| {
+                *t == kind && *p == period && matches!(v, Version::Indexed(at) if *at >= version)
+            });
+            if newer {
+                return;
+            }
+            map.retain(|(t, _, p), _| *t != kind || *p != period);
+            if map.keys().filter(|(t, _, _)| *t == kind).count() >= Self::PERIODS {
+                map.retain(|(t, _, _), _| *t != kind);
+            }
+            let erased: Arc<dyn Any + Send + Sync> = value;
+            map.insert((kind, Version::Indexed(version), period), erased);
+        }
+    }
+
     /// (hits, misses) so far, for `/metrics`.
     pub fn counts(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
+
+    /// Counts a lookup made outside this module (`take_indexed`) as a hit or a miss.
+    pub(crate) fn counted(&self, hit: bool) {
+        self.count(hit.then_some(()));
     }
 
     /// Counts a lookup of any of the caches as a hit or a miss.

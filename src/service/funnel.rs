@@ -2,14 +2,14 @@
 //! MQLs sales never acted on (with the spend that leaked with them), and how scoring rules
 //! predicted wins.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use compact_str::CompactString;
 
 use super::cache::Version;
-use super::index::{moves_by_lead, JourneyIndex, Journeys};
+use super::index::{moves_by_lead, JourneyIndex, Journeys, LeadJourney};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Owned, Read, Scope};
 use crate::domain::exact::{ExactSum, Fraction};
@@ -98,10 +98,11 @@ pub struct CohortLead {
 }
 
 /// The cohort of a period (leads created in it, by id), read once per version and shared by
-/// every funnel of that period, whatever its campaign, channel or caller.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// every funnel of that period, whatever its campaign, channel or caller. On the index it is
+/// brought forward from version to version by the leads changed in between.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CohortInputs {
-    leads: Vec<CohortLead>,
+    leads: BTreeMap<i64, CohortLead>,
 }
 
 /// The cohort of a period, read from the database.
@@ -110,20 +111,33 @@ pub fn load_cohort(conn: &mut crate::db::AnyConnection, period: Period) -> AppRe
     let ids: Vec<i64> = cohort.iter().map(|l| l.id).collect();
     let moves = crate::repo::journeys::moves_of(conn, &ids)?;
     let mut moves = moves_by_lead(&moves);
-    let mut leads: Vec<CohortLead> = cohort
+    let leads = cohort
         .iter()
-        .map(|l| CohortLead {
-            id: l.id,
-            source_campaign_id: l.source_campaign_id,
-            reach: reach(l),
-            exits: moves
-                .get_mut(&l.id)
-                .map(|m| hand_offs(m).0)
-                .unwrap_or_default(),
+        .map(|l| {
+            let lead = CohortLead {
+                id: l.id,
+                source_campaign_id: l.source_campaign_id,
+                reach: reach(l),
+                exits: moves
+                    .get_mut(&l.id)
+                    .map(|m| hand_offs(m).0)
+                    .unwrap_or_default(),
+            };
+            (l.id, lead)
         })
         .collect();
-    leads.sort_unstable_by_key(|l| l.id);
     Ok(CohortInputs { leads })
+}
+
+/// A lead of the index as a member of a period's cohort (None: created outside it).
+fn cohort_lead(id: i64, l: &LeadJourney, period: Period) -> Option<CohortLead> {
+    l.reach[0].filter(|at| period.holds(*at))?;
+    Some(CohortLead {
+        id,
+        source_campaign_id: l.source,
+        reach: l.reach,
+        exits: l.exits,
+    })
 }
 
 /// The cohort of a period, read from the journey index.
@@ -131,35 +145,112 @@ pub fn indexed_cohort(j: &Journeys, period: Period) -> CohortInputs {
     let leads = j
         .reached(0, period.start(), period.end())
         .into_iter()
-        .map(|(id, l)| CohortLead {
-            id,
-            source_campaign_id: l.source,
-            reach: l.reach,
-            exits: l.exits,
-        })
+        .filter_map(|(id, l)| Some((id, cohort_lead(id, l, period)?)))
         .collect();
     CohortInputs { leads }
 }
 
+/// Brings a period's cohort read at index version `since` to the index's version: each lead
+/// changed since leaves it and comes back as it is now, if it belongs. False when the journal
+/// no longer reaches back to `since` (read it again).
+pub fn advance_cohort(c: &mut CohortInputs, j: &Journeys, period: Period, since: i64) -> bool {
+    let Some(changed) = j.journal.since(since) else {
+        return false;
+    };
+    for id in changed.leads.keys() {
+        c.leads.remove(id);
+        if let Some(lead) = j.lead(*id).and_then(|l| cohort_lead(*id, l, period)) {
+            c.leads.insert(*id, lead);
+        }
+    }
+    true
+}
+
+/// How a hand-off report's inputs of a period are read from the journey index, or brought
+/// forward there from an earlier version.
+trait Indexed: std::any::Any + Send + Sync + Clone + Sized {
+    /// Reads them whole, under the index's lock.
+    fn read(j: &Journeys, period: Period) -> Self;
+    /// Brings them from index version `since` to the index's, under its lock; false when the
+    /// journal no longer reaches back.
+    fn advance(&mut self, j: &Journeys, period: Period, since: i64) -> bool;
+    /// What is read beside the index once its lock is let go (a writer queued behind a
+    /// reader that waits on the database would hold every other report up).
+    fn finish(
+        &mut self,
+        _index: &JourneyIndex,
+        _conn: &mut crate::db::AnyConnection,
+    ) -> AppResult<()> {
+        Ok(())
+    }
+}
+
+impl Indexed for CohortInputs {
+    fn read(j: &Journeys, period: Period) -> Self {
+        indexed_cohort(j, period)
+    }
+    fn advance(&mut self, j: &Journeys, period: Period, since: i64) -> bool {
+        advance_cohort(self, j, period, since)
+    }
+}
+
+impl Indexed for MqlInputs {
+    fn read(j: &Journeys, period: Period) -> Self {
+        mqls_in(j, period)
+    }
+    fn advance(&mut self, j: &Journeys, period: Period, since: i64) -> bool {
+        advance_mqls(self, j, period, since)
+    }
+    fn finish(
+        &mut self,
+        index: &JourneyIndex,
+        conn: &mut crate::db::AnyConnection,
+    ) -> AppResult<()> {
+        with_costs(self, index, conn)
+    }
+}
+
 /// Reads what a hand-off report of a period needs: from the journey index once it is loaded
-/// (after catching up, so every acknowledged write is in), else from the database; cached per
-/// version of whichever was read.
-fn period_inputs<V: std::any::Any + Send + Sync>(
+/// (after catching up, so every acknowledged write is in), brought forward from the version it
+/// was last read or brought to; else from the database, cached per data version.
+fn period_inputs<V: Indexed>(
     ctx: &Ctx,
     conn: &mut crate::db::AnyConnection,
     primary: bool,
     period: Period,
-    from_index: impl FnOnce(&JourneyIndex, &mut crate::db::AnyConnection) -> AppResult<V>,
     from_database: impl FnOnce(&mut crate::db::AnyConnection) -> AppResult<V>,
 ) -> AppResult<Arc<V>> {
     let index = &ctx.reports.index;
     // Only on the primary: a connection taken while the index was loading may be a replica's,
     // and the index and what is read beside it (costs) must not trail the primary.
     if primary && index.current(conn)? {
-        let version = Version::Indexed(index.version());
-        return ctx
-            .reports
-            .get_or_load(version, period, || from_index(index, conn));
+        let kept = ctx.reports.take_indexed::<V>(period);
+        let (version, found) = index.read(|j| {
+            let version = j.journal.version;
+            let found: Result<Arc<V>, V> = match kept {
+                Some((at, v)) if at == version => Ok(v),
+                Some((at, v)) => {
+                    let mut v = Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone());
+                    if v.advance(j, period, at) {
+                        Err(v)
+                    } else {
+                        Err(V::read(j, period))
+                    }
+                }
+                None => Err(V::read(j, period)),
+            };
+            (version, found)
+        })?;
+        ctx.reports.counted(found.is_ok());
+        let value = match found {
+            Ok(kept) => kept,
+            Err(mut made) => {
+                made.finish(index, conn)?;
+                Arc::new(made)
+            }
+        };
+        ctx.reports.keep_indexed(version, period, value.clone());
+        return Ok(value);
     }
     let version = Version::Data(reports::data_version(conn)?);
     ctx.reports
@@ -201,17 +292,12 @@ pub async fn funnel(
                         .collect(),
                 );
             }
-            let inputs = period_inputs(
-                &ctx2,
-                conn,
-                primary,
-                period,
-                |index, _| index.read(|j| indexed_cohort(j, period)),
-                |conn| load_cohort(conn, period),
-            )?;
+            let inputs = period_inputs(&ctx2, conn, primary, period, |conn| {
+                load_cohort(conn, period)
+            })?;
             let cohort: Vec<&CohortLead> = inputs
                 .leads
-                .iter()
+                .values()
                 .filter(|l| match &sources {
                     None => true,
                     Some(s) => l.source_campaign_id.is_some_and(|c| s.contains(&c)),
@@ -311,10 +397,10 @@ struct MqlLead {
 /// by every leakage of that period, whatever its SLA, asOf or caller: a decision only counts
 /// when it was made by asOf, and as decisions are taken in time order, the first one after
 /// the MQL is the only one that can count.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MqlInputs {
     /// By lead id, then time.
-    events: Vec<MqlEvent>,
+    events: BTreeMap<i64, Vec<MqlEvent>>,
     leads: HashMap<i64, MqlLead>,
     /// How many leads each campaign sourced.
     sourced: HashMap<i64, i64>,
@@ -375,21 +461,23 @@ pub fn load_mqls(conn: &mut crate::db::AnyConnection, period: Period) -> AppResu
         })
         .collect();
     let history = crate::repo::journeys::moves_of(conn, &lead_ids)?;
-    let mut events = Vec::new();
+    let mut events = BTreeMap::new();
     for (lead_id, mut moves) in moves_by_lead(&history) {
-        events.extend(
-            hand_offs(&mut moves)
-                .1
-                .into_iter()
-                .filter(|m| period.holds(m.at))
-                .map(|m| MqlEvent {
-                    lead_id,
-                    at: m.at,
-                    decision: m.decision,
-                }),
-        );
+        let mut of_lead: Vec<MqlEvent> = hand_offs(&mut moves)
+            .1
+            .into_iter()
+            .filter(|m| period.holds(m.at))
+            .map(|m| MqlEvent {
+                lead_id,
+                at: m.at,
+                decision: m.decision,
+            })
+            .collect();
+        of_lead.sort_unstable_by_key(|e| e.at);
+        if !of_lead.is_empty() {
+            events.insert(lead_id, of_lead);
+        }
     }
-    events.sort_unstable_by_key(|e| (e.lead_id, e.at));
     let sourced: HashMap<i64, i64> = reports::sourced_counts(conn)?
         .into_iter()
         .filter_map(|(c, n)| c.map(|c| (c, n)))
@@ -409,10 +497,18 @@ pub fn indexed_mqls(
     conn: &mut crate::db::AnyConnection,
     period: Period,
 ) -> AppResult<MqlInputs> {
-    // The costs are read after the index's lock is let go (a writer queued behind a reader
-    // that waits on the database would hold every other report up), and only when a campaign
-    // or a cost changed.
     let mut inputs = index.read(|j| mqls_in(j, period))?;
+    with_costs(&mut inputs, index, conn)?;
+    Ok(inputs)
+}
+
+/// The costs of the campaigns that sourced the leads, from the campaign data read beside the
+/// index (only when a campaign or a cost changed), after its lock is let go.
+pub fn with_costs(
+    inputs: &mut MqlInputs,
+    index: &JourneyIndex,
+    conn: &mut crate::db::AnyConnection,
+) -> AppResult<()> {
     let data = index.campaign_data(conn)?;
     inputs.costs = inputs
         .leads
@@ -420,7 +516,32 @@ pub fn indexed_mqls(
         .filter_map(|l| l.source_campaign_id)
         .filter_map(|c| Some((c, data.costs.get(&c)?.clone())))
         .collect();
-    Ok(inputs)
+    Ok(())
+}
+
+/// A lead's moves into MQL in a period with their decisions, and what leakage needs of it
+/// (None: no such move).
+fn mqls_of(id: i64, l: &LeadJourney, period: Period) -> Option<(Vec<MqlEvent>, MqlLead)> {
+    let mut events: Vec<MqlEvent> = l
+        .mqls
+        .iter()
+        .filter(|m| period.holds(m.at))
+        .map(|m| MqlEvent {
+            lead_id: id,
+            at: m.at,
+            decision: m.decision,
+        })
+        .collect();
+    if events.is_empty() {
+        return None;
+    }
+    events.sort_unstable_by_key(|e| e.at);
+    let lead = MqlLead {
+        external_id: l.external_id.clone(),
+        source_campaign_id: l.source,
+        owner_id: l.owner,
+    };
+    Some((events, lead))
 }
 
 /// Leakage's MQL moves, leads and source counts of a period, from the index (no costs).
@@ -432,39 +553,37 @@ fn mqls_in(j: &Journeys, period: Period) -> MqlInputs {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut events = Vec::new();
-    let mut leads = HashMap::new();
+    let mut inputs = MqlInputs {
+        sourced: j.sourced.clone(),
+        ..MqlInputs::default()
+    };
     for id in ids {
-        let Some(l) = j.leads.get(&id) else {
-            continue;
-        };
-        events.extend(
-            l.mqls
-                .iter()
-                .filter(|m| period.holds(m.at))
-                .map(|m| MqlEvent {
-                    lead_id: id,
-                    at: m.at,
-                    decision: m.decision,
-                }),
-        );
-        leads.insert(
-            id,
-            MqlLead {
-                external_id: l.external_id.clone(),
-                source_campaign_id: l.source,
-                owner_id: l.owner,
-            },
-        );
+        if let Some((events, lead)) = j.lead(id).and_then(|l| mqls_of(id, l, period)) {
+            inputs.events.insert(id, events);
+            inputs.leads.insert(id, lead);
+        }
     }
-    let sourced = j.sourced.clone();
-    events.sort_unstable_by_key(|e| (e.lead_id, e.at));
-    MqlInputs {
-        events,
-        leads,
-        sourced,
-        costs: HashMap::new(),
+    inputs
+}
+
+/// Brings leakage's inputs of a period read at index version `since` to the index's version
+/// (all but the costs, see `with_costs`): each lead changed since leaves them and comes back
+/// as it is now; the source counts are taken again. False when the journal no longer reaches
+/// back to `since`.
+pub fn advance_mqls(m: &mut MqlInputs, j: &Journeys, period: Period, since: i64) -> bool {
+    let Some(changed) = j.journal.since(since) else {
+        return false;
+    };
+    for id in changed.leads.keys() {
+        m.events.remove(id);
+        m.leads.remove(id);
+        if let Some((events, lead)) = j.lead(*id).and_then(|l| mqls_of(*id, l, period)) {
+            m.events.insert(*id, events);
+            m.leads.insert(*id, lead);
+        }
     }
+    m.sourced.clone_from(&j.sourced);
+    true
 }
 
 /// The rows of a page of leaked leads (`ids` from `Leakage::leaked_leads`), in that order.
@@ -507,14 +626,8 @@ pub async fn leakage(
             } else {
                 None
             };
-            let inputs = period_inputs(
-                &ctx2,
-                conn,
-                primary,
-                period,
-                |index, conn| indexed_mqls(index, conn, period),
-                |conn| load_mqls(conn, period),
-            )?;
+            let inputs =
+                period_inputs(&ctx2, conn, primary, period, |conn| load_mqls(conn, period))?;
             let visible = |lead: &MqlLead| {
                 if sales_own {
                     return ctx2.owns(lead.owner_id);
@@ -539,7 +652,7 @@ pub async fn leakage(
                 leaked_leads: vec![],
             };
             let mut leaked: HashSet<i64> = HashSet::new();
-            for e in inputs.events.iter().filter(|e| e.at < until) {
+            for e in inputs.events.values().flatten().filter(|e| e.at < until) {
                 let Some(lead) = inputs.leads.get(&e.lead_id) else {
                     continue;
                 };
