@@ -7,7 +7,8 @@ use tracing_subscriber::EnvFilter;
 /// report allocates and frees thousands more while a write load runs. glibc's allocator spent
 /// most of a `campaignRoi` in `_int_malloc` and `malloc_consolidate` over that heap (capped at
 /// two arenas, as more arenas each kept their own peak); mimalloc's per-thread free lists keep
-/// both the time and the peak down.
+/// both the time and the peak down. Its v2 line: v3 held ~100 MB more of the loaded index
+/// (1,083 against 979 MB at `large`) at the same report latency.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
