@@ -215,6 +215,16 @@ pub struct Db {
     /// as a parked future, instead of as a blocking thread parked on the pool (under load
     /// that piled up dozens of threads on two cores and stalled statements for 0.5 s).
     gate: Arc<tokio::sync::Semaphore>,
+    /// SQLite: one write transaction at a time per process, queued here as parked futures.
+    /// SQLite has one writer anyway; without this queue the waiting writers each held a pooled
+    /// connection (starving the readers) and slept in its busy handler's coarse steps (up to
+    /// 100 ms a try), which made the tail of a write load seconds long.
+    writer: Option<Arc<tokio::sync::Semaphore>>,
+    /// PostgreSQL: write transactions run side by side (shared), but one that conflicted
+    /// `ALONE_AFTER` times runs its next tries alone among this instance's writers
+    /// (exclusive), so a row many requests write at once (one hot lead) cannot starve it into
+    /// failing. std's `RwLock` lets no new shared holder in while an exclusive one waits.
+    alone: Arc<std::sync::RwLock<()>>,
 }
 
 impl Db {
@@ -251,6 +261,9 @@ impl Db {
             replica_reads: Arc::default(),
             primary_only: Arc::default(),
             gate: Arc::new(tokio::sync::Semaphore::new(size as usize)),
+            writer: (target.backend() == Backend::Sqlite)
+                .then(|| Arc::new(tokio::sync::Semaphore::new(1))),
+            alone: Arc::default(),
         })
     }
 
@@ -402,11 +415,36 @@ impl Db {
         E: From<DbError> + RetryableError + Send + 'static,
     {
         self.pin_to_primary();
+        // Moved into the work, so it is held until the transaction ends even when the request
+        // stopped waiting for it.
+        let turn = match &self.writer {
+            Some(writer) => Some(
+                writer
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| E::from(DbError::Join(e.to_string())))?,
+            ),
+            None => None,
+        };
+        let alone = self.alone.clone();
         self.run(move |conn| {
+            let _turn = turn;
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match write_transaction(conn, &work) {
+                let done = if attempt > ALONE_AFTER {
+                    let _alone = alone
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    write_transaction(conn, &work)
+                } else {
+                    let _shared = alone
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    write_transaction(conn, &work)
+                };
+                match done {
                     Err(e) if attempt < MAX_WRITE_ATTEMPTS && e.is_retryable() => {
                         // Exponential backoff with jitter, so writers that collided do not
                         // collide again in lockstep.
@@ -426,6 +464,9 @@ impl Db {
 /// How often a write that conflicted with another is tried in all before the conflict is
 /// reported (as INTERNAL: the client may retry the same idempotent request).
 const MAX_WRITE_ATTEMPTS: u32 = 30;
+
+/// Conflicts after which a write's further tries run alone among the instance's writers.
+const ALONE_AFTER: u32 = 3;
 
 /// Errors that may say "another writer got there first: try again".
 pub trait RetryableError {
