@@ -112,6 +112,28 @@ pub struct Journal {
     from: i64,
     /// (version that made the change, what it replaced), oldest first.
     entries: VecDeque<(i64, Replaced)>,
+    /// Roughly what the entries hold, in bytes.
+    bytes: usize,
+}
+
+impl Replaced {
+    /// Roughly the bytes it holds: a lead's touches dominate (a lead with thousands of touches
+    /// changed thousands of times would otherwise keep each of its versions).
+    fn bytes(&self) -> usize {
+        use std::mem::size_of;
+        match self {
+            Replaced::Lead(_, l) => l.as_ref().map_or(0, |l| {
+                size_of::<LeadJourney>()
+                    + l.touches.len() * size_of::<Touch>()
+                    + l.mqls.len() * size_of::<MqlMove>()
+            }),
+            Replaced::Deal(_, d) => d.as_ref().map_or(0, |d| {
+                size_of::<Deal>()
+                    + d.contacts.len() * size_of::<i64>()
+                    + d.revenue.len() * size_of::<RevenueRow>()
+            }),
+        }
+    }
 }
 
 /// What the content held, at some earlier version, of the leads and deals changed since.
@@ -122,22 +144,28 @@ pub struct Changed<'a> {
 }
 
 impl Journal {
-    /// Entries kept: ~25 MB of replaced journeys, a few minutes of a CRM sync's writes. A
-    /// tally older than that is made again.
+    /// Entries kept: ~25 MB of replaced journeys, a few minutes of a CRM sync's writes, and
+    /// never more than `BYTES` of them. A tally older than that is made again.
     const KEEP: usize = 50_000;
+    const BYTES: usize = 64 << 20;
 
     fn starting_at(version: i64) -> Journal {
         Journal {
             version,
             from: version,
             entries: VecDeque::new(),
+            bytes: 0,
         }
     }
 
     fn record(&mut self, version: i64, replaced: Replaced) {
+        self.bytes += replaced.bytes();
         self.entries.push_back((version, replaced));
-        while self.entries.len() > Self::KEEP {
-            if let Some((v, _)) = self.entries.pop_front() {
+        while self.entries.len() > Self::KEEP
+            || (self.bytes > Self::BYTES && self.entries.len() > 1)
+        {
+            if let Some((v, old)) = self.entries.pop_front() {
+                self.bytes = self.bytes.saturating_sub(old.bytes());
                 self.from = self.from.max(v);
             }
         }
