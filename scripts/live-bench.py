@@ -217,11 +217,11 @@ def run(args, base, token, pid, ready_s):
     elapsed = time.time() - began
     for t in threads[1:]:
         t.join(timeout=300)
-    print(f"start-up to /ready: {ready_s:.1f} s; RSS with the index loaded: {ready_rss / 1024:.0f} MB; "
-          f"after the run: {rss_now() / 1024:.0f} MB")
+    print(f"start-up to /ready: {ready_s:.1f} s; RSS with the index loaded: {ready_rss / 1024:.0f} MiB; "
+          f"after the run: {rss_now() / 1024:.0f} MiB")
     print(f"writes: {written[0]} in {elapsed:.0f} s = {written[0] / elapsed:.0f}/s acknowledged "
           f"({failed[0]} refused or failed); target rate {args.rate:.0f}/s")
-    print(f"server peak RSS: {peak_rss[0] / 1024:.0f} MB")
+    print(f"server peak RSS: {peak_rss[0] / 1024:.0f} MiB")
     print(f"{'report':<28} {'n':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}")
     for name in sorted(latencies):
         v = sorted(latencies[name])
