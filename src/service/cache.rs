@@ -122,11 +122,13 @@ impl ReportCache {
         Ok(loaded)
     }
 
-    /// Takes out the `V` of a period kept at the newest index version, with that version: the
-    /// caller brings it forward (or serves it as it is) and keeps it again.
+    /// The `V` of a period kept at the newest index version, with that version: shared when it
+    /// is of version `now` (concurrent asks of an unchanged index all find it), else taken out
+    /// for the caller to bring forward and keep again.
     pub(crate) fn take_indexed<V: Any + Send + Sync>(
         &self,
         period: Period,
+        now: i64,
     ) -> Option<(i64, Arc<V>)> {
         let kind = TypeId::of::<V>();
         let mut map = self.by_period.lock().ok()?;
@@ -137,8 +139,13 @@ impl ReportCache {
                 _ => None,
             })
             .max()?;
-        let taken = map.remove(&(kind, Version::Indexed(newest), period))?;
-        Some((newest, taken.downcast::<V>().ok()?))
+        let key = (kind, Version::Indexed(newest), period);
+        let found = if newest == now {
+            map.get(&key)?.clone()
+        } else {
+            map.remove(&key)?
+        };
+        Some((newest, found.downcast::<V>().ok()?))
     }
 
     /// Keeps the `V` of a period at an index version (not when a newer one is kept already).

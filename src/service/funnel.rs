@@ -224,7 +224,7 @@ fn period_inputs<V: Indexed>(
     // Only on the primary: a connection taken while the index was loading may be a replica's,
     // and the index and what is read beside it (costs) must not trail the primary.
     if primary && index.current(conn)? {
-        let kept = ctx.reports.take_indexed::<V>(period);
+        let kept = ctx.reports.take_indexed::<V>(period, index.version());
         let (version, found) = index.read(|j| {
             let version = j.journal.version;
             let found: Result<Arc<V>, V> = match kept {
