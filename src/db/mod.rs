@@ -223,8 +223,9 @@ pub struct Db {
     /// PostgreSQL: write transactions run side by side (shared), but one that conflicted
     /// `ALONE_AFTER` times runs its next tries alone among this instance's writers
     /// (exclusive), so a row many requests write at once (one hot lead) cannot starve it into
-    /// failing. std's `RwLock` lets no new shared holder in while an exclusive one waits.
-    alone: Arc<std::sync::RwLock<()>>,
+    /// failing. tokio's `RwLock` is fair: no new shared holder gets in while an exclusive one
+    /// waits.
+    alone: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Db {
@@ -407,58 +408,67 @@ impl Db {
 
     /// Runs a whole use case in one write transaction on the blocking pool, retrying it when
     /// the database reports a conflict between concurrent writers (the work must be
-    /// repeatable, which a transaction that rolled back is).
+    /// repeatable, which a transaction that rolled back is). The queue, the turn to write and
+    /// the pause between tries are waited for as parked futures, never on a pooled connection.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: Fn(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, E> + Send + Sync + 'static,
         T: Send + 'static,
         E: From<DbError> + RetryableError + Send + 'static,
     {
         self.pin_to_primary();
-        // Moved into the work, so it is held until the transaction ends even when the request
+        let join = |e: &dyn std::fmt::Display| E::from(DbError::Join(e.to_string()));
+        // Each try holds a share of it until its transaction ends, even when the request
         // stopped waiting for it.
         let turn = match &self.writer {
-            Some(writer) => Some(
-                writer
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| E::from(DbError::Join(e.to_string())))?,
-            ),
+            Some(writer) => Some(Arc::new(
+                writer.clone().acquire_owned().await.map_err(|e| join(&e))?,
+            )),
             None => None,
         };
-        let alone = self.alone.clone();
-        self.run(move |conn| {
-            let _turn = turn;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let done = if attempt > ALONE_AFTER {
-                    let _alone = alone
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    write_transaction(conn, &work)
-                } else {
-                    let _shared = alone
-                        .read()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    write_transaction(conn, &work)
-                };
-                match done {
-                    Err(e) if attempt < MAX_WRITE_ATTEMPTS && e.is_retryable() => {
-                        // Exponential backoff with jitter, so writers that collided do not
-                        // collide again in lockstep.
-                        let ceiling = 2u64.saturating_pow(attempt.min(7)).min(100);
-                        let pause = rand::random_range(ceiling / 2..=ceiling);
-                        tracing::debug!(attempt, pause_ms = pause, "write conflict; retrying");
-                        std::thread::sleep(Duration::from_millis(pause));
-                    }
-                    other => return other,
+        let work = Arc::new(work);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let guard = if attempt > ALONE_AFTER {
+                Guard::Alone {
+                    _held: self.alone.clone().write_owned().await,
                 }
+            } else {
+                Guard::Shared {
+                    _held: self.alone.clone().read_owned().await,
+                }
+            };
+            let (turn, work) = (turn.clone(), work.clone());
+            let done = self
+                .run(move |conn| {
+                    let _held = (turn, guard);
+                    write_transaction(conn, &*work)
+                })
+                .await;
+            match done {
+                Err(e) if attempt < MAX_WRITE_ATTEMPTS && e.is_retryable() => {
+                    // Exponential backoff with jitter, so writers that collided do not
+                    // collide again in lockstep.
+                    let ceiling = 2u64.saturating_pow(attempt.min(7)).min(100);
+                    let pause = rand::random_range(ceiling / 2..=ceiling);
+                    tracing::debug!(attempt, pause_ms = pause, "write conflict; retrying");
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                other => return other,
             }
-        })
-        .await
+        }
     }
+}
+
+/// A write's hold on `Db::alone` for one try.
+enum Guard {
+    Shared {
+        _held: tokio::sync::OwnedRwLockReadGuard<()>,
+    },
+    Alone {
+        _held: tokio::sync::OwnedRwLockWriteGuard<()>,
+    },
 }
 
 /// How often a write that conflicted with another is tried in all before the conflict is
