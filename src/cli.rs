@@ -57,10 +57,19 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// Import NDJSON records (the `POST /import` format) from a file, as the CRM sync would,
-    /// with progress on stderr and the summary (counts, refused lines) on stdout.
+    /// Import NDJSON records (the `POST /import` format), or CSV rows of one record type with
+    /// --type, from a file, as the CRM sync would, with progress on stderr and the summary
+    /// (counts, refused lines) on stdout.
     Import {
         file: std::path::PathBuf,
+        /// The file is CSV of this record type (lead, touchpoint, opportunity, ...), with a
+        /// header row of its fields.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// A JSON file mapping the CSV's own headers to field names ("" ignores a column;
+        /// with a mapping, columns it does not name and that are no field are ignored).
+        #[arg(long = "map", requires = "kind")]
+        map: Option<std::path::PathBuf>,
         /// Who the audit log names as the importer (role INTEGRATION).
         #[arg(long, default_value = "import-cli")]
         sub: String,
@@ -214,7 +223,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = Config::from_env()?;
     match cli.command {
         Command::Generate { scale, seed } => generate_company(&config, scale, seed),
-        Command::Import { file, sub } => import_file(&config, file, sub).await,
+        Command::Import {
+            file,
+            kind,
+            map,
+            sub,
+        } => import_file(&config, file, kind, map, sub).await,
         Command::Bench {
             from,
             to,
@@ -256,6 +270,8 @@ fn generate_company(config: &Config, scale: String, seed: u64) -> Result<(), Cli
 async fn import_file(
     config: &Config,
     file: std::path::PathBuf,
+    kind: Option<String>,
+    map: Option<std::path::PathBuf>,
     sub: String,
 ) -> Result<(), CliError> {
     use std::io::Read;
@@ -277,7 +293,24 @@ async fn import_file(
             .map_err(app_error)?;
     let total = std::fs::metadata(&file)?.len().max(1);
     let mut reader = std::fs::File::open(&file)?;
-    let mut importer = crate::graphql::import::Importer::new(ctx, config.max_body_bytes);
+    let mut importer = match kind {
+        None => crate::graphql::import::Importer::new(ctx, config.max_body_bytes),
+        Some(kind) => {
+            let mapping = match map {
+                None => Default::default(),
+                Some(path) => {
+                    serde_json::from_str(&std::fs::read_to_string(&path)?).map_err(|e| {
+                        CliError::Usage(format!(
+                            "{}: a mapping is a JSON object of header names to field names ({e})",
+                            path.display()
+                        ))
+                    })?
+                }
+            };
+            crate::graphql::import::Importer::csv(ctx, config.max_body_bytes, &kind, mapping)
+                .map_err(app_error)?
+        }
+    };
     let mut buf = vec![0u8; 1 << 20];
     let mut read: u64 = 0;
     let started = std::time::Instant::now();
@@ -292,17 +325,22 @@ async fn import_file(
         if shown.elapsed() >= std::time::Duration::from_millis(500) {
             shown = std::time::Instant::now();
             let lines = importer.summary.lines;
+            let seconds = started.elapsed().as_secs_f64();
+            // What is left at the pace so far, by bytes (records vary in size less than in
+            // number per type).
+            let eta = (total.saturating_sub(read)) as f64 * seconds / read.max(1) as f64;
             eprint!(
-                "\rimport {:>3}%  {lines} lines  {:.0} lines/s   ",
+                "\rimport {:>3}%  {lines} records  {:.0} records/s  ETA {:.0} s   ",
                 read * 100 / total,
-                lines as f64 / started.elapsed().as_secs_f64()
+                lines as f64 / seconds,
+                eta
             );
         }
     }
     let summary = importer.finish().await.map_err(app_error)?;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "\rimport 100%  {} lines in {elapsed:.1} s = {:.0} lines/s; {} applied, {} refused",
+        "\rimport 100%  {} records in {elapsed:.1} s = {:.0} records/s; {} applied, {} refused",
         summary.lines,
         summary.lines as f64 / elapsed.max(1e-9),
         summary.applied,

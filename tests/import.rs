@@ -9,12 +9,23 @@ use funnelgraph::auth::Role;
 use serde_json::{json, Value};
 
 fn post_ndjson(app: &TestApp, token: Option<&str>, content_type: &str, body: &str) -> (u16, Value) {
+    post_import(app, token, "", content_type, body)
+}
+
+/// `POST /import` with a query string (`?type=lead` for CSV).
+fn post_import(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let mut req = agent
-        .post(format!("{}/import", app.base))
+        .post(format!("{}/import{query}", app.base))
         .header("Content-Type", content_type);
     if let Some(token) = token {
         req = req.header("Authorization", &format!("Bearer {token}"));
@@ -60,7 +71,73 @@ fn errors_by_line(v: &Value) -> Vec<(u64, String)> {
         .collect()
 }
 
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 both_databases! {
+    fn csv_files_import_each_record_type_with_their_own_headers(app) {
+        let token = app.token("sync", Role::Integration);
+        let csv = |kind: &str, mapping: Option<&str>, body: &str| {
+            let query = match mapping {
+                None => format!("?type={kind}"),
+                Some(m) => format!("?type={kind}&mapping={}", encode(m)),
+            };
+            post_import(app, Some(&token), &query, "text/csv; charset=utf-8", body)
+        };
+        let counts = |v: &Value| (v["lines"].as_u64(), v["applied"].as_u64(), v["failed"].as_u64());
+        let (status, v) = csv("user", None, "externalId,name,email,role\nm1,Mia,mia@corp.test,MARKETER\n");
+        assert_eq!((status, counts(&v)), (200, (Some(1), Some(1), Some(0))), "{v}");
+        let (_, v) = csv("campaign", None, "externalId,name,channel,ownerExternalId\r\nc1,\"Spring, \"\"EU\"\"\",email,m1\r\n");
+        assert_eq!(counts(&v), (Some(1), Some(1), Some(0)), "{v}");
+        // A contacts export with its own headers: mapped, the rest ignored; a bad date refuses
+        // its own row (line 3), a row of two physical lines keeps its first line number (4).
+        let mapping = r#"{"Record ID": "externalId", "Email": "email", "Create Date": "createdAt", "Industry": "attributes.industry", "Job Title": "title"}"#;
+        let leads = "Record ID,First Name,Email,Create Date,Industry,Job Title\n\
+                     L1,Ann,l1@example.com,2026-02-01T00:00:00Z,retail,\"VP, Marketing\"\n\
+                     L2,Bob,l2@example.com,yesterday,retail,\n\
+                     L3,Cy,l3@example.com,2026-02-03T00:00:00Z,\"two\nlines\",\n";
+        let (status, v) = csv("lead", Some(mapping), leads);
+        assert_eq!((status, counts(&v)), (200, (Some(3), Some(2), Some(1))), "{v}");
+        assert_eq!(errors_by_line(&v), vec![(3, "BAD_USER_INPUT".to_string())], "{v}");
+        let (_, v) = csv("touchpoint", None, "externalId,leadExternalId,campaignExternalId,kind,occurredAt\nt1,L1,c1,form_fill,2026-02-02T00:00:00Z\n");
+        assert_eq!(counts(&v), (Some(1), Some(1), Some(0)), "{v}");
+        let (_, v) = csv("opportunity", None, "externalId,name,primaryContactExternalId,contactExternalIds,amount.amount,amount.currency,createdAt\nO1,Deal,L1,L1;L3,1000.00,USD,2026-02-10T00:00:00Z\n");
+        assert_eq!(counts(&v), (Some(1), Some(1), Some(0)), "{v}");
+        let (_, v) = csv("closeOpportunity", None, "externalId,won,closedAt\nO1,TRUE,2026-03-01T00:00:00Z\n");
+        assert_eq!(counts(&v), (Some(1), Some(1), Some(0)), "{v}");
+        let (_, v) = csv("revenue", None, "externalId,opportunityExternalId,amount.amount,amount.currency,bookedOn\nR1,O1,1000.00,USD,2026-03-01");
+        assert_eq!(counts(&v), (Some(1), Some(1), Some(0)), "{v}");
+        let read = r#"{ lead(externalId: "L1") { stage title attributes { key value } touchpoints { externalId } }
+            l3: lead(externalId: "L3") { attributes { key value } }
+            campaign(externalId: "c1") { name owner { externalId } }
+            opportunity(externalId: "O1") { status contacts { externalId } revenue { amount { amount } } } }"#;
+        let state = app.ok(read, json!({}));
+        assert_eq!(state["lead"]["stage"], "WON", "{state}");
+        assert_eq!(state["lead"]["title"], "VP, Marketing");
+        assert_eq!(state["lead"]["attributes"], json!([{ "key": "industry", "value": "retail" }]));
+        assert_eq!(state["l3"]["attributes"], json!([{ "key": "industry", "value": "two\nlines" }]));
+        assert_eq!(state["campaign"]["name"], "Spring, \"EU\"");
+        assert_eq!(state["opportunity"]["revenue"][0]["amount"]["amount"], "1000.00");
+        // The same file again changes nothing.
+        let (_, v) = csv("lead", Some(mapping), leads);
+        assert_eq!(counts(&v), (Some(3), Some(2), Some(1)), "{v}");
+        assert_eq!(app.ok(read, json!({})), state);
+        // A header naming no field refuses the whole file before any row is written; so does
+        // a CSV without its type.
+        let (_, v) = csv("lead", None, "externalId,emial,createdAt\nL9,x@y.z,2026-02-01T00:00:00Z\n");
+        assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{v}");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains("\"emial\""), "{v}");
+        let (status, v) = post_import(app, Some(&token), "", "text/csv", "externalId\nL9\n");
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(app.ok(r#"{ lead(externalId: "L9") { id } }"#, json!({}))["lead"], Value::Null);
+    }
+
     fn an_import_writes_every_record_type_through_its_use_case(app) {
         let token = app.token("sync", Role::Integration);
         let (status, v) = post_ndjson(app, Some(&token), "application/x-ndjson", &company_ndjson());
@@ -215,4 +292,56 @@ fn the_command_line_imports_a_file_with_a_summary() {
         std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
     }
     std::fs::remove_file(file).ok();
+}
+
+#[test]
+fn the_command_line_imports_a_csv_export_through_a_column_mapping() {
+    let dir = std::env::temp_dir();
+    let id = std::process::id();
+    let db = dir.join(format!("funnelgraph-import-csv-{id}.db"));
+    let file = dir.join(format!("funnelgraph-import-csv-{id}.csv"));
+    let map = dir.join(format!("funnelgraph-import-csv-{id}.json"));
+    std::fs::write(
+        &file,
+        "Record ID,First Name,Email,Create Date,Industry\r\n\
+         C1,Ann,ann@example.com,2026-02-01T00:00:00Z,retail\r\n\
+         C2,Bob,bob@example.com,not a date,retail\r\n\
+         C3,Cy,cy@example.com,2026-02-03T00:00:00Z,\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &map,
+        r#"{"Record ID": "externalId", "Email": "email", "Create Date": "createdAt", "Industry": "attributes.industry"}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
+        .args(["import", "--type", "lead", "--map"])
+        .arg(&map)
+        .arg(&file)
+        .env("FUNNELGRAPH_DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            summary["lines"].as_u64(),
+            summary["applied"].as_u64(),
+            summary["failed"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1)),
+        "{summary}"
+    );
+    assert_eq!(summary["errors"][0]["line"], 3, "{summary}");
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("records/s"), "{progress}");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    std::fs::remove_file(file).ok();
+    std::fs::remove_file(map).ok();
 }

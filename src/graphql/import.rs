@@ -31,9 +31,15 @@ pub fn parse_line(text: &str) -> Result<Record, AppError> {
             )))
         }
     };
-    let input = async_graphql::Value::from_json(Value::Object(object))
-        .map_err(|e| AppError::BadInput(format!("the line is not a valid input: {e}")))?;
-    Ok(match kind.as_str() {
+    parse_object(&kind, Value::Object(object))
+}
+
+/// Parses a record of `kind` from its input object (an NDJSON line without its `type`, or a
+/// CSV row).
+pub fn parse_object(kind: &str, object: Value) -> Result<Record, AppError> {
+    let input = async_graphql::Value::from_json(object)
+        .map_err(|e| AppError::BadInput(format!("the record is not a valid input: {e}")))?;
+    Ok(match kind {
         "user" => Record::User(parse::<mutation::UserInput>(input)?.into()),
         "campaign" => Record::Campaign(parse::<mutation::CampaignInput>(input)?.into()),
         "campaignCost" => Record::CampaignCost(parse::<mutation::CampaignCostInput>(input)?.into()),
@@ -156,10 +162,29 @@ impl LineSplitter {
     }
 }
 
+/// CSV rows of one type as records, parsed like NDJSON lines of that type.
+fn records_of(kind: &str, rows: Vec<super::csv::Row>) -> Vec<Line> {
+    rows.into_iter()
+        .map(|row| match row {
+            super::csv::Row::Object(n, object) => match parse_object(kind, object) {
+                Ok(record) => Line::Record(n, record),
+                Err(e) => Line::Refused(n, e),
+            },
+            super::csv::Row::Refused(n, e) => Line::Refused(n, e),
+        })
+        .collect()
+}
+
+/// How the stream is cut into records.
+enum Splitter {
+    Ndjson(LineSplitter),
+    Csv(Box<super::csv::CsvSplitter>),
+}
+
 /// Drives an import: feed it chunks as they arrive; full batches are written as they fill.
 pub struct Importer {
     ctx: crate::service::Ctx,
-    splitter: LineSplitter,
+    splitter: Splitter,
     batch: Vec<(u64, Record)>,
     pub summary: crate::service::import::Summary,
 }
@@ -168,10 +193,27 @@ impl Importer {
     pub fn new(ctx: crate::service::Ctx, max_line: usize) -> Importer {
         Importer {
             ctx,
-            splitter: LineSplitter::new(max_line),
+            splitter: Splitter::Ndjson(LineSplitter::new(max_line)),
             batch: Vec::with_capacity(crate::service::import::BATCH),
             summary: Default::default(),
         }
+    }
+
+    /// An import of CSV rows of one record type (see `graphql::csv`), with the mapping of a
+    /// CRM export's own headers to field names (empty: the header holds the field names).
+    pub fn csv(
+        ctx: crate::service::Ctx,
+        max_row: usize,
+        kind: &str,
+        mapping: std::collections::HashMap<String, String>,
+    ) -> Result<Importer, AppError> {
+        let splitter = super::csv::CsvSplitter::new(kind, mapping, max_row)?;
+        Ok(Importer {
+            ctx,
+            splitter: Splitter::Csv(Box::new(splitter)),
+            batch: Vec::with_capacity(crate::service::import::BATCH),
+            summary: Default::default(),
+        })
     }
 
     async fn take(&mut self, lines: Vec<Line>) -> Result<(), AppError> {
@@ -203,15 +245,28 @@ impl Importer {
         Ok(())
     }
 
-    /// Feeds the next chunk of the NDJSON stream.
+    /// Feeds the next chunk of the stream. An error refuses the whole stream (a CSV header
+    /// that names no field): nothing after it is read.
     pub async fn feed(&mut self, chunk: &[u8]) -> Result<(), AppError> {
-        let lines = self.splitter.feed(chunk);
+        let lines = match &mut self.splitter {
+            Splitter::Ndjson(s) => s.feed(chunk),
+            Splitter::Csv(s) => {
+                let rows = s.feed(chunk)?;
+                records_of(s.kind(), rows)
+            }
+        };
         self.take(lines).await
     }
 
     /// Ends the stream: the last line and the last batch.
     pub async fn finish(mut self) -> Result<crate::service::import::Summary, AppError> {
-        let lines = self.splitter.end();
+        let lines = match &mut self.splitter {
+            Splitter::Ndjson(s) => s.end(),
+            Splitter::Csv(s) => {
+                let rows = s.end()?;
+                records_of(s.kind(), rows)
+            }
+        };
         self.take(lines).await?;
         self.flush().await?;
         self.summary.errors.sort_by_key(|e| e.line);

@@ -3,6 +3,7 @@
 
 pub mod bounds;
 pub mod compensation;
+pub mod csv;
 pub mod error;
 pub mod funnel;
 pub mod gate;

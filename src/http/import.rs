@@ -1,4 +1,4 @@
-//! `POST /import`: NDJSON records streamed into batched transactions.
+//! `POST /import`: NDJSON or CSV records streamed into batched transactions.
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::http::StatusCode;
@@ -31,16 +31,55 @@ pub(super) async fn import(
     ]
     .iter()
     .any(|t| content_type.starts_with(t));
-    if !ndjson {
+    let csv = content_type.starts_with("text/csv");
+    if !ndjson && !csv {
         return Ok(json_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &error_body(
-                "send the records as Content-Type: application/x-ndjson (one JSON object per line)",
+                "send the records as Content-Type: application/x-ndjson (one JSON object per line), \
+                 or as text/csv with ?type= (one record type per file, a header row of its fields)",
                 "BAD_USER_INPUT",
             ),
             &rid,
         ));
     }
+    // CSV: the record type, and optionally a mapping of the file's headers to field names
+    // (a JSON object), from the query string.
+    let csv_of = if csv {
+        let query =
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .map(|q| q.into_inner())
+                .unwrap_or_default();
+        let Some(kind) = query.get("type").cloned() else {
+            return Ok(json_response(
+                StatusCode::BAD_REQUEST,
+                &error_body(
+                    "a CSV import names its record type: POST /import?type=lead (one type per file)",
+                    "BAD_USER_INPUT",
+                ),
+                &rid,
+            ));
+        };
+        let mapping = match query.get("mapping") {
+            None => Default::default(),
+            Some(text) => match serde_json::from_str(text) {
+                Ok(m) => m,
+                Err(_) => {
+                    return Ok(json_response(
+                        StatusCode::BAD_REQUEST,
+                        &error_body(
+                            "mapping is a JSON object of header names to field names",
+                            "BAD_USER_INPUT",
+                        ),
+                        &rid,
+                    ))
+                }
+            },
+        };
+        Some((kind, mapping))
+    } else {
+        None
+    };
     if !crate::auth::policy::may_import(ctx.caller.role) {
         return Err(HttpError::app(
             &rid,
@@ -53,7 +92,13 @@ pub(super) async fn import(
     let span = tracing::info_span!("import", request_id = %rid, sub = %ctx.caller.sub);
     async move {
         let started = std::time::Instant::now();
-        let mut importer = crate::graphql::import::Importer::new(ctx, state.max_body_bytes);
+        let mut importer = match csv_of {
+            None => crate::graphql::import::Importer::new(ctx, state.max_body_bytes),
+            Some((kind, mapping)) => {
+                crate::graphql::import::Importer::csv(ctx, state.max_body_bytes, &kind, mapping)
+                    .map_err(|e| HttpError::app(&rid, e))?
+            }
+        };
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|_| {
                 HttpError::app(
