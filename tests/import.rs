@@ -130,7 +130,8 @@ both_databases! {
         assert_eq!(app.ok(read, json!({})), state);
         // A header naming no field refuses the whole file before any row is written; so does
         // a CSV without its type.
-        let (_, v) = csv("lead", None, "externalId,emial,createdAt\nL9,x@y.z,2026-02-01T00:00:00Z\n");
+        let (status, v) = csv("lead", None, "externalId,emial,createdAt\nL9,x@y.z,2026-02-01T00:00:00Z\n");
+        assert_eq!(status, 400, "{v}");
         assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{v}");
         assert!(v["errors"][0]["message"].as_str().unwrap().contains("\"emial\""), "{v}");
         let (status, v) = post_import(app, Some(&token), "", "text/csv", "externalId\nL9\n");

@@ -93,7 +93,23 @@ pub struct CsvSplitter {
     row_bytes: usize,
     max_row: usize,
     too_long: bool,
+    /// Bytes of a UTF-8 byte-order mark matched at the start of the stream (None: past it).
+    bom: Option<usize>,
+    /// The last byte was a line-ending `\r` outside quotes (a `\n` right after it is part of
+    /// the same line end).
+    after_cr: bool,
 }
+
+/// A cell quoted in a message, cut short: a message repeats it, and up to 1,000 messages are
+/// kept per import.
+fn shown(cell: &str) -> String {
+    match cell.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &cell[..at]),
+        None => cell.to_string(),
+    }
+}
+
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
 impl CsvSplitter {
     /// The record type of the rows.
@@ -120,6 +136,8 @@ impl CsvSplitter {
             row_bytes: 0,
             max_row,
             too_long: false,
+            bom: Some(0),
+            after_cr: false,
         })
     }
 
@@ -136,8 +154,14 @@ impl CsvSplitter {
         self.row_bytes = 0;
         self.state = State::FieldStart;
         self.row_line = self.line + 1;
-        if cells.len() == 1 && cells[0].is_empty() && !too_long {
-            return Ok(()); // a blank line
+        if !too_long && cells.iter().all(|c| c.trim_ascii().is_empty()) {
+            return Ok(()); // a blank line, or only commas (as spreadsheets leave at the end)
+        }
+        if too_long && self.columns.is_none() {
+            return Err(AppError::BadInput(format!(
+                "the header row is longer than {} bytes",
+                self.max_row
+            )));
         }
         if too_long {
             out.push(Row::Refused(
@@ -177,13 +201,21 @@ impl CsvSplitter {
     /// The header: every column a field of the type (or mapped to one, or ignored by the
     /// mapping); without a mapping an unknown column is refused, as it is most likely a typo.
     fn read_header(&mut self, names: Vec<String>) -> Result<(), AppError> {
+        let names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
+        // Fields the mapping gives from a column of another name: a column named like one of
+        // them is ignored, the mapping being the explicit choice.
+        let mapped: std::collections::HashSet<&String> = names
+            .iter()
+            .filter_map(|n| self.rename.get(n).filter(|p| !p.is_empty() && *p != n))
+            .collect();
         let mut columns = Vec::with_capacity(names.len());
         let mut seen = std::collections::HashSet::new();
-        for name in names {
-            let name = name.trim().trim_start_matches('\u{feff}').to_string();
+        for name in &names {
+            let name = name.clone();
             let path = match self.rename.get(&name) {
                 Some(p) if p.is_empty() => None,
                 Some(p) => Some(p.clone()),
+                None if mapped.contains(&name) => None,
                 None if self.known(&name) => Some(name.clone()),
                 None if !self.rename.is_empty() => None,
                 None => {
@@ -288,12 +320,16 @@ impl CsvSplitter {
                 "false" | "no" | "0" => Value::Bool(false),
                 _ => {
                     return Err(AppError::BadInput(format!(
-                        "\"{path}\" is true or false, not \"{cell}\""
+                        "\"{path}\" is true or false, not \"{}\"",
+                        shown(&cell)
                     )))
                 }
             },
             "Int" => cell.trim().parse::<i64>().map(Value::from).map_err(|_| {
-                AppError::BadInput(format!("\"{path}\" is an integer, not \"{cell}\""))
+                AppError::BadInput(format!(
+                    "\"{path}\" is an integer, not \"{}\"",
+                    shown(&cell)
+                ))
             })?,
             _ => Value::String(cell),
         })
@@ -304,7 +340,19 @@ impl CsvSplitter {
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Row>, AppError> {
         let mut out = Vec::new();
         for &b in chunk {
-            if b == b'\n' && self.state != State::Quoted {
+            if let Some(matched) = self.bom {
+                if b == BOM[matched] {
+                    self.bom = (matched + 1 < BOM.len()).then_some(matched + 1);
+                    continue;
+                }
+                self.bom = None;
+            }
+            let after_cr = std::mem::replace(&mut self.after_cr, false);
+            if self.state != State::Quoted && (b == b'\n' || b == b'\r') {
+                if b == b'\n' && after_cr {
+                    continue; // the \n of a \r\n
+                }
+                self.after_cr = b == b'\r';
                 self.end_row(&mut out)?;
                 self.line += 1;
                 continue;
@@ -325,7 +373,6 @@ impl CsvSplitter {
                     self.end_cell();
                     self.state = State::FieldStart;
                 }
-                (State::FieldStart | State::Unquoted | State::QuotedQuote, b'\r') => {}
                 (State::FieldStart | State::Unquoted, _) => {
                     if keep {
                         self.cell.push(b);
@@ -365,6 +412,11 @@ impl CsvSplitter {
         let mut out = Vec::new();
         if self.state == State::Quoted {
             let line = self.row_line;
+            if self.columns.is_none() {
+                return Err(AppError::BadInput(
+                    "the header row ends inside a quoted cell".into(),
+                ));
+            }
             self.cells.clear();
             self.cell.clear();
             out.push(Row::Refused(
@@ -424,6 +476,42 @@ mod tests {
             assert_eq!(*line, 6);
             assert!(message.contains("3 cells and the header 4"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_bom_bare_carriage_returns_and_comma_only_lines() {
+        let text = "\u{feff}\"externalId\",createdAt\rL1,2026-03-01T00:00:00Z\r,,\r\n \nL2,2026-03-02T00:00:00Z";
+        for chunk in [1, 2, 1000] {
+            let got = rows("lead", text, chunk);
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert!(got[0].as_ref().unwrap().starts_with("2: "), "{got:?}");
+            assert!(got[1].as_ref().unwrap().starts_with("5: "), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn a_mapped_column_wins_over_one_named_like_its_field_and_messages_stay_short() {
+        let rename = HashMap::from([("Email Address".to_string(), "email".to_string())]);
+        let mut s = CsvSplitter::new("lead", rename, 1 << 20).unwrap();
+        let lines = s
+            .feed(b"externalId,email,Email Address,createdAt\nL1,old@x.y,new@x.y,2026-03-01T00:00:00Z\n")
+            .unwrap();
+        match &lines[..] {
+            [Row::Object(2, o)] => assert_eq!(o["email"], "new@x.y", "{o}"),
+            _ => panic!("one row expected"),
+        }
+        let long = "x".repeat(10_000);
+        let got = rows(
+            "closeOpportunity",
+            &format!("externalId,won,closedAt\nO1,{long},2026-03-05T00:00:00Z\n"),
+            1000,
+        );
+        assert!(got[0].as_ref().unwrap_err().1.len() < 200, "{got:?}");
+        let mut s = CsvSplitter::new("lead", HashMap::new(), 16).unwrap();
+        assert!(
+            s.feed(b"externalId,createdAt,fullName\n").is_err(),
+            "a header over the limit refuses the file"
+        );
     }
 
     #[test]

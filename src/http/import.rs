@@ -43,6 +43,15 @@ pub(super) async fn import(
             &rid,
         ));
     }
+    if !crate::auth::policy::may_import(ctx.caller.role) {
+        return Err(HttpError::app(
+            &rid,
+            AppError::Forbidden(format!(
+                "role {} may not import records",
+                ctx.caller.role.as_str()
+            )),
+        ));
+    }
     // CSV: the record type, and optionally a mapping of the file's headers to field names
     // (a JSON object), from the query string.
     let csv_of = if csv {
@@ -80,15 +89,6 @@ pub(super) async fn import(
     } else {
         None
     };
-    if !crate::auth::policy::may_import(ctx.caller.role) {
-        return Err(HttpError::app(
-            &rid,
-            AppError::Forbidden(format!(
-                "role {} may not import records",
-                ctx.caller.role.as_str()
-            )),
-        ));
-    }
     let span = tracing::info_span!("import", request_id = %rid, sub = %ctx.caller.sub);
     async move {
         let started = std::time::Instant::now();
