@@ -90,7 +90,6 @@ both_databases! {
             };
             post_import(app, Some(&token), &query, "text/csv; charset=utf-8", body)
         };
-        let counts = |v: &Value| (v["lines"].as_u64(), v["applied"].as_u64(), v["failed"].as_u64());
         let (status, v) = csv("user", None, "externalId,name,email,role\nm1,Mia,mia@corp.test,MARKETER\n");
         assert_eq!((status, counts(&v)), (200, (Some(1), Some(1), Some(0))), "{v}");
         let (_, v) = csv("campaign", None, "externalId,name,channel,ownerExternalId\r\nc1,\"Spring, \"\"EU\"\"\",email,m1\r\n");
@@ -265,34 +264,41 @@ fn the_command_line_imports_a_file_with_a_summary() {
         format!("{}\n{{\"type\":\"lead\"}}\n", company_ndjson()),
     )
     .unwrap();
+    let (summary, progress) = import_cli(&db, &[file.as_os_str()]);
+    assert_eq!(counts(&summary), (Some(10), Some(9), Some(1)), "{summary}");
+    assert_eq!(summary["errors"][0]["line"], 10);
+    assert!(progress.contains("import 100%"), "{progress}");
+    std::fs::remove_file(file).ok();
+}
+
+/// `funnelgraph import ARGS` on a fresh SQLite file `db` (removed after): its summary and
+/// its progress output.
+fn import_cli(db: &std::path::Path, args: &[&std::ffi::OsStr]) -> (Value, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
         .arg("import")
-        .arg(&file)
-        .env("FUNNELGRAPH_DATABASE_URL", &db)
+        .args(args)
+        .env("FUNNELGRAPH_DATABASE_URL", db)
         .output()
         .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        (
-            summary["lines"].as_u64(),
-            summary["applied"].as_u64(),
-            summary["failed"].as_u64()
-        ),
-        (Some(10), Some(9), Some(1)),
-        "{summary}"
-    );
-    assert_eq!(summary["errors"][0]["line"], 10);
-    let progress = String::from_utf8_lossy(&out.stderr);
-    assert!(progress.contains("import 100%"), "{progress}");
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
-    }
-    std::fs::remove_file(file).ok();
+    (summary, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// An import summary's (lines, applied, failed).
+fn counts(v: &Value) -> (Option<u64>, Option<u64>, Option<u64>) {
+    (
+        v["lines"].as_u64(),
+        v["applied"].as_u64(),
+        v["failed"].as_u64(),
+    )
 }
 
 #[test]
@@ -315,34 +321,14 @@ fn the_command_line_imports_a_csv_export_through_a_column_mapping() {
         r#"{"Record ID": "externalId", "Email": "email", "Create Date": "createdAt", "Industry": "attributes.industry"}"#,
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
-        .args(["import", "--type", "lead", "--map"])
-        .arg(&map)
-        .arg(&file)
-        .env("FUNNELGRAPH_DATABASE_URL", &db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let args = ["--type", "lead", "--map"].map(std::ffi::OsStr::new);
+    let (summary, progress) = import_cli(
+        &db,
+        &[args[0], args[1], args[2], map.as_os_str(), file.as_os_str()],
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        (
-            summary["lines"].as_u64(),
-            summary["applied"].as_u64(),
-            summary["failed"].as_u64()
-        ),
-        (Some(3), Some(2), Some(1)),
-        "{summary}"
-    );
+    assert_eq!(counts(&summary), (Some(3), Some(2), Some(1)), "{summary}");
     assert_eq!(summary["errors"][0]["line"], 3, "{summary}");
-    let progress = String::from_utf8_lossy(&out.stderr);
     assert!(progress.contains("records/s"), "{progress}");
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
-    }
     std::fs::remove_file(file).ok();
     std::fs::remove_file(map).ok();
 }

@@ -368,14 +368,7 @@ mod tests {
 
     #[test]
     fn the_lu_solver_agrees_with_the_gauss_jordan_one_on_random_chains() {
-        // A small xorshift, so a failure can be replayed from its seed.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut below = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut below = xorshift();
         for round in 0..40 {
             let campaigns = 2 + below(40) as i64;
             let paths: Vec<Path> = (0..(5 + below(400)))
@@ -440,23 +433,23 @@ mod tests {
         // Campaign 70 is no state any more; the effects are the same numbers.
         assert_eq!(counts.removal_effects(), removal_effects(&paths));
     }
-}
 
-#[cfg(test)]
-mod timing {
-    use super::*;
+    /// A small xorshift drawing below n, so a failure can be replayed from its seed.
+    fn xorshift() -> impl FnMut(u64) -> u64 {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        move |n| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        }
+    }
 
     /// `cargo test -p funnelgraph-domain --release -- --ignored --nocapture markov_timing`
     #[test]
     #[ignore]
     fn markov_timing() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut below = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut below = xorshift();
         let n = 2000u64;
         let paths: Vec<Path> = (0..125_000)
             .map(|_| {
