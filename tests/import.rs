@@ -332,3 +332,307 @@ fn the_command_line_imports_a_csv_export_through_a_column_mapping() {
     std::fs::remove_file(file).ok();
     std::fs::remove_file(map).ok();
 }
+
+/// A small deterministic generator for the mixed files below.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    fn at(&mut self) -> String {
+        format!(
+            "2026-0{}-{:02}T{:02}:00:00Z",
+            2 + self.below(3),
+            1 + self.below(28),
+            self.below(24)
+        )
+    }
+}
+
+/// A CRM's history as one NDJSON file: leads, touchpoints and moves interleaved and out of
+/// time order, records referring to rows earlier in the file, duplicates and changes of
+/// earlier records, deals in between, and a sample of every refusal.
+fn mixed_history(seed: u64, leads: u64) -> Vec<Value> {
+    let mut d = Dice(seed);
+    let mut out = vec![
+        json!({ "type": "user", "externalId": "m1", "name": "Mia", "email": "mia@corp.test", "role": "MARKETER" }),
+        json!({ "type": "user", "externalId": "s1", "name": "Sal", "email": "sal@corp.test", "role": "SALES_REP" }),
+    ];
+    for c in 0..4 {
+        out.push(json!({ "type": "campaign", "externalId": format!("c{c}"), "name": format!("Campaign {c}"), "channel": (["email", "paid", "events", "web"][c]), "ownerExternalId": "m1" }));
+    }
+    let kinds = ["form_fill", "email_click", "webinar", "page_view"];
+    let stages = [
+        "MQL",
+        "SAL",
+        "SQL",
+        "RECYCLED",
+        "DISQUALIFIED",
+        "INQUIRY",
+        "OPPORTUNITY",
+    ];
+    let (mut made, mut touches, mut moves, mut deals) = (0u64, 0u64, 0u64, 0u64);
+    while made < leads {
+        let known = |d: &mut Dice, made: u64| format!("L{}", d.below(made.max(1) + 2));
+        match d.below(20) {
+            0..=4 => {
+                let industry = ["retail", "software", "retail", "health"][d.below(4) as usize];
+                let mut lead = json!({ "type": "lead", "externalId": format!("L{made}"), "email": format!("l{made}@example.com"), "createdAt": d.at(), "title": (["CTO", "VP", "Analyst"][d.below(3) as usize]), "attributes": [{ "key": "industry", "value": industry }] });
+                if d.below(6) == 0 {
+                    lead.as_object_mut().unwrap().remove("attributes");
+                }
+                out.push(lead);
+                made += 1;
+            }
+            5 => {
+                // An earlier lead again: the same, or changed (name, creation time, attributes).
+                let n = d.below(made.max(1));
+                let mut lead = json!({ "type": "lead", "externalId": format!("L{n}"), "email": format!("l{n}@example.com"), "createdAt": "2026-02-01T00:00:00Z", "fullName": if d.below(2) == 0 { Value::Null } else { json!("Renamed") }, "attributes": [{ "key": "industry", "value": "retail" }, { "key": "size", "value": format!("{}", d.below(3)) }] });
+                if d.below(3) == 0 {
+                    lead["createdAt"] = json!(d.at());
+                }
+                out.push(lead);
+            }
+            6..=12 => {
+                let ext = if touches > 0 && d.below(8) == 0 {
+                    // An earlier touchpoint again: sent as it was, or changed.
+                    format!("t{}", d.below(touches))
+                } else {
+                    touches += 1;
+                    format!("t{}", touches - 1)
+                };
+                out.push(json!({ "type": "touchpoint", "externalId": ext, "leadExternalId": known(&mut d, made), "campaignExternalId": format!("c{}", d.below(5)), "kind": kinds[d.below(4) as usize], "occurredAt": d.at() }));
+            }
+            13..=17 => {
+                let mut mv = json!({ "type": "transition", "leadExternalId": known(&mut d, made), "to": stages[d.below(7) as usize], "occurredAt": d.at() });
+                match d.below(4) {
+                    0 => {
+                        mv["externalId"] = json!(format!("mv{moves}"));
+                        moves += 1;
+                    }
+                    1 if moves > 0 => mv["externalId"] = json!(format!("mv{}", d.below(moves))),
+                    _ => {}
+                }
+                if d.below(3) == 0 {
+                    mv["reason"] = json!("sync");
+                }
+                out.push(mv);
+            }
+            18 => {
+                let contact = known(&mut d, made);
+                let ext = format!("O{deals}");
+                deals += 1;
+                out.push(json!({ "type": "opportunity", "externalId": ext, "name": "Deal", "primaryContactExternalId": contact, "ownerExternalId": "s1", "amount": { "amount": format!("{}.00", 100 + d.below(900)), "currency": "USD" }, "createdAt": d.at() }));
+                if d.below(2) == 0 {
+                    out.push(json!({ "type": "closeOpportunity", "externalId": ext, "won": d.below(3) != 0, "closedAt": "2026-05-01T00:00:00Z" }));
+                }
+            }
+            _ => match d.below(4) {
+                0 => out.push(json!({ "type": "lead", "externalId": format!("bad{made}"), "email": "no-at-sign", "createdAt": d.at() })),
+                1 => out.push(json!({ "type": "touchpoint", "externalId": format!("tx{made}"), "leadExternalId": "L0", "campaignExternalId": "nowhere", "kind": "x", "occurredAt": d.at() })),
+                2 => out.push(json!({ "type": "touchpoint", "externalId": "", "leadExternalId": "L0", "campaignExternalId": "c0", "kind": "x", "occurredAt": d.at() })),
+                _ => out.push(Value::String("{not json".into())),
+            },
+        }
+    }
+    out
+}
+
+fn as_ndjson(records: &[Value]) -> String {
+    records
+        .iter()
+        .map(|r| match r {
+            Value::String(raw) => raw.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each record of the file sent as its mutation; the refused ones as (line, code).
+fn send_one_by_one(app: &TestApp, token: &str, records: &[Value]) -> Vec<(u64, String)> {
+    let mut refused = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let line = i as u64 + 1;
+        let Value::Object(fields) = record else {
+            refused.push((line, "BAD_USER_INPUT".to_string()));
+            continue;
+        };
+        let mut input = fields.clone();
+        let kind = input.remove("type").unwrap();
+        let (mutation, input_type) = match kind.as_str().unwrap() {
+            "user" => ("upsertUser", "UserInput"),
+            "campaign" => ("upsertCampaign", "CampaignInput"),
+            "lead" => ("upsertLead", "LeadInput"),
+            "touchpoint" => ("recordTouchpoint", "TouchpointInput"),
+            "transition" => ("transitionLead", "TransitionInput"),
+            "opportunity" => ("upsertOpportunity", "OpportunityInput"),
+            "closeOpportunity" => ("closeOpportunity", "CloseOpportunityInput"),
+            other => panic!("no mutation for {other}"),
+        };
+        let v = app.gql_with(
+            token,
+            &format!("mutation($i: {input_type}!) {{ {mutation}(input: $i) {{ __typename }} }}"),
+            json!({ "i": input }),
+        );
+        if v.get("errors").is_some() {
+            refused.push((line, code(&v)));
+        }
+    }
+    refused
+}
+
+/// Every table the import writes, as text, with ids replaced by externalIds; stage rows,
+/// touchpoints and audit entries in the order they were written.
+fn dump(app: &TestApp) -> Vec<(String, Vec<String>)> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        line: String,
+    }
+    let t = |col: &str| format!("COALESCE(CAST({col} AS TEXT), '-')");
+    let join = |cols: &[&str]| {
+        cols.iter()
+            .map(|c| t(c))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ")
+    };
+    let queries = [
+        ("leads", format!("SELECT {} AS line FROM leads l ORDER BY l.external_id", join(&[
+            "l.external_id", "l.email", "l.full_name", "l.company", "l.title", "l.stage", "l.score",
+            "(SELECT external_id FROM users u WHERE u.id = l.owner_id)", "l.created_at", "l.mql_at", "l.sal_at",
+            "l.sql_at", "l.opportunity_at", "l.won_at",
+            "(SELECT external_id FROM campaigns c WHERE c.id = l.source_campaign_id)",
+        ]))),
+        ("lead ids", format!("SELECT {} AS line FROM leads l ORDER BY l.id", join(&["l.external_id"]))),
+        ("attributes", format!("SELECT {} AS line FROM lead_attributes a JOIN leads l ON l.id = a.lead_id ORDER BY l.external_id, a.key", join(&["l.external_id", "a.key", "a.value"]))),
+        ("touchpoints", format!("SELECT {} AS line FROM touchpoints t JOIN leads l ON l.id = t.lead_id JOIN campaigns c ON c.id = t.campaign_id ORDER BY t.id", join(&["t.external_id", "l.external_id", "c.external_id", "t.kind", "t.occurred_at"]))),
+        ("stage rows", format!("SELECT {} AS line FROM stage_transitions s JOIN leads l ON l.id = s.lead_id ORDER BY s.id", join(&["l.external_id", "s.external_id", "s.from_stage", "s.to_stage", "s.occurred_at", "s.actor", "s.reason"]))),
+        ("audit", format!("SELECT {} AS line FROM audit_log ORDER BY id", join(&["actor", "role", "operation", "external_id", "detail"]))),
+        ("opportunities", format!("SELECT {} AS line FROM opportunities ORDER BY external_id", join(&["external_id", "status"]))),
+    ];
+    let mut conn = app.db.get().unwrap();
+    queries
+        .iter()
+        .map(|(name, sql)| {
+            let rows: Vec<Line> = diesel::sql_query(sql.as_str()).load(&mut *conn).unwrap();
+            (name.to_string(), rows.into_iter().map(|r| r.line).collect())
+        })
+        .collect()
+}
+
+/// The reports a user would check, as answered.
+fn answers(app: &TestApp) -> Vec<Value> {
+    let period = json!({ "from": "2026-01-01", "to": "2026-12-31" });
+    let mut out = vec![app.ok(
+        "query($p: PeriodInput!) { funnel(period: $p) { cohortSize stages { stage entered convertedToNext medianDaysToNext } recycled disqualified lost } }",
+        json!({ "p": period }),
+    )];
+    for (model, stage) in [
+        ("LINEAR", "MQL"),
+        ("W_SHAPED", "SQL"),
+        ("FIRST_TOUCH", "OPPORTUNITY"),
+        ("MARKOV", "MQL"),
+    ] {
+        out.push(app.ok(
+            "query($m: AttributionModel!, $p: PeriodInput!, $s: LeadStage) { attribution(model: $m, period: $p, stage: $s) { rows { key conversions } totalConversions unattributedConversions } }",
+            json!({ "m": model, "p": period, "s": stage }),
+        ));
+    }
+    out.push(app.ok(
+        "{ leads(first: 500) { nodes { externalId stage score scoreBreakdown { points } } } }",
+        json!({}),
+    ));
+    out
+}
+
+/// Scoring rules that make some leads MQL on their own as facts arrive.
+fn scoring_rules(app: &TestApp) {
+    for rule in [
+        json!({ "externalId": "r-retail", "name": "Retail", "kind": "ATTRIBUTE", "field": "industry", "operator": "EQUALS", "value": "retail", "points": 40 }),
+        json!({ "externalId": "r-cto", "name": "CTO", "kind": "ATTRIBUTE", "field": "title", "operator": "EQUALS", "value": "CTO", "points": 30 }),
+        json!({ "externalId": "r-forms", "name": "Forms", "kind": "BEHAVIOR", "touchKind": "form_fill", "points": 25, "maxPoints": 50 }),
+        json!({ "externalId": "r-webinar", "name": "Webinars", "kind": "BEHAVIOR", "touchKind": "webinar", "points": 20 }),
+    ] {
+        let v = app.admin(
+            "mutation($i: ScoringRuleInput!) { upsertScoringRule(input: $i) { id } }",
+            json!({ "i": rule }),
+        );
+        assert!(v.get("errors").is_none(), "{v}");
+    }
+}
+
+mod equivalence {
+    use super::*;
+
+    both_databases! {
+        fn a_batched_import_writes_exactly_what_the_mutations_one_by_one_write(app) {
+            let other = match app.backend {
+                "sqlite" => TestApp::sqlite(),
+                _ => TestApp::postgres().unwrap(),
+            };
+            let records = mixed_history(0x5eed_cafe, 90);
+            assert!(records.len() > 300, "{}", records.len());
+            for a in [app, &other] {
+                scoring_rules(a);
+            }
+            let token = app.token("sync", Role::Integration);
+            let (status, v) = post_ndjson(app, Some(&token), "application/x-ndjson", &as_ndjson(&records));
+            assert_eq!(status, 200, "{v}");
+            let batched = errors_by_line(&v);
+            let one_by_one = send_one_by_one(&other, &token, &records);
+            assert_eq!(batched, one_by_one, "refused lines and codes");
+            // Every refusal class appears, and enough was accepted to mean something.
+            for code in ["BAD_USER_INPUT", "NOT_FOUND", "CONFLICT"] {
+                assert!(batched.iter().any(|(_, c)| c == code), "no {code} in {batched:?}");
+            }
+            let (imported, expected) = (dump(app), dump(&other));
+            for ((name, got), (_, want)) in imported.iter().zip(&expected) {
+                assert!(!want.is_empty(), "{name} is empty");
+                assert_eq!(got, want, "{name} differ");
+            }
+            let mqls = &expected[0].1.iter().filter(|l| l.contains("|MQL|")).count();
+            assert!(*mqls > 0, "no lead became MQL");
+            assert_eq!(answers(app), answers(&other));
+            // The same file again, now against the rows it wrote (every record read, not created):
+            // still the same on both paths.
+            let (status, again) = post_ndjson(app, Some(&token), "application/x-ndjson", &as_ndjson(&records));
+            assert_eq!(status, 200, "{again}");
+            assert_eq!(errors_by_line(&again), send_one_by_one(&other, &token, &records));
+            let (imported, expected) = (dump(app), dump(&other));
+            for ((name, got), (_, want)) in imported.iter().zip(&expected) {
+                assert_eq!(got, want, "{name} differ after a resend");
+            }
+            assert_eq!(answers(app), answers(&other));
+            // A sync's resend of what it holds now (each row's last version; moves with their
+            // externalIds) changes nothing but the audit log.
+            let mut latest: Vec<Value> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for r in records.iter().rev() {
+                let key = (r["type"].clone(), r["externalId"].clone());
+                let keep = match r["type"].as_str() {
+                    Some("transition") => r.get("externalId").is_some(),
+                    Some(_) => true,
+                    None => false,
+                };
+                if keep && seen.insert(key) {
+                    latest.push(r.clone());
+                }
+            }
+            latest.reverse();
+            let (status, v) = post_ndjson(app, Some(&token), "application/x-ndjson", &as_ndjson(&latest));
+            assert_eq!(status, 200, "{v}");
+            for ((name, got), (_, before)) in dump(app).iter().zip(&imported) {
+                if name != "audit" {
+                    assert_eq!(got, before, "{name} changed on a resend of the current rows");
+                }
+            }
+        }
+    }
+}

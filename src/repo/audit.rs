@@ -19,7 +19,7 @@ pub struct AuditRow {
 }
 
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub struct NewAudit<'a> {
     pub occurred_at: NaiveDateTime,
     pub actor: &'a str,

@@ -1,14 +1,19 @@
-//! Multi-row inserts with explicit ids, for loading synthetic data sets fast.
+//! Multi-row inserts, for loading synthetic data sets and batches of the import fast. Every
+//! row type here inserts NULL for None (`treat_none_as_default_value = false`): diesel writes
+//! one statement per row on SQLite when a row may hold DEFAULT.
 
 use diesel::prelude::*;
 
 use crate::db::schema::{
-    campaign_costs, campaigns, leads, opportunities, opportunity_contacts, revenue_events,
-    stage_transitions, touchpoints, users,
+    audit_log, campaign_costs, campaigns, lead_attributes, leads, opportunities,
+    opportunity_contacts, revenue_events, stage_transitions, touchpoints, users,
 };
 use crate::db::{AnyConnection, Backend};
+use crate::repo::audit::NewAudit;
 use crate::repo::campaigns::{CampaignRow, CostRow};
-use crate::repo::leads::{LeadRow, TouchpointRow, TransitionRow};
+use crate::repo::leads::{
+    AttributeRow, LeadRow, NewTransition, TouchpointRow, TouchpointValues, TransitionRow,
+};
 use crate::repo::opportunities::{OpportunityRow, RevenueRow};
 use crate::repo::users::UserRow;
 
@@ -42,6 +47,49 @@ bulk!(touchpoints, TouchpointRow, touchpoints::table);
 bulk!(transitions, TransitionRow, stage_transitions::table);
 bulk!(opportunities, OpportunityRow, opportunities::table);
 bulk!(revenue, RevenueRow, revenue_events::table);
+bulk!(attributes, AttributeRow, lead_attributes::table);
+bulk!(new_touchpoints, TouchpointValues<'_>, touchpoints::table);
+bulk!(new_transitions, NewTransition<'_>, stage_transitions::table);
+bulk!(audit, NewAudit<'_>, audit_log::table);
+
+/// Reserves `n` ids of `table` for rows about to be inserted with them, as n inserts one by one
+/// would have taken them. PostgreSQL: from its sequence. SQLite: after the highest id it ever
+/// gave (an AUTOINCREMENT table's `sqlite_sequence`), inside the write transaction that holds
+/// the database's one write lock.
+pub fn reserve_ids(conn: &mut AnyConnection, table: &str, n: usize) -> QueryResult<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(n).unwrap_or(i64::MAX);
+    match conn {
+        AnyConnection::Postgresql(_) => {
+            let mut ids: Vec<i64> = diesel::sql_query(format!(
+                "SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id \
+                 FROM generate_series(1, $1)"
+            ))
+            .bind::<diesel::sql_types::BigInt, _>(count)
+            .load::<Id>(conn)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+            ids.sort_unstable();
+            Ok(ids)
+        }
+        AnyConnection::Sqlite(_) => {
+            let last: Id = diesel::sql_query(format!(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), \
+                 COALESCE((SELECT MAX(id) FROM {table}), 0)) AS id"
+            ))
+            .get_result(conn)?;
+            Ok((1..=count).map(|k| last.id + k).collect())
+        }
+    }
+}
 
 pub fn contacts(conn: &mut AnyConnection, rows: &[(i64, i64, i32)]) -> QueryResult<()> {
     for chunk in rows.chunks(ROWS) {

@@ -242,3 +242,21 @@ pub fn all_costs(conn: &mut AnyConnection) -> QueryResult<Vec<(i64, NaiveDate, i
         ))
         .load(conn)
 }
+
+/// Campaign ids by externalId, any number of them.
+pub fn ids_by_external_ids(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> QueryResult<HashMap<String, i64>> {
+    let mut out = HashMap::new();
+    for chunk in external_ids.chunks(super::CHUNK) {
+        for (id, ext) in campaigns::table
+            .filter(campaigns::external_id.eq_any(chunk))
+            .select((campaigns::id, campaigns::external_id))
+            .load::<(i64, String)>(conn)?
+        {
+            out.insert(ext, id);
+        }
+    }
+    Ok(out)
+}

@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use crate::db::schema::{lead_attributes, leads, stage_transitions, touchpoints};
 use crate::db::AnyConnection;
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = leads)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = leads, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct LeadRow {
     pub id: i64,
     pub external_id: String,
@@ -72,7 +72,7 @@ pub struct TouchpointValues<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = stage_transitions)]
+#[diesel(table_name = stage_transitions, treat_none_as_default_value = false)]
 pub struct TransitionRow {
     pub id: i64,
     pub lead_id: i64,
@@ -85,7 +85,7 @@ pub struct TransitionRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable)]
-#[diesel(table_name = stage_transitions)]
+#[diesel(table_name = stage_transitions, treat_none_as_default_value = false)]
 pub struct NewTransition<'a> {
     pub lead_id: i64,
     pub external_id: Option<&'a str>,
@@ -434,4 +434,97 @@ pub fn touched_by_owner(
         );
     }
     Ok(out)
+}
+
+/// Leads by externalId, any number of them.
+pub fn by_external_ids(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> QueryResult<Vec<LeadRow>> {
+    let mut out = Vec::new();
+    for chunk in external_ids.chunks(super::CHUNK) {
+        out.extend(
+            leads::table
+                .filter(leads::external_id.eq_any(chunk))
+                .select(LeadRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Touchpoints by externalId, any number of them.
+pub fn touchpoints_by_external_ids(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> QueryResult<Vec<TouchpointRow>> {
+    let mut out = Vec::new();
+    for chunk in external_ids.chunks(super::CHUNK) {
+        out.extend(
+            touchpoints::table
+                .filter(touchpoints::external_id.eq_any(chunk))
+                .select(TouchpointRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// (externalId, lead, actor) of the moves recorded under some transition externalIds.
+pub fn transitions_by_external_ids(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> QueryResult<Vec<(String, i64, String)>> {
+    let mut out = Vec::new();
+    for chunk in external_ids.chunks(super::CHUNK) {
+        out.extend(
+            stage_transitions::table
+                .filter(stage_transitions::external_id.eq_any(chunk))
+                .select((
+                    stage_transitions::external_id.assume_not_null(),
+                    stage_transitions::lead_id,
+                    stage_transitions::actor,
+                ))
+                .load::<(String, i64, String)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// (lead, whether it is the creation row, time) of every stage row of some leads.
+pub fn stage_times_of(
+    conn: &mut AnyConnection,
+    lead_ids: &[i64],
+) -> QueryResult<Vec<(i64, bool, NaiveDateTime)>> {
+    let mut out = Vec::new();
+    for chunk in lead_ids.chunks(super::CHUNK) {
+        out.extend(
+            stage_transitions::table
+                .filter(stage_transitions::lead_id.eq_any(chunk))
+                .select((
+                    stage_transitions::lead_id,
+                    stage_transitions::from_stage.is_null(),
+                    stage_transitions::occurred_at,
+                ))
+                .load::<(i64, bool, NaiveDateTime)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Writes every column of a lead as it is now (the batched import's one write per lead).
+pub fn update_whole(conn: &mut AnyConnection, row: &LeadRow) -> QueryResult<usize> {
+    diesel::update(leads::table.find(row.id))
+        .set(row)
+        .execute(conn)
+}
+
+/// Removes the attributes of some leads (before they are written anew).
+pub fn delete_attributes(conn: &mut AnyConnection, lead_ids: &[i64]) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in lead_ids.chunks(super::CHUNK) {
+        n += diesel::delete(lead_attributes::table.filter(lead_attributes::lead_id.eq_any(chunk)))
+            .execute(conn)?;
+    }
+    Ok(n)
 }

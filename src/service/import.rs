@@ -1,7 +1,9 @@
 //! Bulk import for the CRM sync (`POST /import`, `funnelgraph import FILE`): records in
-//! batches, each batch one write transaction, each record inside it a savepoint, so a bad
-//! record rejects nothing but itself. Every record goes through the same use case as its
-//! mutation (same validation, same role rules, same audit row, idempotent by externalId).
+//! batches, each batch one write transaction, a bad record rejecting nothing but itself.
+//! Leads, touchpoints and moves take the set-based path (`batch`: the same checks and
+//! decisions as their mutations, in memory, written in multi-row statements); the other
+//! records, and any batch that path cannot write, go through their mutation's own use case
+//! one by one (same validation, same role rules, same audit row, idempotent by externalId).
 
 use diesel::Connection;
 use serde::Serialize;
@@ -9,8 +11,11 @@ use serde::Serialize;
 use super::{campaigns, leads, opportunities, users, AppError, AppResult, Ctx};
 use crate::db::{AnyConnection, RetryableError};
 
-/// Records per write transaction.
-pub const BATCH: usize = 1_000;
+/// Records per write transaction of the set-based path (a batch of the import).
+pub const BATCH: usize = 5_000;
+
+/// Records per write transaction when they go one by one.
+pub const ONE_BY_ONE: usize = 1_000;
 
 /// One record of the import, typed like the mutation input it stands for.
 #[derive(Debug, Clone)]
@@ -118,10 +123,160 @@ impl RetryableError for Stop {
 }
 
 /// Refusals after which a batch stops being retried line by line and falls back to one
-/// savepoint per record.
+/// transaction per run of records of one path.
 const OPTIMISTIC_REFUSALS: usize = 8;
 
-/// Writes one batch in one transaction and returns the lines that were refused.
+/// Where the runs of a batch start and end: consecutive records of the set-based kinds
+/// (`batch::set_based`), or of the others.
+fn runs(batch: &[(u64, Record)]) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for (index, (_, record)) in batch.iter().enumerate() {
+        let kind = super::batch::set_based(record);
+        match out.last_mut() {
+            Some(run) if super::batch::set_based(&batch[run.start].1) == kind => {
+                run.end = index + 1
+            }
+            _ => out.push(index..index + 1),
+        }
+    }
+    out
+}
+
+/// Runs the set-based records of a run in one `batch::Batch` inside the caller's
+/// transaction; returns the records it refused (their own checks: nothing was written for
+/// them). An error is the database's or an internal one and ends the transaction.
+fn write_set_based(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    records: &[&(u64, Record)],
+) -> AppResult<Vec<LineError>> {
+    let mut batch = super::batch::Batch::load(ctx, conn, records)?;
+    let mut refused = Vec::new();
+    for (line, record) in records {
+        match batch.apply(record) {
+            Ok(()) => {}
+            Err(e @ (AppError::Db(_) | AppError::Internal(_))) => return Err(e),
+            Err(e) => refused.push(LineError::new(*line, &e)),
+        }
+    }
+    batch.flush(conn)?;
+    Ok(refused)
+}
+
+/// Writes one batch in one transaction and returns the lines that were refused. Runs of
+/// leads, touchpoints and moves go through the set-based path (`batch`); the other records
+/// through their mutations' use cases, one by one, in file order between them.
+///
+/// The set-based path finds its refusals without writing them. A record of the others that
+/// is refused rolls the transaction back and the batch runs again without it (optimistic: see
+/// `apply_one_by_one`). When that happened too often, or when the set-based path could not
+/// write (the database refused what no record's checks foresaw), the batch is written again
+/// a run per transaction, each set-based run falling back to one record at a time.
+pub async fn apply_batch(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<LineError>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch = std::sync::Arc::new(batch);
+    let mut refused: Vec<(usize, LineError)> = Vec::new();
+    while refused.len() < OPTIMISTIC_REFUSALS {
+        let skip: std::collections::HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+        let (ctx2, batch2) = (ctx.clone(), batch.clone());
+        let attempt = ctx
+            .db
+            .write(move |conn| {
+                let mut own = Vec::new();
+                for run in runs(&batch2) {
+                    if super::batch::set_based(&batch2[run.start].1) {
+                        let records: Vec<&(u64, Record)> = run
+                            .filter(|i| !skip.contains(i))
+                            .map(|i| &batch2[i])
+                            .collect();
+                        own.extend(write_set_based(&ctx2, conn, &records).map_err(Stop::Other)?);
+                        continue;
+                    }
+                    for index in run {
+                        if skip.contains(&index) {
+                            continue;
+                        }
+                        match apply(&ctx2, conn, &batch2[index].1) {
+                            Ok(()) => {}
+                            Err(e) if e.is_retryable() => return Err(Stop::Other(e)),
+                            Err(e) => return Err(Stop::Line(index, e)),
+                        }
+                    }
+                }
+                Ok(own)
+            })
+            .await;
+        match attempt {
+            Ok(own) => {
+                forget_users(ctx, &batch);
+                let mut errors: Vec<LineError> = refused.into_iter().map(|(_, e)| e).collect();
+                errors.extend(own);
+                errors.sort_by_key(|e| e.line);
+                return Ok(errors);
+            }
+            Err(Stop::Line(index, e)) => {
+                if let Some(detail) = e.internal_detail() {
+                    tracing::error!(line = batch[index].0, error = %detail, "import line failed");
+                }
+                refused.push((index, LineError::new(batch[index].0, &e)));
+            }
+            Err(Stop::Other(e)) if e.is_retryable() => return Err(e),
+            Err(Stop::Other(e)) => {
+                tracing::warn!(
+                    error = %e.internal_detail().unwrap_or_else(|| e.message()),
+                    records = batch.len(),
+                    "import batch failed; writing it a run at a time"
+                );
+                break;
+            }
+        }
+    }
+    apply_runs(ctx, std::sync::Arc::unwrap_or_clone(batch)).await
+}
+
+/// The batch a run per transaction: set-based runs falling back to one record at a time,
+/// the others `ONE_BY_ONE` records to a transaction.
+async fn apply_runs(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<LineError>> {
+    let mut refused = Vec::new();
+    for run in runs(&batch) {
+        let records = batch[run.clone()].to_vec();
+        let set_based = super::batch::set_based(&batch[run.start].1);
+        if set_based {
+            let ctx2 = ctx.clone();
+            let shared = std::sync::Arc::new(records.clone());
+            let written = ctx
+                .db
+                .write(move |conn| {
+                    let records: Vec<&(u64, Record)> = shared.iter().collect();
+                    write_set_based(&ctx2, conn, &records)
+                })
+                .await;
+            match written {
+                Ok(own) => {
+                    refused.extend(own);
+                    continue;
+                }
+                Err(e) => tracing::warn!(
+                    error = %e.internal_detail().unwrap_or_else(|| e.message()),
+                    records = records.len(),
+                    "set-based import run failed; writing it one record at a time"
+                ),
+            }
+        }
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let chunk: Vec<_> = records.by_ref().take(ONE_BY_ONE).collect();
+            refused.extend(apply_one_by_one(ctx, chunk).await?);
+        }
+    }
+    refused.sort_by_key(|e| e.line);
+    Ok(refused)
+}
+
+/// Writes records one by one through their mutations' use cases, in one transaction, and
+/// returns the lines that were refused.
 ///
 /// Optimistic first: the records run straight in the transaction; when one is refused, the
 /// transaction rolls back and the batch runs again without it. A savepoint per record would
@@ -129,7 +284,7 @@ const OPTIMISTIC_REFUSALS: usize = 8;
 /// overflow each backend's subtransaction cache and make every later statement consult
 /// pg_subtrans — measured: 241 records/s with a savepoint per record. Only a batch with many
 /// bad lines pays for savepoints. A conflict with a concurrent writer retries the batch.
-pub async fn apply_batch(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<LineError>> {
+pub async fn apply_one_by_one(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<LineError>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }

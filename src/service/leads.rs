@@ -45,8 +45,9 @@ pub async fn upsert(ctx: &Ctx, input: LeadInput) -> AppResult<LeadRow> {
     ctx.write(input, upsert_in).await
 }
 
-/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
-pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppResult<LeadRow> {
+/// The checks of a lead upsert that need no database: the caller's right, the input's
+/// shape. Returns the attributes sorted by key (None: left as they are).
+pub fn check_lead(ctx: &Ctx, input: &LeadInput) -> AppResult<Option<Vec<(String, String)>>> {
     ctx.require_write(Write::Ingest, "upsert leads")?;
     check_external_id("lead", &input.external_id)?;
     if let Some(email) = &input.email {
@@ -56,7 +57,7 @@ pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppR
             )));
         }
     }
-    let attributes = match &input.attributes {
+    Ok(match &input.attributes {
         None => None,
         Some(list) => {
             let mut sorted = list.clone();
@@ -76,7 +77,12 @@ pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppR
             }
             Some(sorted)
         }
-    };
+    })
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppResult<LeadRow> {
+    let attributes = check_lead(ctx, input)?;
     let values = LeadValues {
         external_id: &input.external_id,
         email: input.email.as_deref(),
@@ -156,15 +162,21 @@ pub async fn record_touchpoint(ctx: &Ctx, input: TouchpointInput) -> AppResult<T
     ctx.write(input, record_touchpoint_in).await
 }
 
+/// The checks of a touchpoint that need no database.
+pub fn check_touchpoint(ctx: &Ctx, input: &TouchpointInput) -> AppResult<()> {
+    ctx.require_write(Write::Ingest, "record touchpoints")?;
+    check_external_id("touchpoint", &input.external_id)?;
+    super::check_non_empty("kind", &input.kind)?;
+    Ok(())
+}
+
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
 pub fn record_touchpoint_in(
     ctx: &Ctx,
     conn: &mut AnyConnection,
     input: &TouchpointInput,
 ) -> AppResult<TouchpointRow> {
-    ctx.require_write(Write::Ingest, "record touchpoints")?;
-    check_external_id("touchpoint", &input.external_id)?;
-    super::check_non_empty("kind", &input.kind)?;
+    check_touchpoint(ctx, input)?;
     let lead = repo::by_external_id(conn, &input.lead_external_id)?
         .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
     let campaign = campaigns::by_external_id(conn, &input.campaign_external_id)?
@@ -218,12 +230,8 @@ pub async fn transition(ctx: &Ctx, input: TransitionInput) -> AppResult<LeadRow>
     ctx.write(input, transition_in).await
 }
 
-/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
-pub fn transition_in(
-    ctx: &Ctx,
-    conn: &mut AnyConnection,
-    input: &TransitionInput,
-) -> AppResult<LeadRow> {
+/// The checks of a move that need no database; returns the caller's rights.
+pub fn check_transition(ctx: &Ctx, input: &TransitionInput) -> AppResult<TransitionRights> {
     let rights = policy::transitions(ctx.caller.role);
     if rights == TransitionRights::None {
         return Err(AppError::Forbidden(format!(
@@ -234,6 +242,16 @@ pub fn transition_in(
     if let Some(ext) = &input.external_id {
         check_external_id("transition", ext)?;
     }
+    Ok(rights)
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn transition_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &TransitionInput,
+) -> AppResult<LeadRow> {
+    let rights = check_transition(ctx, input)?;
     let lead = repo::by_external_id(conn, &input.lead_external_id)?
         .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
     if let Some(ext) = &input.external_id {
@@ -296,6 +314,24 @@ fn check_rights(
     from: LeadStage,
     to: LeadStage,
 ) -> AppResult<()> {
+    may_move(ctx, rights, lead, from, to, || {
+        Ok(opportunities::owners_by_contact(conn, &[lead.id])?
+            .into_iter()
+            .map(|(_, owner)| owner)
+            .collect())
+    })
+}
+
+/// Whether the caller may move `lead` from `from` to `to`; `contact_owners` gives the owners
+/// of the opportunities the lead is a contact of (asked only when the rule needs them).
+pub fn may_move(
+    ctx: &Ctx,
+    rights: TransitionRights,
+    lead: &LeadRow,
+    from: LeadStage,
+    to: LeadStage,
+    contact_owners: impl FnOnce() -> AppResult<Vec<i64>>,
+) -> AppResult<()> {
     use LeadStage::*;
     let allowed = match rights {
         TransitionRights::Any => true,
@@ -309,9 +345,7 @@ fn check_rights(
             Some(me) => {
                 lead.owner_id == Some(me)
                     || (lead.owner_id.is_none() && from == Mql)
-                    || opportunities::owners_by_contact(conn, &[lead.id])?
-                        .iter()
-                        .any(|(_, owner)| *owner == me)
+                    || contact_owners()?.contains(&me)
             }
         },
     };

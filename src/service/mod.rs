@@ -2,6 +2,7 @@
 //! write in one transaction.
 
 pub mod attribution;
+pub mod batch;
 pub mod cache;
 pub mod campaigns;
 pub mod compensation;

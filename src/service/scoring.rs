@@ -137,38 +137,91 @@ pub fn rescore(
     let mut changed = 0;
     for id in lead_ids {
         let Some(lead) = leads.get(id) else { continue };
-        let profile = profile(lead, attributes.get(id).map(Vec::as_slice).unwrap_or(&[]));
         let timeline: Vec<(DateTime<Utc>, &str)> = touches
             .get(id)
             .map(|ts| ts.iter().map(|(at, k)| (*at, k.as_str())).collect())
             .unwrap_or_default();
-        let kinds: Vec<&str> = timeline.iter().map(|(_, k)| *k).collect();
-        let (score, _) = scoring::score(rules, &profile, &kinds);
-        if score != lead.score {
-            leads_repo::set_score(conn, *id, score)?;
+        let attrs = attributes.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        let decided = decide(
+            rules,
+            threshold,
+            lead,
+            attrs,
+            &timeline,
+            last_move.get(id).copied(),
+        )?;
+        if decided.score != lead.score {
+            leads_repo::set_score(conn, *id, decided.score)?;
             changed += 1;
         }
-        let current = stage_of(lead)?;
-        if !matches!(current, LeadStage::Inquiry | LeadStage::Recycled) || score < threshold {
-            continue;
+        if let Some(mql) = decided.mql {
+            apply_steps(
+                conn,
+                *id,
+                &mql.steps,
+                mql.at,
+                "system",
+                Some(&mql.reason),
+                None,
+            )?;
         }
-        let created = lead.created_at.and_utc();
-        let Some(reached) = scoring::reached_at(rules, threshold, &profile, created, &timeline)
-        else {
-            continue;
-        };
-        let last = last_move.get(id).copied().unwrap_or(created);
-        // A recycled lead moves only when its score reached the threshold after it was recycled.
-        let at = match current {
-            LeadStage::Recycled if reached <= last => continue,
-            _ => reached.max(last),
-        };
-        let steps = stage::plan_move(current, LeadStage::Mql)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let reason = format!("score {score} reached the MQL threshold {threshold}");
-        apply_steps(conn, *id, &steps, at, "system", Some(&reason), None)?;
     }
     Ok(changed)
+}
+
+/// What re-scoring decides for one lead.
+pub struct Rescored {
+    pub score: i32,
+    /// The automatic move to MQL, when the score reached the threshold while the lead was in
+    /// INQUIRY or RECYCLED.
+    pub mql: Option<AutoMql>,
+}
+
+pub struct AutoMql {
+    pub at: DateTime<Utc>,
+    pub steps: Vec<stage::Step>,
+    pub reason: String,
+}
+
+/// Scores a lead from its fields, attributes and touches (in time order, then externalId),
+/// and decides its automatic MQL: shared by the one-by-one path and the batched import, so
+/// both decide alike. `last_move` is the time of its latest stage row (None: its creation).
+pub fn decide(
+    rules: &[Rule],
+    threshold: i32,
+    lead: &LeadRow,
+    attributes: &[(String, String)],
+    timeline: &[(DateTime<Utc>, &str)],
+    last_move: Option<DateTime<Utc>>,
+) -> AppResult<Rescored> {
+    let profile = profile(lead, attributes);
+    let kinds: Vec<&str> = timeline.iter().map(|(_, k)| *k).collect();
+    let (score, _) = scoring::score(rules, &profile, &kinds);
+    let current = stage_of(lead)?;
+    let none = Rescored { score, mql: None };
+    if !matches!(current, LeadStage::Inquiry | LeadStage::Recycled) || score < threshold {
+        return Ok(none);
+    }
+    let created = lead.created_at.and_utc();
+    let Some(reached) = scoring::reached_at(rules, threshold, &profile, created, timeline) else {
+        return Ok(none);
+    };
+    let last = last_move.unwrap_or(created);
+    // A recycled lead moves only when its score reached the threshold after it was recycled.
+    let at = match current {
+        LeadStage::Recycled if reached <= last => return Ok(none),
+        _ => reached.max(last),
+    };
+    let steps =
+        stage::plan_move(current, LeadStage::Mql).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Rescored {
+        score,
+        mql: Some(AutoMql {
+            at,
+            steps,
+            reason: format!("score {score} reached the MQL threshold {threshold}"),
+        }),
+    })
 }
 
 /// Re-scores one lead with the current rules (after a fact about it changed).
