@@ -174,7 +174,7 @@ impl ManageConnection for Manager {
                 // before it is acknowledged; busy_timeout queues writers instead of failing.
                 conn.batch_execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;",
                 )?;
                 conn.set_instrumentation(self.counter.clone());
                 Ok(AnyConnection::Sqlite(conn))

@@ -9,7 +9,7 @@ use crate::db::schema::{campaign_costs, campaigns, leads, touchpoints};
 use crate::db::AnyConnection;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = campaigns)]
+#[diesel(table_name = campaigns, treat_none_as_default_value = false)]
 pub struct CampaignRow {
     pub id: i64,
     pub external_id: String,
@@ -22,7 +22,7 @@ pub struct CampaignRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = campaigns, treat_none_as_null = true)]
+#[diesel(table_name = campaigns, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct CampaignValues<'a> {
     pub external_id: &'a str,
     pub name: &'a str,
@@ -34,7 +34,7 @@ pub struct CampaignValues<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = campaign_costs)]
+#[diesel(table_name = campaign_costs, treat_none_as_default_value = false)]
 pub struct CostRow {
     pub id: i64,
     pub external_id: String,
@@ -44,7 +44,7 @@ pub struct CostRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = campaign_costs)]
+#[diesel(table_name = campaign_costs, treat_none_as_default_value = false)]
 pub struct CostValues<'a> {
     pub external_id: &'a str,
     pub campaign_id: i64,

@@ -24,7 +24,7 @@ pub struct PlanRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = compensation_plans, treat_none_as_null = true)]
+#[diesel(table_name = compensation_plans, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct PlanValues<'a> {
     pub external_id: &'a str,
     pub name: &'a str,

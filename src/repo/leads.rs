@@ -32,7 +32,7 @@ pub struct LeadRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = leads, treat_none_as_null = true)]
+#[diesel(table_name = leads, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct LeadValues<'a> {
     pub external_id: &'a str,
     pub email: Option<&'a str>,
@@ -43,7 +43,7 @@ pub struct LeadValues<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = lead_attributes)]
+#[diesel(table_name = lead_attributes, treat_none_as_default_value = false)]
 pub struct AttributeRow {
     pub lead_id: i64,
     pub key: String,
@@ -51,7 +51,7 @@ pub struct AttributeRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = touchpoints)]
+#[diesel(table_name = touchpoints, treat_none_as_default_value = false)]
 pub struct TouchpointRow {
     pub id: i64,
     pub external_id: String,
@@ -62,7 +62,7 @@ pub struct TouchpointRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = touchpoints)]
+#[diesel(table_name = touchpoints, treat_none_as_default_value = false)]
 pub struct TouchpointValues<'a> {
     pub external_id: &'a str,
     pub lead_id: i64,

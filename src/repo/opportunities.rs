@@ -9,7 +9,7 @@ use crate::db::schema::{opportunities, opportunity_contacts, revenue_events};
 use crate::db::AnyConnection;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = opportunities)]
+#[diesel(table_name = opportunities, treat_none_as_default_value = false)]
 pub struct OpportunityRow {
     pub id: i64,
     pub external_id: String,
@@ -23,7 +23,7 @@ pub struct OpportunityRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = opportunities, treat_none_as_null = true)]
+#[diesel(table_name = opportunities, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct OpportunityValues<'a> {
     pub external_id: &'a str,
     pub name: &'a str,
@@ -34,7 +34,7 @@ pub struct OpportunityValues<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = revenue_events)]
+#[diesel(table_name = revenue_events, treat_none_as_default_value = false)]
 pub struct RevenueRow {
     pub id: i64,
     pub external_id: String,
@@ -44,7 +44,7 @@ pub struct RevenueRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = revenue_events)]
+#[diesel(table_name = revenue_events, treat_none_as_default_value = false)]
 pub struct RevenueValues<'a> {
     pub external_id: &'a str,
     pub opportunity_id: i64,

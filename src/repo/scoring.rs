@@ -22,7 +22,7 @@ pub struct RuleRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = scoring_rules, treat_none_as_null = true)]
+#[diesel(table_name = scoring_rules, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct RuleValues<'a> {
     pub external_id: &'a str,
     pub name: &'a str,

@@ -8,7 +8,7 @@ use crate::db::schema::users;
 use crate::db::AnyConnection;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = users)]
+#[diesel(table_name = users, treat_none_as_default_value = false)]
 pub struct UserRow {
     pub id: i64,
     pub external_id: String,
@@ -18,7 +18,7 @@ pub struct UserRow {
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = users, treat_none_as_null = true)]
+#[diesel(table_name = users, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct UserValues<'a> {
     pub external_id: &'a str,
     pub name: &'a str,
