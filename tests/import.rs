@@ -425,12 +425,23 @@ fn mixed_history(seed: u64, leads: u64) -> Vec<Value> {
             }
             18 => {
                 let contact = known(&mut d, made);
-                let ext = format!("O{deals}");
-                deals += 1;
-                out.push(json!({ "type": "opportunity", "externalId": ext, "name": "Deal", "primaryContactExternalId": contact, "ownerExternalId": "s1", "amount": { "amount": format!("{}.00", 100 + d.below(900)), "currency": "USD" }, "createdAt": d.at() }));
+                let others = [known(&mut d, made), known(&mut d, made)];
+                // Mostly a new deal; now and then an earlier one again, changed.
+                let ext = if deals > 0 && d.below(5) == 0 {
+                    format!("O{}", d.below(deals))
+                } else {
+                    deals += 1;
+                    format!("O{}", deals - 1)
+                };
+                out.push(json!({ "type": "opportunity", "externalId": ext, "name": "Deal", "primaryContactExternalId": contact, "contactExternalIds": (&others[..d.below(3) as usize]), "ownerExternalId": "s1", "amount": { "amount": format!("{}.00", 100 + d.below(900)), "currency": "USD" }, "createdAt": d.at() }));
                 if d.below(2) == 0 {
                     out.push(json!({ "type": "closeOpportunity", "externalId": ext, "won": d.below(3) != 0, "closedAt": "2026-05-01T00:00:00Z" }));
                 }
+                // Revenue on this deal or an earlier one (refused unless it is won); now and
+                // then an earlier revenue event again, the same or moved.
+                let on = format!("O{}", d.below(deals));
+                let revenue = if d.below(4) == 0 && deals > 1 { format!("R{}", d.below(deals - 1)) } else { format!("R{}", deals - 1) };
+                out.push(json!({ "type": "revenue", "externalId": revenue, "opportunityExternalId": on, "amount": { "amount": format!("{}.50", d.below(500)), "currency": "USD" }, "bookedOn": "2026-05-02" }));
             }
             _ => match d.below(4) {
                 0 => out.push(json!({ "type": "lead", "externalId": format!("bad{made}"), "email": "no-at-sign", "createdAt": d.at() })),
@@ -473,6 +484,7 @@ fn send_one_by_one(app: &TestApp, token: &str, records: &[Value]) -> Vec<(u64, S
             "transition" => ("transitionLead", "TransitionInput"),
             "opportunity" => ("upsertOpportunity", "OpportunityInput"),
             "closeOpportunity" => ("closeOpportunity", "CloseOpportunityInput"),
+            "revenue" => ("recordRevenue", "RevenueInput"),
             other => panic!("no mutation for {other}"),
         };
         let v = app.gql_with(
@@ -515,7 +527,9 @@ fn dump(app: &TestApp) -> Vec<(String, Vec<String>)> {
         ("touchpoints", format!("SELECT {} AS line FROM touchpoints t JOIN leads l ON l.id = t.lead_id JOIN campaigns c ON c.id = t.campaign_id ORDER BY t.id", join(&["t.external_id", "l.external_id", "c.external_id", "t.kind", "t.occurred_at"]))),
         ("stage rows", format!("SELECT {} AS line FROM stage_transitions s JOIN leads l ON l.id = s.lead_id ORDER BY s.id", join(&["l.external_id", "s.external_id", "s.from_stage", "s.to_stage", "s.occurred_at", "s.actor", "s.reason"]))),
         ("audit", format!("SELECT {} AS line FROM audit_log ORDER BY id", join(&["actor", "role", "operation", "external_id", "detail"]))),
-        ("opportunities", format!("SELECT {} AS line FROM opportunities ORDER BY external_id", join(&["external_id", "status"]))),
+        ("opportunities", format!("SELECT {} AS line FROM opportunities o JOIN leads l ON l.id = o.primary_contact_id ORDER BY o.id", join(&["o.external_id", "o.name", "l.external_id", "(SELECT external_id FROM users u WHERE u.id = o.owner_id)", "o.amount_cents", "o.status", "o.created_at", "o.closed_at"]))),
+        ("contacts", format!("SELECT {} AS line FROM opportunity_contacts c JOIN opportunities o ON o.id = c.opportunity_id JOIN leads l ON l.id = c.lead_id ORDER BY o.external_id, c.position", join(&["o.external_id", "l.external_id", "c.position"]))),
+        ("revenue", format!("SELECT {} AS line FROM revenue_events r JOIN opportunities o ON o.id = r.opportunity_id ORDER BY r.id", join(&["r.external_id", "o.external_id", "r.amount_cents", "r.booked_on"]))),
     ];
     let mut conn = app.db.get().unwrap();
     queries
@@ -525,6 +539,18 @@ fn dump(app: &TestApp) -> Vec<(String, Vec<String>)> {
             (name.to_string(), rows.into_iter().map(|r| r.line).collect())
         })
         .collect()
+}
+
+/// The server's journey index, kept current from the change log, equals one rebuilt from the
+/// database: every row the batch wrote reached the analytics engine.
+fn index_agrees(app: &TestApp) {
+    let mut conn = app.db.get().unwrap();
+    let index = &app.reports.index;
+    index.catch_up(&mut conn).unwrap();
+    let rebuilt = funnelgraph::service::index::JourneyIndex::rebuilt(&mut conn).unwrap();
+    index
+        .read(|j| assert_eq!(j, &rebuilt, "index vs database"))
+        .unwrap();
 }
 
 /// The reports a user would check, as answered.
@@ -597,7 +623,8 @@ mod equivalence {
                 assert!(!want.is_empty(), "{name} is empty");
                 assert_eq!(got, want, "{name} differ");
             }
-            let mqls = &expected[0].1.iter().filter(|l| l.contains("|MQL|")).count();
+            index_agrees(app);
+        let mqls = &expected[0].1.iter().filter(|l| l.contains("|MQL|")).count();
             assert!(*mqls > 0, "no lead became MQL");
             assert_eq!(answers(app), answers(&other));
             // The same file again, now against the rows it wrote (every record read, not created):
@@ -610,6 +637,7 @@ mod equivalence {
                 assert_eq!(got, want, "{name} differ after a resend");
             }
             assert_eq!(answers(app), answers(&other));
+            index_agrees(app);
             // A sync's resend of what it holds now (each row's last version; moves with their
             // externalIds) changes nothing but the audit log.
             let mut latest: Vec<Value> = Vec::new();

@@ -14,7 +14,7 @@ use crate::repo::campaigns::{CampaignRow, CostRow};
 use crate::repo::leads::{
     AttributeRow, LeadRow, NewTransition, TouchpointRow, TouchpointValues, TransitionRow,
 };
-use crate::repo::opportunities::{OpportunityRow, RevenueRow};
+use crate::repo::opportunities::{OpportunityRow, RevenueRow, RevenueValues};
 use crate::repo::users::UserRow;
 
 /// Rows per INSERT statement: well under both databases' bind-parameter limits.
@@ -51,6 +51,7 @@ bulk!(attributes, AttributeRow, lead_attributes::table);
 bulk!(new_touchpoints, TouchpointValues<'_>, touchpoints::table);
 bulk!(new_transitions, NewTransition<'_>, stage_transitions::table);
 bulk!(audit, NewAudit<'_>, audit_log::table);
+bulk!(new_revenue, RevenueValues<'_>, revenue_events::table);
 
 /// Reserves `n` ids of `table` for rows about to be inserted with them, as n inserts one by one
 /// would have taken them. PostgreSQL: from its sequence. SQLite: after the highest id it ever

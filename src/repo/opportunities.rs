@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use crate::db::schema::{opportunities, opportunity_contacts, revenue_events};
 use crate::db::AnyConnection;
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = opportunities, treat_none_as_default_value = false)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = opportunities, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct OpportunityRow {
     pub id: i64,
     pub external_id: String,
@@ -274,4 +274,57 @@ pub fn update_revenue(
     diesel::update(revenue_events::table.find(id))
         .set(values)
         .execute(conn)
+}
+
+/// Opportunities by externalId, any number of them.
+pub fn by_external_ids(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> QueryResult<Vec<OpportunityRow>> {
+    let mut out = Vec::new();
+    for chunk in external_ids.chunks(super::CHUNK) {
+        out.extend(
+            opportunities::table
+                .filter(opportunities::external_id.eq_any(chunk))
+                .select(OpportunityRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Revenue events by externalId, any number of them.
+pub fn revenue_by_external_ids(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> QueryResult<Vec<RevenueRow>> {
+    let mut out = Vec::new();
+    for chunk in external_ids.chunks(super::CHUNK) {
+        out.extend(
+            revenue_events::table
+                .filter(revenue_events::external_id.eq_any(chunk))
+                .select(RevenueRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Writes every column of an opportunity as it is now (the batched import's one write).
+pub fn update_whole(conn: &mut AnyConnection, row: &OpportunityRow) -> QueryResult<usize> {
+    diesel::update(opportunities::table.find(row.id))
+        .set(row)
+        .execute(conn)
+}
+
+/// Removes the contacts of some opportunities (before they are written anew).
+pub fn delete_contacts(conn: &mut AnyConnection, opportunity_ids: &[i64]) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in opportunity_ids.chunks(super::CHUNK) {
+        n += diesel::delete(
+            opportunity_contacts::table.filter(opportunity_contacts::opportunity_id.eq_any(chunk)),
+        )
+        .execute(conn)?;
+    }
+    Ok(n)
 }

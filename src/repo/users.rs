@@ -68,3 +68,21 @@ pub fn update(conn: &mut AnyConnection, id: i64, values: &UserValues<'_>) -> Que
         .set(values)
         .execute(conn)
 }
+
+/// User ids by externalId, any number of them.
+pub fn ids_by_external_ids(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> QueryResult<HashMap<String, i64>> {
+    let mut out = HashMap::new();
+    for chunk in external_ids.chunks(super::CHUNK) {
+        for (id, ext) in users::table
+            .filter(users::external_id.eq_any(chunk))
+            .select((users::id, users::external_id))
+            .load::<(i64, String)>(conn)?
+        {
+            out.insert(ext, id);
+        }
+    }
+    Ok(out)
+}

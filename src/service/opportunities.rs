@@ -73,12 +73,8 @@ pub async fn upsert(ctx: &Ctx, input: OpportunityInput) -> AppResult<Opportunity
     ctx.write(input, upsert_in).await
 }
 
-/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
-pub fn upsert_in(
-    ctx: &Ctx,
-    conn: &mut AnyConnection,
-    input: &OpportunityInput,
-) -> AppResult<OpportunityRow> {
+/// The checks of an opportunity that need no database; returns its amount.
+pub fn check_opportunity(ctx: &Ctx, input: &OpportunityInput) -> AppResult<Money> {
     ctx.require_write(Write::Ingest, "upsert opportunities")?;
     check_external_id("opportunity", &input.external_id)?;
     check_non_empty("name", &input.name)?;
@@ -88,6 +84,16 @@ pub fn upsert_in(
             "an opportunity amount must not be negative".into(),
         ));
     }
+    Ok(amount)
+}
+
+/// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
+pub fn upsert_in(
+    ctx: &Ctx,
+    conn: &mut AnyConnection,
+    input: &OpportunityInput,
+) -> AppResult<OpportunityRow> {
+    let amount = check_opportunity(ctx, input)?;
     let primary = leads::by_external_id(conn, &input.primary_contact_external_id)?
         .ok_or_else(|| not_found("lead", &input.primary_contact_external_id))?;
     let mut contact_ids = vec![primary.id];
@@ -144,12 +150,7 @@ pub fn upsert_in(
         .as_ref()
         .is_none_or(|row| row.primary_contact_id != primary.id);
     if primary_changed {
-        let stage = stage_of(&primary)?;
-        if !matches!(
-            stage,
-            LeadStage::Opportunity | LeadStage::Won | LeadStage::Lost
-        ) {
-            let steps = stage::plan_forced(stage, LeadStage::Opportunity);
+        if let Some(steps) = opening_move(stage_of(&primary)?) {
             let reason = format!("opportunity {} created", input.external_id);
             apply_steps(
                 conn,
@@ -190,18 +191,36 @@ pub fn close_in(
     ctx.require_write(Write::Ingest, "close opportunities")?;
     let opp = repo::by_external_id(conn, &input.external_id)?
         .ok_or_else(|| not_found("opportunity", &input.external_id))?;
+    let Some(status) = decide_close(&opp, input)? else {
+        ctx.audit(
+            conn,
+            "closeOpportunity",
+            Some(&input.external_id),
+            "unchanged (replay)",
+        )?;
+        return Ok(opp);
+    };
+    let at = naive(input.closed_at);
+    repo::close(conn, opp.id, status.as_str(), at)?;
+    move_primary_on_close(conn, ctx, &opp, input.won, input.closed_at)?;
+    ctx.audit(
+        conn,
+        "closeOpportunity",
+        Some(&input.external_id),
+        status.as_str(),
+    )?;
+    repo::by_id(conn, opp.id)?.ok_or_else(|| AppError::Internal("opportunity vanished".into()))
+}
+
+/// Whether closing `opp` as `input` says is a replay (None) or closes it with a status;
+/// refused when it is closed otherwise, or before it was created.
+pub fn decide_close(opp: &OpportunityRow, input: &CloseInput) -> AppResult<Option<DealStatus>> {
     let status = DealStatus::closed(input.won);
     let at = naive(input.closed_at);
-    let current = status_of(&opp)?;
+    let current = status_of(opp)?;
     if current != DealStatus::Open {
         if current == status && opp.closed_at == Some(at) {
-            ctx.audit(
-                conn,
-                "closeOpportunity",
-                Some(&input.external_id),
-                "unchanged (replay)",
-            )?;
-            return Ok(opp);
+            return Ok(None);
         }
         return Err(AppError::Conflict(format!(
             "opportunity \"{}\" is already closed {} at {}",
@@ -219,15 +238,25 @@ pub fn close_in(
             opp.created_at.and_utc().to_rfc3339()
         )));
     }
-    repo::close(conn, opp.id, status.as_str(), at)?;
-    move_primary_on_close(conn, ctx, &opp, input.won, input.closed_at)?;
-    ctx.audit(
-        conn,
-        "closeOpportunity",
-        Some(&input.external_id),
-        status.as_str(),
-    )?;
-    repo::by_id(conn, opp.id)?.ok_or_else(|| AppError::Internal("opportunity vanished".into()))
+    Ok(Some(status))
+}
+
+/// The move of a deal's primary contact when the deal is created (None: it is at or past
+/// OPPORTUNITY already).
+pub fn opening_move(current: LeadStage) -> Option<Vec<stage::Step>> {
+    (!matches!(
+        current,
+        LeadStage::Opportunity | LeadStage::Won | LeadStage::Lost
+    ))
+    .then(|| stage::plan_forced(current, LeadStage::Opportunity))
+}
+
+/// The move of a deal's primary contact when the deal closes, and where it goes (None: a
+/// contact already won on another deal stays won; a lost one stays lost unless this wins).
+pub fn closing_move(current: LeadStage, won: bool) -> Option<(Vec<stage::Step>, LeadStage)> {
+    let target = if won { LeadStage::Won } else { LeadStage::Lost };
+    let keep = current == LeadStage::Won || (current == LeadStage::Lost && !won);
+    (!keep).then(|| (stage::plan_forced(current, target), target))
 }
 
 fn move_primary_on_close(
@@ -239,12 +268,7 @@ fn move_primary_on_close(
 ) -> AppResult<()> {
     let lead = leads::by_id(conn, opp.primary_contact_id)?
         .ok_or_else(|| AppError::Internal("primary contact vanished".into()))?;
-    let current = stage_of(&lead)?;
-    let target = if won { LeadStage::Won } else { LeadStage::Lost };
-    // A contact already won on another deal stays won; a lost one stays lost unless this wins.
-    let keep = current == LeadStage::Won || (current == LeadStage::Lost && !won);
-    if !keep {
-        let steps = stage::plan_forced(current, target);
+    if let Some((steps, target)) = closing_move(stage_of(&lead)?, won) {
         let reason = format!("opportunity {} closed {}", opp.external_id, target);
         apply_steps(
             conn,
@@ -263,23 +287,34 @@ pub async fn record_revenue(ctx: &Ctx, input: RevenueInput) -> AppResult<Revenue
     ctx.write(input, record_revenue_in).await
 }
 
+/// The checks of a revenue event that need no database; returns its amount.
+pub fn check_revenue(ctx: &Ctx, input: &RevenueInput) -> AppResult<Money> {
+    ctx.require_write(Write::Ingest, "record revenue")?;
+    check_external_id("revenue event", &input.external_id)?;
+    ctx.parse_money(&input.amount.0, &input.amount.1)
+}
+
+/// Revenue is booked on won deals only.
+pub fn check_won(opp: &OpportunityRow) -> AppResult<()> {
+    if status_of(opp)? != DealStatus::Won {
+        return Err(AppError::BadInput(format!(
+            "revenue can only be booked on a WON opportunity; \"{}\" is {}",
+            opp.external_id, opp.status
+        )));
+    }
+    Ok(())
+}
+
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
 pub fn record_revenue_in(
     ctx: &Ctx,
     conn: &mut AnyConnection,
     input: &RevenueInput,
 ) -> AppResult<RevenueRow> {
-    ctx.require_write(Write::Ingest, "record revenue")?;
-    check_external_id("revenue event", &input.external_id)?;
-    let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
+    let amount = check_revenue(ctx, input)?;
     let opp = repo::by_external_id(conn, &input.opportunity_external_id)?
         .ok_or_else(|| not_found("opportunity", &input.opportunity_external_id))?;
-    if status_of(&opp)? != DealStatus::Won {
-        return Err(AppError::BadInput(format!(
-            "revenue can only be booked on a WON opportunity; \"{}\" is {}",
-            opp.external_id, opp.status
-        )));
-    }
+    check_won(&opp)?;
     let values = RevenueValues {
         external_id: &input.external_id,
         opportunity_id: opp.id,
