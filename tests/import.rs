@@ -664,3 +664,94 @@ mod equivalence {
         }
     }
 }
+
+/// A crash mid-file (SIGKILL of `funnelgraph import`) leaves whole batches only: every
+/// record of a batch is written, with its audit entry, or none is; the same file again
+/// completes the import.
+#[test]
+fn a_killed_import_leaves_whole_batches_only() {
+    use diesel::{Connection, RunQueryDsl};
+    let dir = std::env::temp_dir();
+    let stamp = std::process::id();
+    let db = dir.join(format!("funnelgraph_kill_{stamp}.db"));
+    let file = dir.join(format!("funnelgraph_kill_{stamp}.ndjson"));
+    let leads = 40_000;
+    let mut body =
+        String::from(r#"{"type":"campaign","externalId":"c1","name":"C","channel":"email"}"#);
+    body.push('\n');
+    for i in 0..leads {
+        body.push_str(&format!(
+            "{{\"type\":\"lead\",\"externalId\":\"L{i}\",\"createdAt\":\"2026-02-01T00:00:00Z\"}}\n\
+             {{\"type\":\"touchpoint\",\"externalId\":\"t{i}\",\"leadExternalId\":\"L{i}\",\"campaignExternalId\":\"c1\",\"kind\":\"visit\",\"occurredAt\":\"2026-02-02T00:00:00Z\"}}\n"
+        ));
+    }
+    std::fs::write(&file, &body).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
+            .arg("import")
+            .arg(&file)
+            .env("FUNNELGRAPH_DATABASE_URL", &db)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count = |sql: &str| -> i64 {
+        let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+        diesel::sql_query("PRAGMA busy_timeout = 5000")
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .map(|c| c.n)
+            .unwrap_or(0)
+    };
+    let audited =
+        "SELECT COUNT(*) AS n FROM audit_log WHERE operation IN ('upsertLead', 'recordTouchpoint')";
+    let mut child = run();
+    let started = std::time::Instant::now();
+    // Killed once the first batch of leads and touchpoints is in, while later ones are not.
+    while count(audited) == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no batch landed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (audit, lead_rows, touch_rows, stage_rows) = (
+        count(audited),
+        count("SELECT COUNT(*) AS n FROM leads"),
+        count("SELECT COUNT(*) AS n FROM touchpoints"),
+        count("SELECT COUNT(*) AS n FROM stage_transitions"),
+    );
+    let batch = funnelgraph::service::import::BATCH as i64;
+    assert!(
+        audit < 2 * leads,
+        "the import ended before the kill ({audit} records)"
+    );
+    // The campaign is the first line: the first batch holds it and 4,999 records after it.
+    assert_eq!((audit + 1) % batch, 0, "{audit} records audited");
+    assert_eq!(lead_rows + touch_rows, audit, "rows vs audit entries");
+    assert_eq!(stage_rows, lead_rows, "each lead its creation row");
+    assert!(
+        (0..=1).contains(&(lead_rows - touch_rows)),
+        "{lead_rows} leads, {touch_rows} touchpoints"
+    );
+    // The same file again finishes the job: every record once.
+    let status = run().wait().unwrap();
+    assert!(status.success());
+    assert_eq!(count("SELECT COUNT(*) AS n FROM leads"), leads);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM touchpoints"), leads);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM stage_transitions"), leads);
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    std::fs::remove_file(&file).ok();
+}

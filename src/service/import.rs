@@ -150,17 +150,22 @@ fn write_set_based(
     conn: &mut AnyConnection,
     records: &[&(u64, Record)],
 ) -> AppResult<Vec<LineError>> {
-    let mut batch = super::batch::Batch::load(ctx, conn, records)?;
-    let mut refused = Vec::new();
-    for (line, record) in records {
-        match batch.apply(record) {
-            Ok(()) => {}
-            Err(e @ (AppError::Db(_) | AppError::Internal(_))) => return Err(e),
-            Err(e) => refused.push(LineError::new(*line, &e)),
+    crate::db::large_cache(conn, true)?;
+    let written = (|| {
+        let mut batch = super::batch::Batch::load(ctx, conn, records)?;
+        let mut refused = Vec::new();
+        for (line, record) in records {
+            match batch.apply(record) {
+                Ok(()) => {}
+                Err(e @ (AppError::Db(_) | AppError::Internal(_))) => return Err(e),
+                Err(e) => refused.push(LineError::new(*line, &e)),
+            }
         }
-    }
-    batch.flush(conn)?;
-    Ok(refused)
+        batch.flush(conn)?;
+        Ok(refused)
+    })();
+    crate::db::large_cache(conn, false)?;
+    written
 }
 
 /// Writes one batch in one transaction and returns the lines that were refused. Runs of
