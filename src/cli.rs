@@ -329,8 +329,11 @@ async fn import_file(
             // What is left at the pace so far, by bytes (records vary in size less than in
             // number per type).
             let eta = (total.saturating_sub(read)) as f64 * seconds / read.max(1) as f64;
+            let done = (read * 30 / total) as usize;
             eprint!(
-                "\rimport {:>3}%  {lines} records  {:.0} records/s  ETA {:.0} s   ",
+                "\rimport [{}{}] {:>3}%  {lines} records  {:.0} records/s  ETA {:.0} s   ",
+                "#".repeat(done),
+                " ".repeat(30 - done.min(30)),
                 read * 100 / total,
                 lines as f64 / seconds,
                 eta

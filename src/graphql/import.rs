@@ -181,11 +181,18 @@ enum Splitter {
     Csv(Box<super::csv::CsvSplitter>),
 }
 
-/// Drives an import: feed it chunks as they arrive; full batches are written as they fill.
+/// A batch being written: its size, and the lines it refused.
+type Writing =
+    tokio::task::JoinHandle<Result<(u64, Vec<crate::service::import::LineError>), AppError>>;
+
+/// Drives an import: feed it chunks as they arrive; full batches are written as they fill,
+/// one at a time and in order, while the next one is read and parsed (at most two batches in
+/// memory).
 pub struct Importer {
     ctx: crate::service::Ctx,
     splitter: Splitter,
     batch: Vec<(u64, Record)>,
+    writing: Option<Writing>,
     pub summary: crate::service::import::Summary,
 }
 
@@ -195,6 +202,7 @@ impl Importer {
             ctx,
             splitter: Splitter::Ndjson(LineSplitter::new(max_line)),
             batch: Vec::with_capacity(crate::service::import::BATCH),
+            writing: None,
             summary: Default::default(),
         }
     }
@@ -212,6 +220,7 @@ impl Importer {
             ctx,
             splitter: Splitter::Csv(Box::new(splitter)),
             batch: Vec::with_capacity(crate::service::import::BATCH),
+            writing: None,
             summary: Default::default(),
         })
     }
@@ -234,10 +243,33 @@ impl Importer {
         Ok(())
     }
 
+    /// Starts writing the batch read so far, once the one before it is written.
     async fn flush(&mut self) -> Result<(), AppError> {
-        let batch = std::mem::take(&mut self.batch);
-        let size = batch.len() as u64;
-        let refused = crate::service::import::apply_batch(&self.ctx, batch).await?;
+        self.written().await?;
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Vec::with_capacity(crate::service::import::BATCH),
+        );
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.ctx.clone();
+        self.writing = Some(tokio::spawn(async move {
+            let size = batch.len() as u64;
+            let refused = crate::service::import::apply_batch(&ctx, batch).await?;
+            Ok((size, refused))
+        }));
+        Ok(())
+    }
+
+    /// Waits for the batch being written and counts what it did.
+    async fn written(&mut self) -> Result<(), AppError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        let (size, refused) = writing
+            .await
+            .map_err(|e| AppError::Internal(format!("an import batch stopped: {e}")))??;
         self.summary.applied += size - refused.len() as u64;
         for e in refused {
             self.summary.refuse(e);
@@ -269,6 +301,7 @@ impl Importer {
         };
         self.take(lines).await?;
         self.flush().await?;
+        self.written().await?;
         self.summary.errors.sort_by_key(|e| e.line);
         Ok(self.summary)
     }
