@@ -207,6 +207,21 @@ both_databases! {
         let touches = app.ok(r#"{ leads(first: 100) { nodes { touchpoints { externalId } } } }"#, json!({}));
         let count: usize = touches["leads"]["nodes"].as_array().unwrap().iter().map(|l| l["touchpoints"].as_array().unwrap().len()).sum();
         assert_eq!(count, 20);
+        // Past eight refused records of the one-by-one kinds (campaigns owned by nobody), the
+        // batch is written again with a savepoint per record and per run of the set-based
+        // kinds between them: still one batch, every good line in, every bad one named.
+        let mut lines = Vec::new();
+        for i in 0..12 {
+            lines.push(format!(r#"{{"type":"campaign","externalId":"x{i}","name":"X","channel":"email","ownerExternalId":"nobody"}}"#));
+            lines.push(format!(r#"{{"type":"lead","externalId":"M{i}","createdAt":"2026-02-01T00:00:00Z"}}"#));
+        }
+        let (status, v) = post_ndjson(app, Some(&token), "application/x-ndjson", &lines.join("\n"));
+        assert_eq!((status, v["applied"].as_u64(), v["failed"].as_u64()), (200, Some(12), Some(12)), "{v}");
+        let refused: Vec<(u64, String)> = errors_by_line(&v);
+        assert_eq!(refused, (0..12).map(|i| (1 + 2 * i, "NOT_FOUND".to_string())).collect::<Vec<_>>(), "{v}");
+        let leads = app.ok(r#"{ leads(first: 200) { nodes { externalId } } }"#, json!({}));
+        let made = leads["leads"]["nodes"].as_array().unwrap().iter().filter(|l| l["externalId"].as_str().unwrap().starts_with('M')).count();
+        assert_eq!(made, 12);
     }
 
     fn imports_follow_the_role_rules_of_the_mutations(app) {

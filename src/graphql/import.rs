@@ -282,10 +282,14 @@ impl Importer {
     pub async fn feed(&mut self, chunk: &[u8]) -> Result<(), AppError> {
         let lines = match &mut self.splitter {
             Splitter::Ndjson(s) => s.feed(chunk),
-            Splitter::Csv(s) => {
-                let rows = s.feed(chunk)?;
-                records_of(s.kind(), rows)
-            }
+            Splitter::Csv(s) => match s.feed(chunk) {
+                Ok(rows) => records_of(s.kind(), rows),
+                Err(e) => {
+                    // The batch being written lands (or not) before the refusal is answered.
+                    self.written().await.ok();
+                    return Err(e);
+                }
+            },
         };
         self.take(lines).await
     }
@@ -294,15 +298,18 @@ impl Importer {
     pub async fn finish(mut self) -> Result<crate::service::import::Summary, AppError> {
         let lines = match &mut self.splitter {
             Splitter::Ndjson(s) => s.end(),
-            Splitter::Csv(s) => {
-                let rows = s.end()?;
-                records_of(s.kind(), rows)
-            }
+            Splitter::Csv(s) => match s.end() {
+                Ok(rows) => records_of(s.kind(), rows),
+                Err(e) => {
+                    self.written().await.ok();
+                    return Err(e);
+                }
+            },
         };
         self.take(lines).await?;
         self.flush().await?;
         self.written().await?;
-        self.summary.errors.sort_by_key(|e| e.line);
+        self.summary.settle();
         Ok(self.summary)
     }
 }

@@ -153,8 +153,9 @@ struct Move {
     reason: Option<String>,
 }
 
-/// An audit entry to write.
+/// An audit entry to write, at the time its record was run.
 struct Entry {
+    at: NaiveDateTime,
     operation: &'static str,
     external_id: Option<String>,
     detail: String,
@@ -396,6 +397,7 @@ impl<'c> Batch<'c> {
 
     fn entry(&mut self, operation: &'static str, external_id: Option<&str>, detail: String) {
         self.audit.push(Entry {
+            at: Utc::now().naive_utc(),
             operation,
             external_id: external_id.map(str::to_string),
             detail,
@@ -990,13 +992,12 @@ impl<'c> Batch<'c> {
             })
             .collect();
         bulk::new_transitions(conn, &moves)?;
-        let now = Utc::now().naive_utc();
         let role = self.ctx.caller.role.as_str();
         let entries: Vec<NewAudit<'_>> = self
             .audit
             .iter()
             .map(|e| NewAudit {
-                occurred_at: now,
+                occurred_at: e.at,
                 actor: &self.ctx.caller.sub,
                 role,
                 operation: e.operation,

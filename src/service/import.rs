@@ -14,9 +14,6 @@ use crate::db::{AnyConnection, RetryableError};
 /// Records per write transaction of the set-based path (a batch of the import).
 pub const BATCH: usize = 5_000;
 
-/// Records per write transaction when they go one by one.
-pub const ONE_BY_ONE: usize = 1_000;
-
 /// One record of the import, typed like the mutation input it stands for.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -78,11 +75,21 @@ pub struct Summary {
 pub const MAX_REPORTED_ERRORS: usize = 1_000;
 
 impl Summary {
+    /// Counts a refused line; keeps the `MAX_REPORTED_ERRORS` with the lowest line numbers,
+    /// whatever order they arrive in (batches report as they are written, parse errors as they
+    /// are read).
     pub fn refuse(&mut self, error: LineError) {
         self.failed += 1;
-        if self.errors.len() < MAX_REPORTED_ERRORS {
-            self.errors.push(error);
+        self.errors.push(error);
+        if self.errors.len() >= 2 * MAX_REPORTED_ERRORS {
+            self.settle();
         }
+    }
+
+    /// Sorts the kept errors by line and drops those past the cap.
+    pub fn settle(&mut self) {
+        self.errors.sort_by_key(|e| e.line);
+        self.errors.truncate(MAX_REPORTED_ERRORS);
     }
 }
 
@@ -122,8 +129,8 @@ impl RetryableError for Stop {
     }
 }
 
-/// Refusals after which a batch stops being retried line by line and falls back to one
-/// transaction per run of records of one path.
+/// Refusals after which a batch stops being retried line by line and falls back to a
+/// savepoint per run and record.
 const OPTIMISTIC_REFUSALS: usize = 8;
 
 /// Where the runs of a batch start and end: consecutive records of the set-based kinds
@@ -173,10 +180,10 @@ fn write_set_based(
 /// through their mutations' use cases, one by one, in file order between them.
 ///
 /// The set-based path finds its refusals without writing them. A record of the others that
-/// is refused rolls the transaction back and the batch runs again without it (optimistic: see
-/// `apply_one_by_one`). When that happened too often, or when the set-based path could not
-/// write (the database refused what no record's checks foresaw), the batch is written again
-/// a run per transaction, each set-based run falling back to one record at a time.
+/// is refused rolls the transaction back and the batch runs again without it (optimistic: a
+/// savepoint per record would do it in one pass, but see `apply_batch_with_savepoints`). When
+/// that happened too often, or when the set-based path could not write (the database refused
+/// what no record's checks foresaw), the batch is written again with savepoints.
 pub async fn apply_batch(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<LineError>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -232,107 +239,67 @@ pub async fn apply_batch(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<
                 tracing::warn!(
                     error = %e.internal_detail().unwrap_or_else(|| e.message()),
                     records = batch.len(),
-                    "import batch failed; writing it a run at a time"
+                    "import batch failed; writing it again with a savepoint per run and record"
                 );
                 break;
             }
         }
     }
-    apply_runs(ctx, std::sync::Arc::unwrap_or_clone(batch)).await
-}
-
-/// The batch a run per transaction: set-based runs falling back to one record at a time,
-/// the others `ONE_BY_ONE` records to a transaction.
-async fn apply_runs(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<LineError>> {
-    let mut refused = Vec::new();
-    for run in runs(&batch) {
-        let records = batch[run.clone()].to_vec();
-        let set_based = super::batch::set_based(&batch[run.start].1);
-        if set_based {
-            let ctx2 = ctx.clone();
-            let shared = std::sync::Arc::new(records.clone());
-            let written = ctx
-                .db
-                .write(move |conn| {
-                    let records: Vec<&(u64, Record)> = shared.iter().collect();
-                    write_set_based(&ctx2, conn, &records)
-                })
-                .await;
-            match written {
-                Ok(own) => {
-                    refused.extend(own);
-                    continue;
-                }
-                Err(e) => tracing::warn!(
-                    error = %e.internal_detail().unwrap_or_else(|| e.message()),
-                    records = records.len(),
-                    "set-based import run failed; writing it one record at a time"
-                ),
-            }
-        }
-        let mut records = records.into_iter().peekable();
-        while records.peek().is_some() {
-            let chunk: Vec<_> = records.by_ref().take(ONE_BY_ONE).collect();
-            refused.extend(apply_one_by_one(ctx, chunk).await?);
-        }
-    }
-    refused.sort_by_key(|e| e.line);
-    Ok(refused)
-}
-
-/// Writes records one by one through their mutations' use cases, in one transaction, and
-/// returns the lines that were refused.
-///
-/// Optimistic first: the records run straight in the transaction; when one is refused, the
-/// transaction rolls back and the batch runs again without it. A savepoint per record would
-/// do it in one pass, but on PostgreSQL more than 64 subtransactions in one transaction
-/// overflow each backend's subtransaction cache and make every later statement consult
-/// pg_subtrans — measured: 241 records/s with a savepoint per record. Only a batch with many
-/// bad lines pays for savepoints. A conflict with a concurrent writer retries the batch.
-pub async fn apply_one_by_one(ctx: &Ctx, batch: Vec<(u64, Record)>) -> AppResult<Vec<LineError>> {
-    if batch.is_empty() {
-        return Ok(Vec::new());
-    }
-    let batch = std::sync::Arc::new(batch);
-    let mut refused: Vec<(usize, LineError)> = Vec::new();
-    while refused.len() < OPTIMISTIC_REFUSALS {
-        let skip: std::collections::HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
-        let (ctx2, batch2) = (ctx.clone(), batch.clone());
-        let attempt = ctx
-            .db
-            .write(move |conn| {
-                for (index, (_, record)) in batch2.iter().enumerate() {
-                    if skip.contains(&index) {
-                        continue;
-                    }
-                    match apply(&ctx2, conn, record) {
-                        Ok(()) => {}
-                        Err(e) if e.is_retryable() => return Err(Stop::Other(e)),
-                        Err(e) => return Err(Stop::Line(index, e)),
-                    }
-                }
-                Ok(())
-            })
-            .await;
-        match attempt {
-            Ok(()) => {
-                forget_users(ctx, &batch);
-                let mut errors: Vec<LineError> = refused.into_iter().map(|(_, e)| e).collect();
-                errors.sort_by_key(|e| e.line);
-                return Ok(errors);
-            }
-            Err(Stop::Line(index, e)) => {
-                if let Some(detail) = e.internal_detail() {
-                    tracing::error!(line = batch[index].0, error = %detail, "import line failed");
-                }
-                refused.push((index, LineError::new(batch[index].0, &e)));
-            }
-            Err(Stop::Other(e)) => return Err(e),
-        }
-    }
     let refused = apply_batch_with_savepoints(ctx, batch.clone()).await;
     forget_users(ctx, &batch);
     refused
+}
+
+/// The batch in one transaction, a savepoint per run of set-based records and per other
+/// record: for a batch with many refused records of the other kinds, or one the set-based path
+/// could not write (a run whose savepoint fails goes again a record at a time, each in its
+/// own savepoint, which finds the line to blame). Still a whole batch or nothing.
+///
+/// On PostgreSQL more than 64 subtransactions in one transaction overflow each backend's
+/// subtransaction cache and make every later statement consult pg_subtrans (measured: 241
+/// records/s with a savepoint per record), which is why this is the fallback, not the way.
+async fn apply_batch_with_savepoints(
+    ctx: &Ctx,
+    batch: std::sync::Arc<Vec<(u64, Record)>>,
+) -> AppResult<Vec<LineError>> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |conn| {
+            let mut refused = Vec::new();
+            for run in runs(&batch) {
+                if super::batch::set_based(&batch[run.start].1) {
+                    let records: Vec<&(u64, Record)> = batch[run.clone()].iter().collect();
+                    match conn.transaction(|sp| write_set_based(&ctx2, sp, &records)) {
+                        Ok(own) => {
+                            refused.extend(own);
+                            continue;
+                        }
+                        Err(e) if e.is_retryable() => return Err(e),
+                        Err(e) => tracing::warn!(
+                            error = %e.internal_detail().unwrap_or_else(|| e.message()),
+                            records = records.len(),
+                            "set-based import run failed; writing it one record at a time"
+                        ),
+                    }
+                }
+                for (line, record) in &batch[run] {
+                    match conn.transaction(|sp| apply(&ctx2, sp, record)) {
+                        Ok(()) => {}
+                        // Another writer got in the way: the whole batch is tried again.
+                        Err(e) if e.is_retryable() => return Err(e),
+                        Err(e) => {
+                            if let Some(detail) = e.internal_detail() {
+                                tracing::error!(line, error = %detail, "import line failed");
+                            }
+                            refused.push(LineError::new(*line, &e));
+                        }
+                    }
+                }
+            }
+            refused.sort_by_key(|e| e.line);
+            Ok(refused)
+        })
+        .await
 }
 
 /// Users written by a committed batch are read afresh by later requests (the caller cache).
@@ -344,32 +311,4 @@ fn forget_users(ctx: &Ctx, batch: &[(u64, Record)]) {
             }
         }
     }
-}
-
-/// One pass, a savepoint per record: for a batch with many bad lines.
-async fn apply_batch_with_savepoints(
-    ctx: &Ctx,
-    batch: std::sync::Arc<Vec<(u64, Record)>>,
-) -> AppResult<Vec<LineError>> {
-    let ctx2 = ctx.clone();
-    ctx.db
-        .write(move |conn| {
-            let mut refused = Vec::new();
-            for (line, record) in batch.iter() {
-                let result = conn.transaction(|savepoint| apply(&ctx2, savepoint, record));
-                match result {
-                    Ok(()) => {}
-                    // Another writer got in the way: the whole batch is tried again.
-                    Err(e) if e.is_retryable() => return Err(e),
-                    Err(e) => {
-                        if let Some(detail) = e.internal_detail() {
-                            tracing::error!(line, error = %detail, "import line failed");
-                        }
-                        refused.push(LineError::new(*line, &e));
-                    }
-                }
-            }
-            Ok(refused)
-        })
-        .await
 }

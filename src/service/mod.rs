@@ -294,8 +294,13 @@ pub fn check_non_empty(field: &str, value: &str) -> AppResult<()> {
     }
 }
 
+/// A time as stored: to the microsecond, PostgreSQL's precision, on both databases (so a
+/// value compares equal to itself read back, and a resend is a replay).
 pub fn naive(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc()
+    use chrono::Timelike;
+    let t = t.naive_utc();
+    t.with_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
 }
 
 pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
