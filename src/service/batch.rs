@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::import::Record;
 use super::leads::{self, LeadInput, TouchpointInput, TransitionInput};
 use super::moves::stage_of;
 use super::opportunities::{self as deals, CloseInput, OpportunityInput, RevenueInput};
 use super::periods::check_open_in;
+use super::record::Record;
 use super::{naive, not_found, scoring, AppError, AppResult, Ctx, Outcome};
 use crate::auth::TransitionRights;
 use crate::db::AnyConnection;

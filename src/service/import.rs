@@ -14,19 +14,7 @@ use crate::db::{AnyConnection, RetryableError};
 /// Records per write transaction of the set-based path (a batch of the import).
 pub const BATCH: usize = 5_000;
 
-/// One record of the import, typed like the mutation input it stands for.
-#[derive(Debug, Clone)]
-pub enum Record {
-    User(users::UserInput),
-    Campaign(campaigns::CampaignInput),
-    CampaignCost(campaigns::CostInput),
-    Lead(leads::LeadInput),
-    Touchpoint(leads::TouchpointInput),
-    Transition(leads::TransitionInput),
-    Opportunity(opportunities::OpportunityInput),
-    CloseOpportunity(opportunities::CloseInput),
-    Revenue(opportunities::RevenueInput),
-}
+pub use super::record::Record;
 
 /// The `type` values a line may carry, in the order a sync usually sends them.
 pub const TYPES: [&str; 9] = [

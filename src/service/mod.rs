@@ -14,6 +14,7 @@ pub mod moves;
 pub mod opportunities;
 pub mod periods;
 pub mod reads;
+pub mod record;
 pub mod scoring;
 pub mod users;
 
