@@ -1,15 +1,17 @@
 //! The set-based path of the import (issue 15) for leads, touchpoints, moves, deals, their
-//! closes and revenue, the bulk of a CRM's history: a batch reads what it refers to in a few statements (`IN` lists by
-//! externalId), runs every record in file order against that state in memory with the same
-//! checks and decisions as its mutation (`leads::check_*`, `leads::may_move`,
-//! `scoring::decide`, the lifecycle's `plan_move`), and writes the outcome in multi-row
-//! statements: each lead and deal once however many records touched it, new touchpoints,
-//! stage rows, revenue and audit entries in the order one-by-one mutations would have written
-//! them.
+//! closes and revenue, the bulk of a CRM's history: a batch reads what it refers to in a few
+//! statements (`IN` lists by externalId), runs every record in file order against that state
+//! in memory with the same checks and decisions as its mutation (`leads::check_*`,
+//! `leads::may_move`, `scoring::decide`, `opportunities::check_*`/`decide_close`/
+//! `opening_move`/`closing_move`, `periods::check_open_in`, the lifecycle's `plan_move`), and
+//! writes the outcome in multi-row statements: each lead and deal once however many records
+//! touched it, new touchpoints, stage rows, revenue and audit entries in the order one-by-one
+//! mutations would have written them.
 //!
 //! A refused record changes nothing (every check comes before any change of state) and is
 //! reported with its line. Anything else that goes wrong (the database) makes the caller write
-//! the batch again one record at a time, so no case is left to this path alone.
+//! the batch again with savepoints, this run one record at a time through the use cases, so no
+//! case is left to this path alone.
 
 use std::collections::{BTreeMap, HashMap};
 
