@@ -441,16 +441,12 @@ pub fn by_external_ids(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> QueryResult<Vec<LeadRow>> {
-    let mut out = Vec::new();
-    for chunk in external_ids.chunks(super::CHUNK) {
-        out.extend(
-            leads::table
-                .filter(leads::external_id.eq_any(chunk))
-                .select(LeadRow::as_select())
-                .load(conn)?,
-        );
-    }
-    Ok(out)
+    super::in_chunks(external_ids, |chunk| {
+        leads::table
+            .filter(leads::external_id.eq_any(chunk))
+            .select(LeadRow::as_select())
+            .load(conn)
+    })
 }
 
 /// Touchpoints by externalId, any number of them.
@@ -458,16 +454,12 @@ pub fn touchpoints_by_external_ids(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> QueryResult<Vec<TouchpointRow>> {
-    let mut out = Vec::new();
-    for chunk in external_ids.chunks(super::CHUNK) {
-        out.extend(
-            touchpoints::table
-                .filter(touchpoints::external_id.eq_any(chunk))
-                .select(TouchpointRow::as_select())
-                .load(conn)?,
-        );
-    }
-    Ok(out)
+    super::in_chunks(external_ids, |chunk| {
+        touchpoints::table
+            .filter(touchpoints::external_id.eq_any(chunk))
+            .select(TouchpointRow::as_select())
+            .load(conn)
+    })
 }
 
 /// (externalId, lead, actor) of the moves recorded under some transition externalIds.
@@ -475,20 +467,16 @@ pub fn transitions_by_external_ids(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> QueryResult<Vec<(String, i64, String)>> {
-    let mut out = Vec::new();
-    for chunk in external_ids.chunks(super::CHUNK) {
-        out.extend(
-            stage_transitions::table
-                .filter(stage_transitions::external_id.eq_any(chunk))
-                .select((
-                    stage_transitions::external_id.assume_not_null(),
-                    stage_transitions::lead_id,
-                    stage_transitions::actor,
-                ))
-                .load::<(String, i64, String)>(conn)?,
-        );
-    }
-    Ok(out)
+    super::in_chunks(external_ids, |chunk| {
+        stage_transitions::table
+            .filter(stage_transitions::external_id.eq_any(chunk))
+            .select((
+                stage_transitions::external_id.assume_not_null(),
+                stage_transitions::lead_id,
+                stage_transitions::actor,
+            ))
+            .load(conn)
+    })
 }
 
 /// (lead, whether it is the creation row, time) of every stage row of some leads.
@@ -496,20 +484,16 @@ pub fn stage_times_of(
     conn: &mut AnyConnection,
     lead_ids: &[i64],
 ) -> QueryResult<Vec<(i64, bool, NaiveDateTime)>> {
-    let mut out = Vec::new();
-    for chunk in lead_ids.chunks(super::CHUNK) {
-        out.extend(
-            stage_transitions::table
-                .filter(stage_transitions::lead_id.eq_any(chunk))
-                .select((
-                    stage_transitions::lead_id,
-                    stage_transitions::from_stage.is_null(),
-                    stage_transitions::occurred_at,
-                ))
-                .load::<(i64, bool, NaiveDateTime)>(conn)?,
-        );
-    }
-    Ok(out)
+    super::in_chunks(lead_ids, |chunk| {
+        stage_transitions::table
+            .filter(stage_transitions::lead_id.eq_any(chunk))
+            .select((
+                stage_transitions::lead_id,
+                stage_transitions::from_stage.is_null(),
+                stage_transitions::occurred_at,
+            ))
+            .load(conn)
+    })
 }
 
 /// Writes every column of a lead as it is now (the batched import's one write per lead).

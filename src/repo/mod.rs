@@ -15,3 +15,15 @@ pub mod users;
 
 /// Rows per `IN (...)` list: well under SQLite's and PostgreSQL's bind limits.
 pub const CHUNK: usize = 5_000;
+
+/// Runs `query` over `keys` a `CHUNK` at a time (an `IN` list each) and gathers the rows.
+pub fn in_chunks<K, T>(
+    keys: &[K],
+    mut query: impl FnMut(&[K]) -> diesel::QueryResult<Vec<T>>,
+) -> diesel::QueryResult<Vec<T>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(CHUNK) {
+        out.extend(query(chunk)?);
+    }
+    Ok(out)
+}

@@ -281,16 +281,12 @@ pub fn by_external_ids(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> QueryResult<Vec<OpportunityRow>> {
-    let mut out = Vec::new();
-    for chunk in external_ids.chunks(super::CHUNK) {
-        out.extend(
-            opportunities::table
-                .filter(opportunities::external_id.eq_any(chunk))
-                .select(OpportunityRow::as_select())
-                .load(conn)?,
-        );
-    }
-    Ok(out)
+    super::in_chunks(external_ids, |chunk| {
+        opportunities::table
+            .filter(opportunities::external_id.eq_any(chunk))
+            .select(OpportunityRow::as_select())
+            .load(conn)
+    })
 }
 
 /// Revenue events by externalId, any number of them.
@@ -298,16 +294,12 @@ pub fn revenue_by_external_ids(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> QueryResult<Vec<RevenueRow>> {
-    let mut out = Vec::new();
-    for chunk in external_ids.chunks(super::CHUNK) {
-        out.extend(
-            revenue_events::table
-                .filter(revenue_events::external_id.eq_any(chunk))
-                .select(RevenueRow::as_select())
-                .load(conn)?,
-        );
-    }
-    Ok(out)
+    super::in_chunks(external_ids, |chunk| {
+        revenue_events::table
+            .filter(revenue_events::external_id.eq_any(chunk))
+            .select(RevenueRow::as_select())
+            .load(conn)
+    })
 }
 
 /// Writes every column of an opportunity as it is now (the batched import's one write).

@@ -74,15 +74,11 @@ pub fn ids_by_external_ids(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> QueryResult<HashMap<String, i64>> {
-    let mut out = HashMap::new();
-    for chunk in external_ids.chunks(super::CHUNK) {
-        for (id, ext) in users::table
+    let pairs = super::in_chunks(external_ids, |chunk| {
+        users::table
             .filter(users::external_id.eq_any(chunk))
-            .select((users::id, users::external_id))
-            .load::<(i64, String)>(conn)?
-        {
-            out.insert(ext, id);
-        }
-    }
-    Ok(out)
+            .select((users::external_id, users::id))
+            .load::<(String, i64)>(conn)
+    })?;
+    Ok(pairs.into_iter().collect())
 }

@@ -397,6 +397,22 @@ impl<'c> Batch<'c> {
         }
     }
 
+    /// A lead the batch knows (read or created so far), or NOT_FOUND as its mutation says.
+    fn lead(&self, external_id: &str) -> AppResult<Slot> {
+        self.by_external_id
+            .get(external_id)
+            .copied()
+            .ok_or_else(|| not_found("lead", external_id))
+    }
+
+    /// A deal the batch knows, or NOT_FOUND.
+    fn deal(&self, external_id: &str) -> AppResult<usize> {
+        self.deal_by_external_id
+            .get(external_id)
+            .copied()
+            .ok_or_else(|| not_found("opportunity", external_id))
+    }
+
     fn entry(&mut self, operation: &'static str, external_id: Option<&str>, detail: String) {
         self.audit.push(Entry {
             at: Utc::now().naive_utc(),
@@ -509,10 +525,7 @@ impl<'c> Batch<'c> {
     /// `leads::record_touchpoint_in`, in memory.
     fn record_touchpoint(&mut self, input: &TouchpointInput) -> AppResult<()> {
         leads::check_touchpoint(self.ctx, input)?;
-        let slot = *self
-            .by_external_id
-            .get(&input.lead_external_id)
-            .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
+        let slot = self.lead(&input.lead_external_id)?;
         let campaign_id = *self
             .campaigns
             .get(&input.campaign_external_id)
@@ -578,10 +591,7 @@ impl<'c> Batch<'c> {
     /// `leads::transition_in`, in memory.
     fn transition(&mut self, input: &TransitionInput) -> AppResult<()> {
         let rights = leads::check_transition(self.ctx, input)?;
-        let slot = *self
-            .by_external_id
-            .get(&input.lead_external_id)
-            .ok_or_else(|| not_found("lead", &input.lead_external_id))?;
+        let slot = self.lead(&input.lead_external_id)?;
         let ctx = self.ctx;
         if let Some(ext) = &input.external_id {
             if let Some((moved_lead, actor)) = self.moved.get(ext).cloned() {
@@ -649,16 +659,10 @@ impl<'c> Batch<'c> {
     /// `opportunities::upsert_in`, in memory.
     fn upsert_opportunity(&mut self, input: &OpportunityInput) -> AppResult<()> {
         let amount = deals::check_opportunity(self.ctx, input)?;
-        let lead = |ext: &String| {
-            self.by_external_id
-                .get(ext)
-                .copied()
-                .ok_or_else(|| not_found("lead", ext))
-        };
-        let primary = lead(&input.primary_contact_external_id)?;
+        let primary = self.lead(&input.primary_contact_external_id)?;
         let mut contacts = vec![primary];
         for ext in &input.contact_external_ids {
-            let slot = lead(ext)?;
+            let slot = self.lead(ext)?;
             if !contacts.contains(&slot) {
                 contacts.push(slot);
             }
@@ -753,10 +757,7 @@ impl<'c> Batch<'c> {
     fn close(&mut self, input: &CloseInput) -> AppResult<()> {
         self.ctx
             .require_write(crate::auth::Write::Ingest, "close opportunities")?;
-        let index = *self
-            .deal_by_external_id
-            .get(&input.external_id)
-            .ok_or_else(|| not_found("opportunity", &input.external_id))?;
+        let index = self.deal(&input.external_id)?;
         let Some(status) = deals::decide_close(&self.deal_row(index), input)? else {
             self.entry(
                 "closeOpportunity",
@@ -788,10 +789,7 @@ impl<'c> Batch<'c> {
     /// `opportunities::record_revenue_in`, in memory.
     fn record_revenue(&mut self, input: &RevenueInput) -> AppResult<()> {
         let amount = deals::check_revenue(self.ctx, input)?;
-        let index = *self
-            .deal_by_external_id
-            .get(&input.opportunity_external_id)
-            .ok_or_else(|| not_found("opportunity", &input.opportunity_external_id))?;
+        let index = self.deal(&input.opportunity_external_id)?;
         deals::check_won(&self.deal_row(index))?;
         let outcome = match self.revenue.get_mut(&input.external_id) {
             None => {
