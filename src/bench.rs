@@ -88,25 +88,30 @@ pub async fn run(
             grouping: Grouping::Campaign,
             half_life_days: 7.0,
             lookback_days: 365,
+            mapping: crate::domain::account::Mapping::ContactRoles,
+            segment: None,
         };
         let t = Instant::now();
-        attribution::report(&ctx, first).await?;
+        attribution::report(&ctx, first.clone()).await?;
         let cold = t.elapsed().as_secs_f64() * 1000.0;
         out.push(format!(
             "{:<34} cold {cold:>9.1} ms  (reads the facts of the stage)",
             format!("attribution {}", stage.as_str())
         ));
         for model in MODELS {
-            let query = ReportQuery { model, ..first };
+            let query = ReportQuery {
+                model,
+                ..first.clone()
+            };
             // The model's first run builds its report from the cached facts (MARKOV's also
             // solves the chain); repeats at the same data version reuse the built report.
             let t = Instant::now();
-            attribution::report(&ctx, query).await?;
+            attribution::report(&ctx, query.clone()).await?;
             let built = t.elapsed().as_secs_f64() * 1000.0;
             let mut warm = Vec::new();
             for _ in 0..iterations {
                 let t = Instant::now();
-                attribution::report(&ctx, query).await?;
+                attribution::report(&ctx, query.clone()).await?;
                 warm.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             out.push(format!(
@@ -130,7 +135,7 @@ pub async fn run(
         )
         .await?;
         let t = Instant::now();
-        attribution::campaign_roi(&ctx, model, period, None).await?;
+        attribution::campaign_roi(&ctx, model, period, None, Default::default()).await?;
         let cold = t.elapsed().as_secs_f64() * 1000.0;
         out.push(format!(
             "{:<34} cold {cold:>9.1} ms",
@@ -139,7 +144,7 @@ pub async fn run(
         let mut warm = Vec::new();
         for _ in 0..iterations {
             let t = Instant::now();
-            attribution::campaign_roi(&ctx, model, period, None).await?;
+            attribution::campaign_roi(&ctx, model, period, None, Default::default()).await?;
             warm.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         out.push(line(&format!("  campaignRoi {}", model.as_str()), warm));

@@ -122,6 +122,44 @@ const TITLES: [&str; 6] = [
 ];
 const SALES: [&str; 3] = ["sam", "sue", "sid"];
 
+/// The demo's accounts: (name, domain, segment, industry). Five of every six leads work at one
+/// of them (their email has its domain); the sixth writes from a free-mail address.
+const ACCOUNTS: [(&str, &str, &str, &str); 12] = [
+    (
+        "Northwind Traders",
+        "northwind.example",
+        "ENTERPRISE",
+        "retail",
+    ),
+    ("Globex", "globex.example", "ENTERPRISE", "manufacturing"),
+    ("Initech", "initech.example", "MID_MARKET", "software"),
+    (
+        "Umbrella Health",
+        "umbrella.example",
+        "ENTERPRISE",
+        "health",
+    ),
+    ("Hooli", "hooli.example", "MID_MARKET", "software"),
+    (
+        "Vandelay Industries",
+        "vandelay.example",
+        "SMB",
+        "manufacturing",
+    ),
+    ("Soylent Foods", "soylent.example", "MID_MARKET", "retail"),
+    ("Stark Finance", "stark.example", "ENTERPRISE", "finance"),
+    ("Pied Piper", "piedpiper.example", "SMB", "software"),
+    ("Wonka Confections", "wonka.example", "SMB", "retail"),
+    ("Tyrell Systems", "tyrell.example", "MID_MARKET", "software"),
+    ("Oscorp Bank", "oscorp.example", "SMB", "finance"),
+];
+
+/// The account of demo lead `n` (None: a free-mail lead), without drawing from the random
+/// stream (the rest of the demo stays as it was).
+fn account_of_lead(n: usize) -> Option<usize> {
+    (n % 6 != 0).then_some((n * 7) % ACCOUNTS.len())
+}
+
 fn money(cents: i64, currency: &str) -> (String, String) {
     (
         Money(cents).to_decimal_string(currency),
@@ -197,6 +235,22 @@ async fn people_and_campaigns(ctx: &Ctx, rng: &mut Rng, currency: &str) -> AppRe
             .await?;
         }
     }
+    for (i, (name, domain, segment, industry)) in ACCOUNTS.iter().enumerate() {
+        service::accounts::upsert(
+            ctx,
+            service::accounts::AccountInput {
+                external_id: format!("ACC-{:03}", i + 1),
+                name: name.to_string(),
+                domain: Some(domain.to_string()),
+                owner_external_id: Some(SALES[i % SALES.len()].into()),
+                attributes: Some(vec![
+                    ("industry".into(), industry.to_string()),
+                    ("segment".into(), segment.to_string()),
+                ]),
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -226,15 +280,25 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
             &ctx,
             service::leads::LeadInput {
                 external_id: ext.clone(),
-                email: Some(format!("lead{n}@example.com")),
+                email: Some(match account_of_lead(n) {
+                    Some(a) => format!("lead{n}@{}", ACCOUNTS[a].1),
+                    None => format!("lead{n}@gmail.com"),
+                }),
                 full_name: Some(format!("Demo Person {n}")),
-                company: Some(format!("Company {}", rng.below(120) + 1)),
+                company: {
+                    let drawn = rng.below(120) + 1;
+                    Some(match account_of_lead(n) {
+                        Some(a) => ACCOUNTS[a].0.to_string(),
+                        None => format!("Company {drawn}"),
+                    })
+                },
                 title: Some(rng.pick(&TITLES).to_string()),
                 attributes: Some(vec![
                     ("industry".into(), industry.into()),
                     ("company_size".into(), size.to_string()),
                 ]),
                 created_at: created,
+                account_external_id: None,
             },
         )
         .await?;
@@ -343,6 +407,7 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
                 owner_external_id: Some(rng.pick(&SALES).to_string()),
                 amount: money(amount, currency),
                 created_at: at,
+                account_external_id: None,
             },
         )
         .await?;
@@ -407,8 +472,9 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
     lead_definition(&ctx).await?;
     pay_plans(&ctx, currency).await?;
     Ok(format!(
-        "demo company loaded: {} users, {} campaigns, {} leads, {} touchpoints, {} opportunities ({} won, {} lost), {} bookings and {} refunds, {} recycled, {} disqualified, {} scoring rules, {} pay plans",
+        "demo company loaded: {} users, {} accounts, {} campaigns, {} leads, {} touchpoints, {} opportunities ({} won, {} lost), {} bookings and {} refunds, {} recycled, {} disqualified, {} scoring rules, {} pay plans",
         USERS.len(),
+        ACCOUNTS.len(),
         CAMPAIGNS.len(),
         counts.leads,
         counts.touchpoints,

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::db::{write_transaction, AnyConnection, Db};
 use crate::domain::stage::LeadStage::{self, *};
+use crate::repo::accounts::{AccountAttributeRow, AccountRow};
 use crate::repo::bulk;
 use crate::repo::campaigns::{CampaignRow, CostRow};
 use crate::repo::leads::{LeadRow, TouchpointRow, TransitionRow};
@@ -50,6 +51,88 @@ impl Scale {
     pub fn campaigns(self) -> usize {
         2_000 / self.divisor()
     }
+    /// About 60,000 accounts at `large` (SPEC §8).
+    pub fn accounts(self) -> usize {
+        60_000 / self.divisor()
+    }
+}
+
+/// Accounts and which lead belongs to which: `accounts()` accounts of 1–40 leads each, sized
+/// by a Pareto law cut at 40 (α = 0.3: most accounts have a few leads, a long tail has tens;
+/// ~8 on average), spread over the lead ids among leads of no account (free mail) in a
+/// shuffled order. Returns the accounts, their attributes, and each lead's account (index:
+/// lead id − 1; 0: none).
+fn accounts_plan(
+    rng: &mut Rng,
+    scale: Scale,
+    first_rep: i64,
+    reps: i64,
+) -> (Vec<AccountRow>, Vec<AccountAttributeRow>, Vec<u32>) {
+    const ALPHA: f64 = 0.3;
+    let leads = scale.leads();
+    let cut = 40f64.powf(-ALPHA);
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut total = 0;
+    for _ in 0..scale.accounts() {
+        let u = (rng.below(1 << 30) + 1) as f64 / (1u64 << 30) as f64;
+        let size = ((1.0 - u * (1.0 - cut)).powf(-1.0 / ALPHA).floor() as usize).clamp(1, 40);
+        if total + size > leads {
+            break;
+        }
+        total += size;
+        sizes.push(size);
+    }
+    // Blocks: an account's leads together, or one lead of no account.
+    let mut blocks: Vec<(u32, usize)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i as u32 + 1, *n))
+        .chain(std::iter::repeat_n((0, 1), leads - total))
+        .collect();
+    for i in (1..blocks.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        blocks.swap(i, j);
+    }
+    let mut of_lead = Vec::with_capacity(leads);
+    for (account, n) in blocks {
+        of_lead.extend(std::iter::repeat_n(account, n));
+    }
+    let mut accounts = Vec::new();
+    let mut attributes = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let id = i as i64 + 1;
+        accounts.push(AccountRow {
+            id,
+            external_id: format!("A{id:06}"),
+            name: format!("Account {id}"),
+            domain: Some(account_domain(id)),
+            owner_id: Some(first_rep + (id % reps)),
+        });
+        let segment = match size {
+            1..=4 => "SMB",
+            5..=15 => "MID_MARKET",
+            _ => "ENTERPRISE",
+        };
+        for (key, value) in [
+            ("industry", INDUSTRIES[i % INDUSTRIES.len()].to_string()),
+            ("segment", segment.to_string()),
+            ("employees", (size * 250).to_string()),
+        ] {
+            attributes.push(AccountAttributeRow {
+                account_id: id,
+                key: key.into(),
+                value,
+            });
+        }
+    }
+    (accounts, attributes, of_lead)
+}
+
+const INDUSTRIES: [&str; 5] = ["software", "finance", "retail", "health", "manufacturing"];
+const FREE_MAIL: [&str; 3] = ["gmail.com", "outlook.com", "yahoo.com"];
+
+fn account_domain(id: i64) -> String {
+    format!("acct{id}.example.com")
 }
 
 const CHANNELS: [&str; 8] = [
@@ -110,12 +193,14 @@ pub struct Summary {
     pub plans: usize,
     /// Scoring rules (every lead's score is computed with them).
     pub rules: usize,
+    pub accounts: usize,
     pub seconds: f64,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let rows = self.users
+            + self.accounts
             + self.campaigns
             + self.costs
             + self.leads
@@ -125,8 +210,8 @@ impl std::fmt::Display for Summary {
             + self.revenue_events;
         write!(
             f,
-            "generated {} users, {} campaigns, {} costs, {} leads, {} touchpoints, {} stage moves, {} opportunities ({} won), {} revenue events, {} compensation plans, {} scoring rules: {} rows in {:.1} s ({:.0} rows/s)",
-            self.users, self.campaigns, self.costs, self.leads, self.touchpoints, self.transitions, self.opportunities,
+            "generated {} users, {} accounts, {} campaigns, {} costs, {} leads, {} touchpoints, {} stage moves, {} opportunities ({} won), {} revenue events, {} compensation plans, {} scoring rules: {} rows in {:.1} s ({:.0} rows/s)",
+            self.users, self.accounts, self.campaigns, self.costs, self.leads, self.touchpoints, self.transitions, self.opportunities,
             self.won, self.revenue_events, self.plans, self.rules, rows, self.seconds, rows as f64 / self.seconds.max(1e-9)
         )
     }
@@ -238,8 +323,12 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
             });
         }
     }
+    let (accounts, account_attributes, account_of) =
+        accounts_plan(&mut rng, scale, first_rep, reps as i64);
     write_transaction(conn, |conn| -> AppResult<()> {
         bulk::users(conn, &users)?;
+        bulk::accounts(conn, &accounts)?;
+        bulk::account_attributes(conn, &account_attributes)?;
         bulk::campaigns(conn, &campaigns)?;
         bulk::costs(conn, &costs)?;
         for (external_id, kind, points, max) in RULES {
@@ -262,6 +351,7 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
         Ok(())
     })?;
     summary.rules = RULES.len();
+    summary.accounts = accounts.len();
     summary.users = users.len();
     summary.campaigns = campaigns.len();
     summary.costs = costs.len();
@@ -278,11 +368,16 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
         let upto = (lead_id as usize + chunk_size - 1).min(total) as i64;
         let mut chunk = Chunk::default();
         for id in lead_id..=upto {
+            let account = account_of
+                .get(id as usize - 1)
+                .copied()
+                .filter(|a| *a > 0)
+                .map(i64::from);
             journey(
                 &mut rng,
                 &mut chunk,
                 &mut ids,
-                id,
+                (id, account),
                 &campaigns,
                 first_rep,
                 reps as i64,
@@ -402,7 +497,7 @@ fn journey(
     rng: &mut Rng,
     chunk: &mut Chunk,
     ids: &mut Ids,
-    lead_id: i64,
+    (lead_id, account): (i64, Option<i64>),
     campaigns: &[CampaignRow],
     first_rep: i64,
     reps: i64,
@@ -504,6 +599,7 @@ fn journey(
             status: status.into(),
             created_at: t(created_at),
             closed_at: closed_at.map(t),
+            account_id: None,
         });
         chunk.contacts.push((opp_id, lead_id, 0));
         if lead_id > 1 && rng.chance(20) {
@@ -567,10 +663,14 @@ fn journey(
         });
         ids.transition += 1;
     }
+    let domain = match account {
+        Some(a) => account_domain(a),
+        None => FREE_MAIL[lead_id as usize % FREE_MAIL.len()].to_string(),
+    };
     chunk.leads.push(LeadRow {
         id: lead_id,
         external_id: format!("L{lead_id:08}"),
-        email: Some(format!("lead{lead_id}@example.com")),
+        email: Some(format!("lead{lead_id}@{domain}")),
         full_name: Some(format!("Person {lead_id}")),
         company: Some(format!("Company {}", lead_id % 5_000)),
         title: None,
@@ -588,5 +688,8 @@ fn journey(
         opportunity_at: reach[4],
         won_at: reach[5],
         source_campaign_id: source,
+        account_id: account,
+        account_explicit: false,
+        email_domain: Some(domain),
     });
 }

@@ -8,10 +8,11 @@ mod common;
 
 use chrono::NaiveDate;
 use common::*;
+use funnelgraph::domain::account::Mapping;
 use funnelgraph::domain::attribution::{Model, Params, MODELS};
 use funnelgraph::domain::markov::{removal_effects, ChainCounts};
 use funnelgraph::domain::period::Period;
-use funnelgraph::domain::report::{CampaignInfo, Grouping, Rule, Tally};
+use funnelgraph::domain::report::{Buckets, CampaignInfo, Grouping, Rule, Tally};
 use funnelgraph::domain::stage::LeadStage;
 use funnelgraph::service::index::JourneyIndex;
 use funnelgraph::service::{attribution, funnel};
@@ -71,7 +72,27 @@ fn random_write(app: &TestApp, rng: &mut Rng) {
             eprintln!("{query} -> {v}");
         }
     };
-    match rng.below(12) {
+    match rng.below(15) {
+        // Accounts: a domain taken, changed or dropped matches leads again; leads and deals
+        // join accounts by domain or by name.
+        12 => admin(
+            "mutation($i: AccountInput!) { upsertAccount(input: $i) { id } }",
+            json!({ "externalId": rng.pick(&["A0", "A1"]), "name": "Account", "domain": rng.pick(&["a.example", "b.example", "c.example"]) }),
+        ),
+        13 => {
+            let mut input = json!({ "externalId": rng.pick(&LEADS), "createdAt": rng.instant(), "email": format!("x@{}", rng.pick(&["a.example", "b.example", "gmail.com"])) });
+            if rng.below(3) == 0 {
+                input["accountExternalId"] = json!(rng.pick(&["A0", "A1"]));
+            }
+            admin(
+                "mutation($i: LeadInput!) { upsertLead(input: $i) { id } }",
+                input,
+            )
+        }
+        14 => admin(
+            "mutation($i: OpportunityInput!) { upsertOpportunity(input: $i) { id } }",
+            json!({ "externalId": rng.pick(&DEALS), "name": "Deal", "primaryContactExternalId": rng.pick(&LEADS), "accountExternalId": rng.pick(&["A0", "A1"]), "amount": { "amount": format!("{}.{:02}", rng.below(5000), rng.below(100)), "currency": "USD" }, "createdAt": rng.instant() }),
+        ),
         0 => admin(
             "mutation($i: LeadInput!) { upsertLead(input: $i) { id } }",
             json!({ "externalId": rng.pick(&LEADS), "createdAt": rng.instant(), "title": rng.pick(&["CTO", "Intern"]) }),
@@ -138,6 +159,8 @@ fn period(from: (i32, u32), to: (i32, u32)) -> Period {
 #[derive(Default)]
 struct Kept {
     tallies: std::collections::HashMap<(usize, LeadStage, Model, bool), (i64, Tally)>,
+    /// Tallies under an account mapping or by account, by (period, stage, model, shape).
+    mapped: std::collections::HashMap<(usize, LeadStage, Model, usize), (i64, Tally)>,
     chains: std::collections::HashMap<(usize, LeadStage), (i64, ChainCounts)>,
     cohorts: std::collections::HashMap<usize, (i64, funnel::CohortInputs)>,
     mqls: std::collections::HashMap<usize, (i64, funnel::MqlInputs)>,
@@ -226,8 +249,13 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
             let heuristic = MODELS.into_iter().filter(|m| *m != Model::Markov);
             for (model, by_month) in heuristic.flat_map(|m| [(m, false), (m, true)]) {
                 let params = Params::default();
+                let buckets = if by_month {
+                    Buckets::Month
+                } else {
+                    Buckets::None
+                };
                 let expected = report(
-                    &Tally::of_facts(&from_db, model, params, by_month).unwrap(),
+                    &Tally::of_facts(&from_db, model, params, buckets).unwrap(),
                     by_month,
                 );
                 let ask = attribution::Ask {
@@ -239,12 +267,13 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
                     stage,
                     period: p,
                     lookback,
+                    mapping: Mapping::ContactRoles,
                 };
                 let (version, fresh) = index
                     .read(|j| {
                         (
                             j.journal.version,
-                            attribution::indexed_tally(j, &ask, by_month),
+                            attribution::indexed_tally(j, &ask, buckets),
                         )
                     })
                     .unwrap();
@@ -268,6 +297,64 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
                     );
                 }
                 kept.tallies.insert(key, (version, fresh));
+            }
+            // Under the account mappings and by account: the index's tally equals one made
+            // from the rebuilt journeys, and one brought forward equals it too.
+            let shapes = [
+                (Buckets::None, Mapping::Account),
+                (Buckets::None, Mapping::PrimaryContact),
+                (Buckets::Account, Mapping::ContactRoles),
+                (Buckets::Account, Mapping::Account),
+            ];
+            for model in [Model::Linear, Model::WShaped] {
+                for (shape, (by, mapping)) in shapes.into_iter().enumerate() {
+                    let ask = attribution::Ask {
+                        rule: Rule {
+                            model,
+                            params: Params::default(),
+                            removal_effects: &no_effects,
+                        },
+                        stage,
+                        period: p,
+                        lookback,
+                        mapping,
+                    };
+                    let keyed = |t: &Tally| {
+                        let grouping = if by == Buckets::Account {
+                            Grouping::Account
+                        } else {
+                            Grouping::Campaign
+                        };
+                        t.report_keyed(grouping, &infos, |_| true, &|a| {
+                            Some(format!("account {a}"))
+                        })
+                        .unwrap()
+                    };
+                    let expected = keyed(&attribution::indexed_tally(&rebuilt, &ask, by).unwrap());
+                    let (version, fresh) = index
+                        .read(|j| (j.journal.version, attribution::indexed_tally(j, &ask, by)))
+                        .unwrap();
+                    let fresh = fresh.unwrap();
+                    assert_eq!(
+                        keyed(&fresh),
+                        expected,
+                        "{stage} {model:?} {mapping:?} {by:?} after write {step}"
+                    );
+                    let key = (n, stage, model, shape);
+                    if let Some((since, mut tally)) = kept.mapped.remove(&key) {
+                        let advanced = index
+                            .read(|j| attribution::advance_tally(&mut tally, j, &ask, since))
+                            .unwrap()
+                            .unwrap();
+                        assert!(advanced, "the journal reaches back to the last check");
+                        assert_eq!(
+                            keyed(&tally),
+                            expected,
+                            "{stage} {model:?} {mapping:?} {by:?} brought forward from {since} after write {step}"
+                        );
+                    }
+                    kept.mapped.insert(key, (version, fresh));
+                }
             }
             let paths_db = attribution::markov_paths(&mut conn, stage, p, lookback).unwrap();
             let paths_index = index
@@ -331,12 +418,18 @@ both_databases! {
                 }
             }
         }
+        // An account by domain and a deal naming it, then the last comparison.
+        app.admin("mutation { upsertAccount(input: { externalId: \"A9\", name: \"Nine\", domain: \"nine.example\" }) { id } }", json!({}));
+        app.admin("mutation($i: LeadInput!) { upsertLead(input: $i) { id } }", json!({ "i": { "externalId": "L0", "email": "x@nine.example", "createdAt": "2026-01-02T00:00:00Z" } }));
+        app.admin("mutation($i: OpportunityInput!) { upsertOpportunity(input: $i) { id } }", json!({ "i": { "externalId": "D0", "name": "Deal", "primaryContactExternalId": "L1", "accountExternalId": "A9", "amount": { "amount": "10.00", "currency": "USD" }, "createdAt": "2026-03-01T00:00:00Z" } }));
         assert_index_agrees(app, 180, &mut kept);
         // The sequences did write what the comparison is about.
         let mut conn = app.db.get().unwrap();
         let rebuilt = JourneyIndex::rebuilt(&mut conn).unwrap();
         assert!(rebuilt.leads.values().filter(|l| !l.touches.is_empty()).count() >= 4);
         assert!(rebuilt.leads.values().any(|l| l.reach[1].is_some()));
+        assert!(rebuilt.leads.values().any(|l| l.account.is_some()), "some lead joined an account");
+        assert!(rebuilt.deals.values().any(|d| d.row.account_id.is_some()), "some deal named an account");
         assert!(rebuilt.leads.values().any(|l| l.mqls.iter().any(|m| m.decision.is_some())), "some MQL was decided on");
         assert!(rebuilt.leads.values().any(|l| l.exits.lost || l.exits.recycled || l.exits.disqualified), "some lead left the funnel");
         let deals: Vec<(usize, usize, &str)> = rebuilt.deals.values().map(|d| (d.revenue.len(), d.contacts.len(), d.row.status.as_str())).collect();

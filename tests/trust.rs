@@ -75,6 +75,10 @@ fn company(app: &TestApp) {
         "mutation { upsertScoringRule(input: { externalId: \"rule\", name: \"Rule\", kind: ATTRIBUTE, field: \"title\", operator: EQUALS, value: \"CTO\", points: 10 }) { id } }",
         json!({}),
     );
+    app.ok(
+        "mutation { upsertAccount(input: { externalId: \"acct-rex\", name: \"Rex Corp\", domain: \"rex.example\", ownerExternalId: \"rex\" }) { id } }",
+        json!({}),
+    );
 }
 
 /// Everything the hostile writes could change, read as ADMIN.
@@ -84,6 +88,8 @@ const STATE: &str = "{
   opportunities(first: 50) { nodes { externalId name amount { amount } status owner { externalId } revenue { externalId amount { amount } } } }
   scoringRules { externalId points }
   mqlThreshold
+  accounts(first: 50) { nodes { externalId name domain owner { externalId } leads { externalId } } }
+  mqaSettings { minContacts threshold }
   compensationStatement(userExternalId: \"bob\", period: { from: \"2026-01-01\", to: \"2026-02-01\" }) { status plan { externalId revenueRate } total { amount } }
   auditLog(first: 1) { totalCount }
 }";
@@ -121,6 +127,9 @@ fn hostile_writes() -> Vec<(&'static str, &'static str)> {
         ("Mutation.reopenPeriod", "mutation { reopenPeriod(period: { from: \"2025-01-01\", to: \"2025-02-01\" }) }"),
         ("Mutation.upsertScoringRule", "mutation { upsertScoringRule(input: { externalId: \"rule\", name: \"Rule\", kind: ATTRIBUTE, field: \"title\", operator: EQUALS, value: \"CTO\", points: 99 }) { id } }"),
         ("Mutation.setMqlThreshold", "mutation { setMqlThreshold(points: 1) }"),
+        // Taking over rex's account (its domain would pull every lead of rex.example along).
+        ("Mutation.upsertAccount", "mutation { upsertAccount(input: { externalId: \"acct-rex\", name: \"Hijacked\", domain: \"evil.example\", ownerExternalId: \"rita\" }) { id } }"),
+        ("Mutation.setMqaSettings", "mutation { setMqaSettings(minContacts: 1, threshold: 0) { threshold } }"),
     ]
 }
 

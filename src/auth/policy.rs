@@ -24,7 +24,8 @@ pub enum Owned {
     Campaigns,
     /// Leads touched by a campaign the caller owns.
     LeadsTouchedByOwnCampaigns,
-    /// Leads the caller owns, and the contacts of opportunities the caller owns.
+    /// Leads the caller owns, the contacts of opportunities the caller owns, and the leads of
+    /// accounts the caller owns.
     LeadsAndOwnDealContacts,
     /// Leads the caller owns.
     Leads,
@@ -200,10 +201,18 @@ pub const OPERATIONS: &[(&str, Need)] = &[
     ("Query.scoringCalibration", Need::Read(Read::Campaigns)),
     ("Query.funnel", Need::Read(Read::Campaigns)),
     ("Query.leakage", Need::Read(Read::Leakage)),
+    // Accounts follow the leads' rules (SPEC §8); the account funnel is a report like the
+    // lead funnel; the MQA settings are part of the shared lead definition.
+    ("Query.account", Need::Read(Read::Leads)),
+    ("Query.accounts", Need::Read(Read::Leads)),
+    ("Query.accountFunnel", Need::Read(Read::Campaigns)),
+    ("Query.mqaSettings", Need::Read(Read::LeadDefinition)),
     ("Mutation.upsertUser", Need::Write(Write::Ingest)),
     ("Mutation.upsertCampaign", Need::Write(Write::Campaigns)),
     ("Mutation.recordCampaignCost", Need::Write(Write::Campaigns)),
     ("Mutation.upsertLead", Need::Write(Write::Ingest)),
+    ("Mutation.upsertAccount", Need::Write(Write::Ingest)),
+    ("Mutation.setMqaSettings", Need::Write(Write::Scoring)),
     ("Mutation.recordTouchpoint", Need::Write(Write::Ingest)),
     ("Mutation.transitionLead", Need::Transition),
     ("Mutation.upsertOpportunity", Need::Write(Write::Ingest)),

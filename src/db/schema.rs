@@ -52,6 +52,9 @@ diesel::table! {
         opportunity_at -> Nullable<Timestamp>,
         won_at -> Nullable<Timestamp>,
         source_campaign_id -> Nullable<BigInt>,
+        account_id -> Nullable<BigInt>,
+        account_explicit -> Bool,
+        email_domain -> Nullable<Text>,
     }
 }
 
@@ -98,6 +101,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         closed_at -> Nullable<Timestamp>,
+        account_id -> Nullable<BigInt>,
     }
 }
 
@@ -138,7 +142,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    accounts (id) {
+        id -> BigInt,
+        external_id -> Text,
+        name -> Text,
+        domain -> Nullable<Text>,
+        owner_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    account_attributes (account_id, key) {
+        account_id -> BigInt,
+        key -> Text,
+        value -> Text,
+    }
+}
+
 diesel::joinable!(campaigns -> users (owner_id));
+diesel::joinable!(account_attributes -> accounts (account_id));
 diesel::joinable!(campaign_costs -> campaigns (campaign_id));
 diesel::joinable!(touchpoints -> leads (lead_id));
 diesel::joinable!(touchpoints -> campaigns (campaign_id));
@@ -160,6 +183,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     revenue_events,
     audit_log,
     settings,
+    accounts,
+    account_attributes,
 );
 
 diesel::table! {
@@ -174,6 +199,7 @@ diesel::table! {
         qualified_lead_bonus_cents -> BigInt,
         cap_cents -> Nullable<BigInt>,
         clawback_days -> Integer,
+        contacts -> Text,
     }
 }
 

@@ -51,6 +51,7 @@ pub fn parse_object(kind: &str, object: Value) -> Result<Record, AppError> {
             Record::CloseOpportunity(parse::<mutation::CloseOpportunityInput>(input)?.into())
         }
         "revenue" => Record::Revenue(parse::<mutation::RevenueInput>(input)?.into()),
+        "account" => Record::Account(parse::<super::accounts::AccountInput>(input)?.into()),
         other => {
             return Err(AppError::BadInput(format!(
                 "unknown type \"{other}\"; one of {}",

@@ -55,6 +55,7 @@ loader!(AttributesByLead, i64 => Vec<(String, String)>, |db, keys| batch::attrib
 loader!(ContactsByOpportunity, i64 => Vec<i64>, |db, keys| batch::contacts(db, keys));
 loader!(RevenueByOpportunity, i64 => Vec<RevenueRow>, |db, keys| batch::revenue(db, keys));
 loader!(OpportunityOwnersByLead, i64 => Vec<i64>, |db, keys| batch::opportunity_owners(db, keys));
+loader!(AccountById, i64 => crate::service::accounts::AccountRow, |db, keys| crate::service::accounts::by_ids(db, keys));
 loader!(RulesLoader, i64 => Vec<RuleRow>, |db, _keys| batch::rules(db));
 loader!(CostByCampaign, CostKey => i64, |db, keys| batch::costs(db, keys));
 
@@ -99,4 +100,5 @@ loaders! {
     opportunity_owners: OpportunityOwnersByLead,
     costs: CostByCampaign,
     rules: RulesLoader,
+    accounts: AccountById,
 }

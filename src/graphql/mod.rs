@@ -1,6 +1,7 @@
 //! The GraphQL API: schema build with its limits, the per-request session, and the roots
 //! merged from per-area objects.
 
+pub mod accounts;
 pub mod bounds;
 pub mod compensation;
 pub mod csv;
@@ -60,6 +61,7 @@ pub struct QueryRoot(
     reports::ReportQueryRoot,
     compensation::CompensationQuery,
     funnel::FunnelQuery,
+    accounts::AccountQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -68,6 +70,7 @@ pub struct MutationRoot(
     mutation::EntityMutation,
     compensation::CompensationMutation,
     funnel::FunnelMutation,
+    accounts::AccountMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

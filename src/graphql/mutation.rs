@@ -48,12 +48,6 @@ pub struct CampaignCostInput {
 }
 
 #[derive(InputObject)]
-pub struct LeadAttributeInput {
-    pub key: String,
-    pub value: String,
-}
-
-#[derive(InputObject)]
 pub struct LeadInput {
     pub external_id: String,
     pub email: Option<String>,
@@ -62,6 +56,9 @@ pub struct LeadInput {
     pub title: Option<String>,
     pub attributes: Option<Vec<LeadAttributeInput>>,
     pub created_at: DateTime,
+    /// The lead's account. Absent: the account whose domain is the host of its email, if
+    /// any (never a free-mail domain), matched again whenever an account is upserted.
+    pub account_external_id: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -91,6 +88,8 @@ pub struct OpportunityInput {
     pub owner_external_id: Option<String>,
     pub amount: MoneyInput,
     pub created_at: DateTime,
+    /// The account it is for. Absent: its primary contact's account.
+    pub account_external_id: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -156,6 +155,7 @@ impl From<LeadInput> for service::leads::LeadInput {
                 .attributes
                 .map(|list| list.into_iter().map(|a| (a.key, a.value)).collect()),
             created_at: input.created_at.0,
+            account_external_id: input.account_external_id,
         }
     }
 }
@@ -194,6 +194,7 @@ impl From<OpportunityInput> for service::opportunities::OpportunityInput {
             owner_external_id: input.owner_external_id,
             amount: input.amount.pair(),
             created_at: input.created_at.0,
+            account_external_id: input.account_external_id,
         }
     }
 }

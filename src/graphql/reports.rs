@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
 use super::scalars::Date;
-use super::types::{AttributionModel, Campaign, LeadStage, Money, Period};
+use super::types::{AttributionModel, Campaign, ContactMapping, LeadStage, Money, Period};
 use super::{session, PeriodInput, Session};
 use crate::service::attribution::{self as service, ReportQuery};
 
@@ -13,6 +13,11 @@ pub enum AttributionGrouping {
     Campaign,
     Channel,
     Month,
+    /// The credited touch's lead's account externalId; `(none)` for a lead without one.
+    Account,
+    /// An attribute of that account, named by the `segment` argument; `(none)` when the lead
+    /// has no account or the account lacks it.
+    Segment,
 }
 
 pub fn period_of(p: crate::domain::period::Period) -> Period {
@@ -187,6 +192,10 @@ impl ReportQueryRoot {
         >,
         #[graphql(default_with = "Some(7.0)")] half_life_days: Option<f64>,
         #[graphql(default_with = "Some(365)")] lookback_days: Option<i32>,
+        #[graphql(default_with = "Some(ContactMapping::ContactRoles)")] contacts: Option<
+            ContactMapping,
+        >,
+        segment: Option<String>,
     ) -> Result<AttributionReport> {
         let s = session(ctx);
         let report = service::report(
@@ -198,6 +207,8 @@ impl ReportQueryRoot {
                 grouping: group_by.unwrap_or(AttributionGrouping::Campaign).into(),
                 half_life_days: half_life_days.unwrap_or(7.0),
                 lookback_days: i64::from(lookback_days.unwrap_or(365)),
+                mapping: contacts.unwrap_or_default().into(),
+                segment,
             },
         )
         .await?;
@@ -211,12 +222,16 @@ impl ReportQueryRoot {
         model: AttributionModel,
         period: PeriodInput,
         campaign_external_ids: Option<Vec<String>>,
+        #[graphql(default_with = "Some(ContactMapping::ContactRoles)")] contacts: Option<
+            ContactMapping,
+        >,
     ) -> Result<Vec<CampaignRoi>> {
         let rows = service::campaign_roi(
             &session(ctx).ctx,
             model.into(),
             period.checked()?,
             campaign_external_ids,
+            contacts.unwrap_or_default().into(),
         )
         .await?;
         Ok(rows.into_iter().map(|roi| CampaignRoi { roi }).collect())

@@ -49,6 +49,20 @@ fn parse_stage(text: &str) -> Result<LeadStage> {
         .map_err(|e| AppError::Internal(e).into())
 }
 
+/// Whose touches an opportunity's OPPORTUNITY and WON conversions credit (SPEC §8).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+#[graphql(remote = "crate::domain::account::Mapping")]
+pub enum ContactMapping {
+    /// The opportunity's contacts (its primary contact among them).
+    #[default]
+    ContactRoles,
+    /// Its primary contact only.
+    PrimaryContact,
+    /// Its contacts and every lead of its account, no touch before the account's previous
+    /// close; an opportunity without an account falls back to CONTACT_ROLES.
+    Account,
+}
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "crate::domain::deal::DealStatus")]
 pub enum OpportunityStatus {
@@ -167,8 +181,125 @@ pub enum Node {
     ScoringRule(ScoringRule),
 }
 
+#[derive(Clone, Debug)]
+pub struct Account(pub service::accounts::AccountRow);
+
+/// How engaged an account is: its leads' current scores summed, and how many of them were
+/// touched lately.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AccountEngagement {
+    /// Leads of the account.
+    pub contacts: i64,
+    /// The sum of their current scores.
+    pub score: i64,
+    /// Leads with at least one touch in the last `days` days.
+    pub engaged_contacts: i64,
+    pub days: i32,
+}
+
+#[Object]
+impl Account {
+    async fn id(&self) -> ID {
+        ids::encode("Account", self.0.id)
+    }
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Lower-case; leads whose email host equals it belong here unless they name an account.
+    async fn domain(&self) -> Option<&str> {
+        self.0.domain.as_deref()
+    }
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        user_ref(ctx, self.0.owner_id).await
+    }
+    /// By key.
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<LeadAttribute>> {
+        let s = session(ctx);
+        let mut all = service::accounts::attributes(&s.ctx, vec![self.0.id]).await?;
+        Ok(all
+            .remove(&self.0.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| LeadAttribute { key, value })
+            .collect())
+    }
+    /// Its leads, by externalId (their personal data as the caller's role allows).
+    async fn leads(&self, ctx: &Context<'_>) -> Result<Vec<Lead>> {
+        let rows = service::accounts::leads_of(&session(ctx).ctx, self.0.id).await?;
+        Ok(rows.into_iter().map(Lead).collect())
+    }
+    /// Its opportunities the caller may see (naming it, or through their primary contact),
+    /// by externalId.
+    async fn opportunities(&self, ctx: &Context<'_>) -> Result<Vec<Opportunity>> {
+        let rows = service::accounts::opportunities_of(&session(ctx).ctx, self.0.id).await?;
+        Ok(rows.into_iter().map(Opportunity).collect())
+    }
+    /// Every touch of every lead of the account, in time order, then externalId.
+    async fn timeline(&self, ctx: &Context<'_>) -> Result<Vec<Touchpoint>> {
+        let rows = service::accounts::timeline(&session(ctx).ctx, self.0.id).await?;
+        Ok(rows.into_iter().map(Touchpoint).collect())
+    }
+    /// When it became a marketing-qualified account (SPEC §8); null if it has not.
+    async fn mqa_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        let states = service::accounts::states(&session(ctx).ctx).await?;
+        Ok(states
+            .milestones
+            .get(&self.0.id)
+            .and_then(|m| m.mqa)
+            .map(DateTime))
+    }
+    async fn first_opportunity_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        let states = service::accounts::states(&session(ctx).ctx).await?;
+        Ok(states
+            .milestones
+            .get(&self.0.id)
+            .and_then(|m| m.first_opportunity)
+            .map(DateTime))
+    }
+    async fn first_won_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        let states = service::accounts::states(&session(ctx).ctx).await?;
+        Ok(states
+            .milestones
+            .get(&self.0.id)
+            .and_then(|m| m.first_win)
+            .map(DateTime))
+    }
+    /// Its leads' scores summed, and its engaged contacts: those touched in the last `days`.
+    async fn engagement(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 90)] days: i32,
+    ) -> Result<AccountEngagement> {
+        let found =
+            service::accounts::engagement(&session(ctx).ctx, vec![self.0.id], i64::from(days))
+                .await?
+                .remove(&self.0.id)
+                .unwrap_or_default();
+        Ok(AccountEngagement {
+            contacts: found.0,
+            score: found.1,
+            engaged_contacts: found.2,
+            days,
+        })
+    }
+}
+
+/// Resolves an account reference (accounts follow the leads' read rules).
+async fn account_ref(ctx: &Context<'_>, id: Option<i64>) -> Result<Option<Account>> {
+    let Some(id) = id else { return Ok(None) };
+    Ok(session(ctx)
+        .loaders
+        .accounts()
+        .load_one(id)
+        .await?
+        .map(Account))
+}
+
 /// Resolves a user reference the caller may or may not see.
-async fn user_ref(ctx: &Context<'_>, id: Option<i64>) -> Result<Option<User>> {
+pub(crate) async fn user_ref(ctx: &Context<'_>, id: Option<i64>) -> Result<Option<User>> {
     let Some(id) = id else { return Ok(None) };
     let s = session(ctx);
     if !service::users::can_see_user(&s.ctx, id) {
@@ -264,6 +395,12 @@ impl Campaign {
     }
 }
 
+#[derive(async_graphql::InputObject)]
+pub struct LeadAttributeInput {
+    pub key: String,
+    pub value: String,
+}
+
 #[derive(SimpleObject, Clone, Debug)]
 pub struct LeadAttribute {
     pub key: String,
@@ -287,6 +424,14 @@ impl Lead {
                     .load_one(self.0.id)
                     .await?
                     .unwrap_or_default();
+                if let Some(account) = self.0.account_id {
+                    facts.account_owner = s
+                        .loaders
+                        .accounts()
+                        .load_one(account)
+                        .await?
+                        .and_then(|a| a.owner_id);
+                }
             }
             if by_campaigns {
                 let touches = s
@@ -363,6 +508,14 @@ impl Lead {
     }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         user_ref(ctx, self.0.owner_id).await
+    }
+    /// Its account: the one it names, else the one its email's domain matches (SPEC §8).
+    async fn account(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
+        account_ref(ctx, self.0.account_id).await
+    }
+    /// Whether its account was given (true) or matched by its email's domain (false).
+    async fn account_explicit(&self) -> bool {
+        self.0.account_explicit
     }
     /// In time order, then externalId.
     async fn touchpoints(&self, ctx: &Context<'_>) -> Result<Vec<Touchpoint>> {
@@ -503,6 +656,19 @@ impl Opportunity {
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         user_ref(ctx, self.0.owner_id).await
     }
+    /// Its account: the one it names, else its primary contact's (SPEC §8).
+    async fn account(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
+        let id = match self.0.account_id {
+            Some(id) => Some(id),
+            None => session(ctx)
+                .loaders
+                .leads()
+                .load_one(self.0.primary_contact_id)
+                .await?
+                .and_then(|l| l.account_id),
+        };
+        account_ref(ctx, id).await
+    }
     async fn amount(&self, ctx: &Context<'_>) -> Money {
         Money::new(session(ctx), self.0.amount_cents)
     }
@@ -521,10 +687,17 @@ impl Opportunity {
         &self,
         ctx: &Context<'_>,
         model: AttributionModel,
+        #[graphql(default_with = "Some(ContactMapping::ContactRoles)")] contacts: Option<
+            ContactMapping,
+        >,
     ) -> Result<Vec<AttributionCredit>> {
-        let credits =
-            service::attribution::opportunity_credits(&session(ctx).ctx, self.0.id, model.into())
-                .await?;
+        let credits = service::attribution::opportunity_credits(
+            &session(ctx).ctx,
+            self.0.id,
+            model.into(),
+            contacts.unwrap_or_default().into(),
+        )
+        .await?;
         Ok(credits
             .into_iter()
             .map(|credit| AttributionCredit { credit })

@@ -144,11 +144,21 @@ pub(super) async fn export_attribution(
             "CAMPAIGN" => Grouping::Campaign,
             "CHANNEL" => Grouping::Channel,
             "MONTH" => Grouping::Month,
+            "ACCOUNT" => Grouping::Account,
+            "SEGMENT" => Grouping::Segment,
             other => {
                 return Err(AppError::BadInput(format!(
-                    "groupBy={other}: use CAMPAIGN, CHANNEL or MONTH"
+                    "groupBy={other}: use CAMPAIGN, CHANNEL, MONTH, ACCOUNT or SEGMENT"
                 )))
             }
+        };
+        let mapping = match params.get("contacts") {
+            None => crate::domain::account::Mapping::ContactRoles,
+            Some(m) => crate::domain::account::Mapping::parse(m).ok_or_else(|| {
+                AppError::BadInput(format!(
+                    "contacts={m}: use CONTACT_ROLES, PRIMARY_CONTACT or ACCOUNT"
+                ))
+            })?,
         };
         let number = |name: &str, default: f64| -> Result<f64, AppError> {
             params.get(name).map_or(Ok(default), |v| {
@@ -163,6 +173,8 @@ pub(super) async fn export_attribution(
             grouping,
             half_life_days: number("halfLifeDays", 7.0)?,
             lookback_days: number("lookbackDays", 365.0)? as i64,
+            mapping,
+            segment: params.get("segment").cloned(),
         })
     })();
     let result = match parsed {

@@ -5,8 +5,8 @@
 use diesel::prelude::*;
 
 use crate::db::schema::{
-    audit_log, campaign_costs, campaigns, lead_attributes, leads, opportunities,
-    opportunity_contacts, revenue_events, stage_transitions, touchpoints, users,
+    account_attributes, accounts, audit_log, campaign_costs, campaigns, lead_attributes, leads,
+    opportunities, opportunity_contacts, revenue_events, stage_transitions, touchpoints, users,
 };
 use crate::db::{AnyConnection, Backend};
 use crate::repo::audit::NewAudit;
@@ -40,6 +40,12 @@ macro_rules! bulk {
 }
 
 bulk!(users, UserRow, users::table);
+bulk!(accounts, crate::repo::accounts::AccountRow, accounts::table);
+bulk!(
+    account_attributes,
+    crate::repo::accounts::AccountAttributeRow,
+    account_attributes::table
+);
 bulk!(campaigns, CampaignRow, campaigns::table);
 bulk!(costs, CostRow, campaign_costs::table);
 bulk!(leads, LeadRow, leads::table);
@@ -120,6 +126,7 @@ pub fn contacts(conn: &mut AnyConnection, rows: &[(i64, i64, i32)]) -> QueryResu
 pub fn fix_sequences(conn: &mut AnyConnection, backend: Backend) -> QueryResult<()> {
     if backend == Backend::Postgres {
         for table in [
+            "accounts",
             "users",
             "campaigns",
             "campaign_costs",

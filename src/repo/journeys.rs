@@ -23,6 +23,7 @@ pub type ReachRow = (
     String,
     Option<i64>,
     Option<i64>,
+    Option<i64>,
 );
 
 /// A move as the hand-off reports read it: (id, lead, to stage, time).
@@ -47,6 +48,7 @@ macro_rules! reach_columns {
             leads::external_id,
             leads::source_campaign_id,
             leads::owner_id,
+            leads::account_id,
         )
     };
 }

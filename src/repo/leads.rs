@@ -29,6 +29,11 @@ pub struct LeadRow {
     pub won_at: Option<NaiveDateTime>,
     /// The campaign of the earliest touchpoint.
     pub source_campaign_id: Option<i64>,
+    /// Its account (SPEC §8): given (`account_explicit`) or matched by `email_domain`.
+    pub account_id: Option<i64>,
+    pub account_explicit: bool,
+    /// Its email's host, lower-case (what domain matching reads).
+    pub email_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
@@ -40,6 +45,9 @@ pub struct LeadValues<'a> {
     pub company: Option<&'a str>,
     pub title: Option<&'a str>,
     pub created_at: NaiveDateTime,
+    pub account_id: Option<i64>,
+    pub account_explicit: bool,
+    pub email_domain: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]

@@ -1,6 +1,7 @@
 //! Rows in, rows out: one module per aggregate, no business rules. Every function takes a
 //! connection and runs on both databases.
 
+pub mod accounts;
 pub mod audit;
 pub mod bulk;
 pub mod campaigns;

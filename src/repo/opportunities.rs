@@ -20,6 +20,8 @@ pub struct OpportunityRow {
     pub status: String,
     pub created_at: NaiveDateTime,
     pub closed_at: Option<NaiveDateTime>,
+    /// The account it names (None: its primary contact's, SPEC §8).
+    pub account_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
@@ -31,6 +33,7 @@ pub struct OpportunityValues<'a> {
     pub owner_id: Option<i64>,
     pub amount_cents: i64,
     pub created_at: NaiveDateTime,
+    pub account_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
 use super::cache::{ChainKey, FactsKey, ReportCache, Tallied, TallyKey, Version};
-use super::index::{micros_range, CampaignData, Deal, JourneyIndex, Journeys, LeadJourney};
+use super::index::{
+    micros_range, CampaignData, Changed, Deal, JourneyIndex, Journeys, LeadJourney,
+};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::db::AnyConnection;
+use crate::domain::account::{previous_close, Mapping};
 use crate::domain::attribution::{
     eligible, eligible_run, sort_touches, Conversion, Model, Params, Touch,
 };
@@ -22,8 +25,8 @@ use crate::domain::markov::{collapse, removal_effects, ChainCounts, Path};
 use crate::domain::money::Money;
 use crate::domain::period::Period;
 use crate::domain::report::{
-    self, CampaignInfo, ConversionFacts, Credit, Grouping, Report, Rule, Sign, StageFacts, Tally,
-    ValueFacts,
+    self, Buckets, CampaignInfo, ConversionFacts, Credit, Grouping, Report, Rule, Sign, StageFacts,
+    Tally, ValueFacts,
 };
 use crate::domain::stage::LeadStage;
 use crate::repo::campaigns::{self, CampaignRow};
@@ -32,7 +35,7 @@ use crate::repo::opportunities::{self, OpportunityRow, RevenueRow};
 use crate::repo::reports;
 
 /// What a report asks for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReportQuery {
     pub model: Model,
     pub stage: LeadStage,
@@ -40,6 +43,41 @@ pub struct ReportQuery {
     pub grouping: Grouping,
     pub half_life_days: f64,
     pub lookback_days: i64,
+    /// Whose touches a deal credits (SPEC §8).
+    pub mapping: Mapping,
+    /// The account attribute a SEGMENT report groups by.
+    pub segment: Option<String>,
+}
+
+/// The row key of each account for an ACCOUNT (externalId) or SEGMENT (the attribute) report.
+async fn account_keys(
+    ctx: &Ctx,
+    grouping: Grouping,
+    segment: Option<String>,
+) -> AppResult<HashMap<i64, String>> {
+    match grouping {
+        Grouping::Account => {
+            ctx.db
+                .run(|conn| {
+                    Ok(crate::repo::accounts::all(conn)?
+                        .into_iter()
+                        .map(|a| (a.id, a.external_id))
+                        .collect())
+                })
+                .await
+        }
+        Grouping::Segment => {
+            let key = segment.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+                AppError::BadInput(
+                    "groupBy SEGMENT needs segment: the account attribute to group by".into(),
+                )
+            })?;
+            ctx.db
+                .run(move |conn| Ok(crate::repo::accounts::attribute_of_all(conn, &key)?))
+                .await
+        }
+        _ => Ok(HashMap::new()),
+    }
 }
 
 /// A report with what the caller may see of it.
@@ -311,6 +349,14 @@ pub fn markov_paths(
     Ok(paths)
 }
 
+/// What a tally keeps beside each campaign, and whose touches a deal credits: the default is
+/// what the database path reads (no accounts, the deal's contacts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shape {
+    pub by: Buckets,
+    pub mapping: Mapping,
+}
+
 /// What a tally on the index credits: the stage, period and lookback, weighed by `rule`.
 #[derive(Clone, Copy)]
 pub struct Ask<'a> {
@@ -318,6 +364,8 @@ pub struct Ask<'a> {
     pub stage: LeadStage,
     pub period: Period,
     pub lookback: i64,
+    /// Whose touches a deal credits (SPEC §8).
+    pub mapping: Mapping,
 }
 
 /// A report's model, parameters, period and lookback: an `Ask` per stage.
@@ -327,6 +375,7 @@ struct Weighing {
     params: Params,
     period: Period,
     lookback: i64,
+    mapping: Mapping,
 }
 
 impl Weighing {
@@ -340,8 +389,181 @@ impl Weighing {
             stage,
             period: self.period,
             lookback: self.lookback,
+            mapping: self.mapping,
         }
     }
+}
+
+/// The journey index as it is now, or as it was at an earlier version (the leads and deals
+/// changed since replaced by what they were then): what a tally credited then is taken back
+/// exactly as it was counted in.
+pub struct View<'a> {
+    j: &'a Journeys,
+    then: Option<&'a Changed<'a>>,
+    /// For the earlier version: the changed leads and deals by the account they had then.
+    members_then: HashMap<i64, Vec<i64>>,
+    deals_then: HashMap<i64, Vec<i64>>,
+}
+
+impl<'a> View<'a> {
+    pub fn now(j: &'a Journeys) -> View<'a> {
+        View {
+            j,
+            then: None,
+            members_then: HashMap::new(),
+            deals_then: HashMap::new(),
+        }
+    }
+
+    fn then(j: &'a Journeys, changed: &'a Changed<'a>) -> View<'a> {
+        let mut view = View {
+            j,
+            then: Some(changed),
+            members_then: HashMap::new(),
+            deals_then: HashMap::new(),
+        };
+        for (id, old) in &changed.leads {
+            if let Some(a) = old.and_then(|l| l.account) {
+                view.members_then.entry(a).or_default().push(*id);
+            }
+        }
+        let mut deals_then: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (id, old) in &changed.deals {
+            if let Some(a) = old.and_then(|d| view.account_of(d)) {
+                deals_then.entry(a).or_default().push(*id);
+            }
+        }
+        view.deals_then = deals_then;
+        view
+    }
+
+    pub fn lead(&self, id: i64) -> Option<&'a LeadJourney> {
+        match self.then.and_then(|c| c.leads.get(&id)) {
+            Some(old) => *old,
+            None => self.j.lead(id),
+        }
+    }
+
+    pub fn deal(&self, id: i64) -> Option<&'a Deal> {
+        match self.then.and_then(|c| c.deals.get(&id)) {
+            Some(old) => *old,
+            None => self.j.deal(id),
+        }
+    }
+
+    /// A deal's account: the one it names, else its primary contact's.
+    pub fn account_of(&self, deal: &Deal) -> Option<i64> {
+        deal.row
+            .account_id
+            .or_else(|| self.lead(deal.row.primary_contact_id)?.account)
+    }
+
+    /// The leads of an account, ascending.
+    pub fn members(&self, account: i64) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .j
+            .by_account
+            .get(&account)
+            .into_iter()
+            .flatten()
+            .chain(self.members_then.get(&account).into_iter().flatten())
+            .copied()
+            .filter(|id| self.lead(*id).is_some_and(|l| l.account == Some(account)))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The deals of an account (naming it, or through their primary contact), ascending.
+    pub fn account_deals(&self, account: i64, members: &[i64]) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .j
+            .deals_by_account
+            .get(&account)
+            .into_iter()
+            .flatten()
+            .chain(self.deals_then.get(&account).into_iter().flatten())
+            .chain(
+                members
+                    .iter()
+                    .flat_map(|m| self.j.by_contact.get(m).into_iter().flatten()),
+            )
+            .copied()
+            .filter(|id| {
+                self.deal(*id)
+                    .is_some_and(|d| self.account_of(d) == Some(account))
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// The touches a deal credits under `mapping`, sorted, with (when `with_accounts`) the
+/// account of each one's lead (0: none), and the bound F below which none counts (SPEC §8).
+pub fn mapped_touches(
+    view: &View,
+    deal: &Deal,
+    mapping: Mapping,
+    with_accounts: bool,
+) -> (Vec<Touch>, Vec<i64>, Option<DateTime<Utc>>) {
+    let row = &deal.row;
+    let mut floor = None;
+    let leads: Vec<i64> = match mapping {
+        Mapping::ContactRoles => deal.contacts.clone(),
+        Mapping::PrimaryContact => vec![row.primary_contact_id],
+        Mapping::Account => match view.account_of(deal) {
+            None => deal.contacts.clone(),
+            Some(account) => {
+                let members = view.members(account);
+                let created = utc(row.created_at);
+                floor = previous_close(
+                    created,
+                    view.account_deals(account, &members)
+                        .into_iter()
+                        .filter(|id| *id != row.id)
+                        .filter_map(|id| view.deal(id))
+                        .map(|d| d.row.closed_at.map(utc)),
+                );
+                let mut all = members;
+                all.extend(deal.contacts.iter().copied());
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
+        },
+    };
+    let mut pairs: Vec<(Touch, i64)> = leads
+        .iter()
+        .filter_map(|id| view.lead(*id))
+        .flat_map(|l| {
+            let account = l.account.unwrap_or(0);
+            l.touches.iter().map(move |t| (t.clone(), account))
+        })
+        .collect();
+    pairs.sort_by(|a, b| (a.0.at, &a.0.external_id).cmp(&(b.0.at, &b.0.external_id)));
+    let accounts = if with_accounts {
+        pairs.iter().map(|p| p.1).collect()
+    } else {
+        Vec::new()
+    };
+    (pairs.into_iter().map(|p| p.0).collect(), accounts, floor)
+}
+
+/// The eligible run of sorted `all` for a conversion at `at`: max(at − lookback, floor) ≤
+/// time ≤ at, as (start, end) indexes.
+fn eligible_span(
+    all: &[Touch],
+    at: DateTime<Utc>,
+    lookback: i64,
+    floor: Option<DateTime<Utc>>,
+) -> std::ops::Range<usize> {
+    // As `eligible_run`, with the lower bound raised to the floor.
+    let lower = (at - Duration::days(lookback)).max(floor.unwrap_or(DateTime::<Utc>::MIN_UTC));
+    let from = all.partition_point(|t| t.at < lower);
+    from..all.partition_point(|t| t.at <= at).max(from)
 }
 
 /// Counts in (or takes back) a lead's conversion at a funnel rank, if it reached the rank in
@@ -361,20 +583,19 @@ fn credit_lead(t: &mut Tally, ask: &Ask, lead: &LeadJourney, sign: Sign) -> AppR
         won: false,
     };
     let touches = eligible_run(&lead.touches, at, ask.lookback);
-    Ok(t.conversion(&ask.rule, &conversion, touches, 0, sign)?)
+    let accounts = if t.buckets() == Buckets::Account {
+        vec![lead.account.unwrap_or(0); touches.len()]
+    } else {
+        Vec::new()
+    };
+    Ok(t.conversion(&ask.rule, &conversion, touches, &accounts, 0, sign)?)
 }
 
 /// Counts in (or takes back) what a deal gives the stage in the period, its contacts' touches
 /// and its primary contact's MQL read through `lead`: at OPPORTUNITY its creation with its
 /// pipeline amount; at WON its win and every revenue event booked on it in the period, as of
 /// its close. As `load_facts` reads them from the database.
-fn credit_deal<'a>(
-    t: &mut Tally,
-    ask: &Ask,
-    deal: &Deal,
-    lead: impl Fn(i64) -> Option<&'a LeadJourney>,
-    sign: Sign,
-) -> AppResult<()> {
+fn credit_deal(t: &mut Tally, ask: &Ask, deal: &Deal, view: &View, sign: Sign) -> AppResult<()> {
     let row = &deal.row;
     let closed = utc(row.closed_at.unwrap_or(row.created_at));
     let (at, won, counted) = match ask.stage {
@@ -392,37 +613,42 @@ fn credit_deal<'a>(
     if !counted && !deal.revenue.iter().any(|r| booked(&r)) {
         return Ok(());
     }
-    let mut all: Vec<Touch> = deal
-        .contacts
-        .iter()
-        .filter_map(|c| lead(*c))
-        .flat_map(|l| l.touches.iter().cloned())
-        .collect();
-    sort_touches(&mut all);
+    let (all, accounts, floor) =
+        mapped_touches(view, deal, ask.mapping, t.buckets() == Buckets::Account);
     let conversion = Conversion {
         at,
-        mql_at: lead(row.primary_contact_id).and_then(|l| l.reach[1]),
+        mql_at: view.lead(row.primary_contact_id).and_then(|l| l.reach[1]),
         opportunity_created_at: Some(utc(row.created_at)),
         won,
     };
-    let touches = eligible_run(&all, at, ask.lookback);
+    let span = eligible_span(&all, at, ask.lookback, floor);
+    let touches = &all[span.clone()];
+    let accounts = accounts.get(span).unwrap_or_default();
     if counted {
         let value = if won { 0 } else { row.amount_cents };
-        t.conversion(&ask.rule, &conversion, touches, value, sign)?;
+        t.conversion(&ask.rule, &conversion, touches, accounts, value, sign)?;
     }
     for r in deal.revenue.iter().filter(booked) {
-        t.value(&ask.rule, &conversion, touches, r.amount_cents, sign)?;
+        t.value(
+            &ask.rule,
+            &conversion,
+            touches,
+            accounts,
+            r.amount_cents,
+            sign,
+        )?;
     }
     Ok(())
 }
 
 /// The tally of a stage and period, read from the journey index.
-pub fn indexed_tally(j: &Journeys, ask: &Ask, by_month: bool) -> AppResult<Tally> {
-    let mut t = Tally::new(by_month);
+pub fn indexed_tally(j: &Journeys, ask: &Ask, by: Buckets) -> AppResult<Tally> {
+    let mut t = Tally::new(by);
     match ask.stage {
         LeadStage::Opportunity | LeadStage::Won => {
+            let view = View::now(j);
             for deal in j.deals.values() {
-                credit_deal(&mut t, ask, deal, |id| j.lead(id), Sign::Add)?;
+                credit_deal(&mut t, ask, deal, &view, Sign::Add)?;
             }
         }
         stage => {
@@ -450,28 +676,40 @@ pub fn advance_tally(t: &mut Tally, j: &Journeys, ask: &Ask, since: i64) -> AppR
         return Ok(false);
     };
     let now = |id: i64| j.lead(id);
-    let then = |id: i64| match changed.leads.get(&id) {
-        Some(old) => *old,
-        None => j.lead(id),
-    };
     match ask.stage {
         LeadStage::Opportunity | LeadStage::Won => {
+            let (view_now, view_then) = (View::now(j), View::then(j, &changed));
             // The deals that changed and those naming a lead that changed (a deal that named
             // it only before changed itself).
             let mut deals: BTreeSet<i64> = changed.deals.keys().copied().collect();
             for id in changed.leads.keys() {
                 deals.extend(j.by_contact.get(id).into_iter().flatten());
             }
+            if ask.mapping == Mapping::Account {
+                // Under ACCOUNT a deal also reads every lead of its account and the closes of
+                // the account's other deals: re-credit every deal of an account, then or now,
+                // of a changed lead or deal.
+                let mut accounts: BTreeSet<i64> = BTreeSet::new();
+                for (id, old) in &changed.leads {
+                    accounts.extend(old.and_then(|l| l.account));
+                    accounts.extend(j.lead(*id).and_then(|l| l.account));
+                }
+                for (id, old) in &changed.deals {
+                    accounts.extend(old.and_then(|d| view_then.account_of(d)));
+                    accounts.extend(j.deal(*id).and_then(|d| view_now.account_of(d)));
+                }
+                for a in accounts {
+                    for view in [&view_then, &view_now] {
+                        deals.extend(view.account_deals(a, &view.members(a)));
+                    }
+                }
+            }
             for id in deals {
-                let before = match changed.deals.get(&id) {
-                    Some(old) => *old,
-                    None => j.deal(id),
-                };
-                if let Some(d) = before {
-                    credit_deal(t, ask, d, then, Sign::Remove)?;
+                if let Some(d) = view_then.deal(id) {
+                    credit_deal(t, ask, d, &view_then, Sign::Remove)?;
                 }
                 if let Some(d) = j.deal(id) {
-                    credit_deal(t, ask, d, now, Sign::Add)?;
+                    credit_deal(t, ask, d, &view_now, Sign::Add)?;
                 }
             }
         }
@@ -590,8 +828,9 @@ async fn tallies(
     lookback: i64,
     model: Model,
     params: Params,
-    by_month: bool,
+    shape: Shape,
 ) -> AppResult<(Vec<Arc<Tallied>>, Arc<CampaignData>)> {
+    let Shape { by, mapping } = shape;
     let cache = ctx.reports.clone();
     let index = cache.index.clone();
     let markov = model == Model::Markov;
@@ -606,7 +845,8 @@ async fn tallies(
         period,
         lookback_days: lookback,
         half_life_bits,
-        by_month,
+        by,
+        mapping,
     };
     let facts_key = move |version, stage, markov| FactsKey {
         version,
@@ -627,9 +867,10 @@ async fn tallies(
                     params,
                     period,
                     lookback,
+                    mapping,
                 };
                 if markov {
-                    let found = markov_tallies(&cache, &index, &stages, q, by_month, tally_key)?;
+                    let found = markov_tallies(&cache, &index, &stages, q, by, tally_key)?;
                     return Ok((found, campaigns));
                 }
                 let found = index.read(|j| -> AppResult<Vec<Arc<Tallied>>> {
@@ -652,7 +893,7 @@ async fn tallies(
                         let tallied = match tallied {
                             Some(t) => t,
                             None => Arc::new(Tallied {
-                                tally: indexed_tally(j, &q.ask(*stage, &no_effects), by_month)?,
+                                tally: indexed_tally(j, &q.ask(*stage, &no_effects), by)?,
                                 removal_effects: HashMap::new(),
                             }),
                         };
@@ -665,6 +906,31 @@ async fn tallies(
             }
             let version = Version::Data(reports::data_version(conn)?);
             let campaigns = Arc::new(CampaignData::read(conn)?);
+            if shape != Shape::default() {
+                // Accounts are read through the journeys: while the index loads, build them
+                // from the database for this report (slow at scale, but exact).
+                let j = JourneyIndex::rebuilt(conn)?;
+                let mut found = Vec::new();
+                for stage in stages {
+                    let effects = if markov {
+                        removal_effects(&markov_paths(conn, stage, period, lookback)?)
+                    } else {
+                        HashMap::new()
+                    };
+                    let q = Weighing {
+                        model,
+                        params,
+                        period,
+                        lookback,
+                        mapping,
+                    };
+                    found.push(Arc::new(Tallied {
+                        tally: indexed_tally(&j, &q.ask(stage, &effects), by)?,
+                        removal_effects: effects,
+                    }));
+                }
+                return Ok((found, campaigns));
+            }
             let mut found = Vec::new();
             for stage in stages {
                 let key = tally_key(stage);
@@ -692,7 +958,7 @@ async fn tallies(
                     }
                 };
                 let tallied = Arc::new(Tallied {
-                    tally: Tally::of_facts(&facts, model, params, by_month)?,
+                    tally: Tally::of_facts(&facts, model, params, by)?,
                     removal_effects: facts.removal_effects.clone(),
                 });
                 cache.keep_tally(key, version, tallied.clone());
@@ -714,7 +980,7 @@ fn markov_tallies(
     index: &JourneyIndex,
     stages: &[LeadStage],
     q: Weighing,
-    by_month: bool,
+    by: Buckets,
     key_of: impl Fn(LeadStage) -> TallyKey,
 ) -> AppResult<Vec<Arc<Tallied>>> {
     let began = std::time::Instant::now();
@@ -759,7 +1025,7 @@ fn markov_tallies(
             .map(|((stage, _), effects)| (*stage, effects))
             .collect();
         let mut credited = two_ways(to_credit, |(stage, effects)| {
-            indexed_tally(j, &q.ask(stage, effects), by_month)
+            indexed_tally(j, &q.ask(stage, effects), by)
         })
         .into_iter();
         let mut found = Vec::new();
@@ -886,18 +1152,25 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
         Params {
             half_life_days: query.half_life_days,
         },
-        query.grouping == Grouping::Month,
+        Shape {
+            by: query.grouping.buckets(),
+            mapping: query.mapping,
+        },
     )
     .await?;
+    let keys = account_keys(ctx, query.grouping, query.segment.clone()).await?;
     let tallied = tallied
         .into_iter()
         .next()
         .ok_or_else(|| AppError::Internal("no tally for the stage".into()))?;
     let campaigns = &campaigns.campaigns;
     let visible = visible_campaigns(ctx, campaigns)?;
-    let report = tallied
-        .tally
-        .report(query.grouping, &infos(campaigns), |c| visible.contains(&c))?;
+    let report = tallied.tally.report_keyed(
+        query.grouping,
+        &infos(campaigns),
+        |c| visible.contains(&c),
+        &|account| keys.get(&account).cloned(),
+    )?;
     // The campaigns the report names, for its rows and removal effects.
     let named: HashSet<i64> = report
         .rows
@@ -935,6 +1208,7 @@ pub async fn opportunity_credits(
     ctx: &Ctx,
     opportunity_id: i64,
     model: Model,
+    mapping: Mapping,
 ) -> AppResult<Vec<Credit>> {
     ctx.require_read(Read::Campaigns, "attribution credits")?;
     let visible_scope = ctx.read_scope(Read::Campaigns);
@@ -952,7 +1226,22 @@ pub async fn opportunity_credits(
                 utc(opp.created_at)
             };
             let deals = Deals::load(conn, &[&opp])?;
-            let (conversion, touches) = deals.conversion(&opp, at, won, 365);
+            let (conversion, mut touches) = deals.conversion(&opp, at, won, 365);
+            if mapping != Mapping::ContactRoles {
+                // Whose touches: read through the journeys (every lead of its account).
+                let mapped = |j: &Journeys| -> AppResult<Vec<Touch>> {
+                    let deal = j.deal(opp.id).ok_or_else(|| {
+                        AppError::Internal("a deal missing from the journeys".into())
+                    })?;
+                    let (all, _, floor) = mapped_touches(&View::now(j), deal, mapping, false);
+                    Ok(all[eligible_span(&all, at, 365, floor)].to_vec())
+                };
+                touches = if index.current(conn)? {
+                    index.read(mapped)??
+                } else {
+                    mapped(&JourneyIndex::rebuilt(conn)?)?
+                };
+            }
             let effects = if model == Model::Markov {
                 let day = at.date_naive();
                 let period = Period::new(day - Duration::days(365), day + Duration::days(1))
@@ -1069,6 +1358,7 @@ pub async fn campaign_roi(
     model: Model,
     period: Period,
     only: Option<Vec<String>>,
+    mapping: Mapping,
 ) -> AppResult<Vec<CampaignRoi>> {
     ctx.require_read(Read::Campaigns, "campaign ROI")?;
     let stages = [
@@ -1083,7 +1373,11 @@ pub async fn campaign_roi(
     let params = Params {
         half_life_days: 7.0,
     };
-    let (tallied, data) = tallies(ctx, stages.to_vec(), period, 365, model, params, false).await?;
+    let shape = Shape {
+        by: Buckets::None,
+        mapping,
+    };
+    let (tallied, data) = tallies(ctx, stages.to_vec(), period, 365, model, params, shape).await?;
     let campaigns = &data.campaigns;
     let visible = visible_campaigns(ctx, campaigns)?;
     let infos = infos(campaigns);

@@ -31,7 +31,9 @@ use crate::repo::audit::NewAudit;
 use crate::repo::compensation::ClosedPeriodRow;
 use crate::repo::leads::{LeadRow, NewTransition, TouchpointRow, TouchpointValues};
 use crate::repo::opportunities::{OpportunityRow, RevenueRow, RevenueValues};
-use crate::repo::{bulk, campaigns as campaigns_repo, leads as repo, opportunities, users};
+use crate::repo::{
+    accounts, bulk, campaigns as campaigns_repo, leads as repo, opportunities, users,
+};
 
 /// Whether a record is written by this path.
 pub fn set_based(record: &Record) -> bool {
@@ -174,6 +176,9 @@ pub struct Batch<'c> {
     created_touches: Vec<String>,
     campaigns: HashMap<String, i64>,
     users: HashMap<String, i64>,
+    /// Account ids by the externalIds and the domains the records name.
+    accounts: HashMap<String, i64>,
+    accounts_by_domain: HashMap<String, i64>,
     deals: Vec<Deal>,
     deal_by_external_id: HashMap<String, usize>,
     revenue: HashMap<String, Revenue>,
@@ -205,9 +210,18 @@ impl<'c> Batch<'c> {
         let mut deal_ids: Vec<&str> = Vec::new();
         let mut revenue_ids: Vec<&str> = Vec::new();
         let mut user_ids: Vec<&str> = Vec::new();
+        let mut account_ids: Vec<&str> = Vec::new();
+        let mut domains: Vec<String> = Vec::new();
         for (_, record) in records {
             match record {
-                Record::Lead(i) => lead_ids.push(&i.external_id),
+                Record::Lead(i) => {
+                    lead_ids.push(&i.external_id);
+                    match &i.account_external_id {
+                        Some(ext) => account_ids.push(ext),
+                        None => domains
+                            .extend(crate::domain::account::matching_domain(i.email.as_deref())),
+                    }
+                }
                 Record::Touchpoint(i) => {
                     lead_ids.push(&i.lead_external_id);
                     touch_ids.push(&i.external_id);
@@ -224,6 +238,7 @@ impl<'c> Batch<'c> {
                     lead_ids.push(&i.primary_contact_external_id);
                     lead_ids.extend(i.contact_external_ids.iter().map(String::as_str));
                     user_ids.extend(i.owner_external_id.as_deref());
+                    account_ids.extend(i.account_external_id.as_deref());
                 }
                 Record::CloseOpportunity(i) => deal_ids.push(&i.external_id),
                 Record::Revenue(i) => {
@@ -241,10 +256,14 @@ impl<'c> Batch<'c> {
             &mut deal_ids,
             &mut revenue_ids,
             &mut user_ids,
+            &mut account_ids,
         ] {
             list.sort_unstable();
             list.dedup();
         }
+        domains.sort_unstable();
+        domains.dedup();
+        let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
         let mut batch = Batch {
             ctx,
             leads: Vec::new(),
@@ -254,6 +273,8 @@ impl<'c> Batch<'c> {
             created_touches: Vec::new(),
             campaigns: campaigns_repo::ids_by_external_ids(conn, &campaign_ids)?,
             users: users::ids_by_external_ids(conn, &user_ids)?,
+            accounts: accounts::ids_by_external_ids(conn, &account_ids)?,
+            accounts_by_domain: accounts::ids_by_domains(conn, &domains)?,
             deals: Vec::new(),
             deal_by_external_id: HashMap::new(),
             revenue: HashMap::new(),
@@ -425,6 +446,11 @@ impl<'c> Batch<'c> {
     /// `leads::upsert_in`, in memory.
     fn upsert_lead(&mut self, input: &LeadInput) -> AppResult<()> {
         let attributes = leads::check_lead(self.ctx, input)?;
+        let link = leads::account_link(
+            input,
+            |ext| Ok(self.accounts.get(ext).copied()),
+            |d| Ok(self.accounts_by_domain.get(d).copied()),
+        )?;
         let created_at = naive(input.created_at);
         let (slot, outcome) = match self.by_external_id.get(&input.external_id) {
             None => {
@@ -457,6 +483,9 @@ impl<'c> Batch<'c> {
                         opportunity_at: None,
                         won_at: None,
                         source_campaign_id: None,
+                        account_id: link.account_id,
+                        account_explicit: link.explicit,
+                        email_domain: link.email_domain,
                     },
                     attributes_replaced: attributes.is_some(),
                     attributes: attributes.unwrap_or_default(),
@@ -478,8 +507,14 @@ impl<'c> Batch<'c> {
                     && row.full_name == input.full_name
                     && row.company == input.company
                     && row.title == input.title
-                    && row.created_at == created_at;
+                    && row.created_at == created_at
+                    && row.account_id == link.account_id
+                    && row.account_explicit == link.explicit
+                    && row.email_domain == link.email_domain;
                 if !same_fields {
+                    row.account_id = link.account_id;
+                    row.account_explicit = link.explicit;
+                    row.email_domain = link.email_domain;
                     row.email.clone_from(&input.email);
                     row.full_name.clone_from(&input.full_name);
                     row.company.clone_from(&input.company);
@@ -671,6 +706,15 @@ impl<'c> Batch<'c> {
             Some(ext) => Some(*self.users.get(ext).ok_or_else(|| not_found("user", ext))?),
             None => None,
         };
+        let account_id = match &input.account_external_id {
+            Some(ext) => Some(
+                *self
+                    .accounts
+                    .get(ext)
+                    .ok_or_else(|| not_found("account", ext))?,
+            ),
+            None => None,
+        };
         let created_at = naive(input.created_at);
         let (outcome, primary_changed) = match self.deal_by_external_id.get(&input.external_id) {
             None => {
@@ -688,6 +732,7 @@ impl<'c> Batch<'c> {
                         status: "OPEN".to_string(),
                         created_at,
                         closed_at: None,
+                        account_id,
                     },
                     primary,
                     contacts,
@@ -704,6 +749,7 @@ impl<'c> Batch<'c> {
                     && deal.row.owner_id == owner_id
                     && deal.row.amount_cents == amount.0
                     && deal.row.created_at == created_at
+                    && deal.row.account_id == account_id
                     && deal.contacts == contacts;
                 if same {
                     (Outcome::Unchanged, false)
@@ -713,6 +759,7 @@ impl<'c> Batch<'c> {
                     deal.row.owner_id = owner_id;
                     deal.row.amount_cents = amount.0;
                     deal.row.created_at = created_at;
+                    deal.row.account_id = account_id;
                     if deal.contacts != contacts {
                         deal.contacts = contacts;
                         deal.contacts_replaced = true;

@@ -49,7 +49,8 @@ pub(crate) struct TallyKey {
     pub(crate) lookback_days: i64,
     /// TIME_DECAY's half-life (0 for the models that do not read it).
     pub(crate) half_life_bits: u64,
-    pub(crate) by_month: bool,
+    pub(crate) by: crate::domain::report::Buckets,
+    pub(crate) mapping: crate::domain::account::Mapping,
 }
 
 /// The query of a MARKOV chain's counts.

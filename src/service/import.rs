@@ -8,7 +8,7 @@
 use diesel::Connection;
 use serde::Serialize;
 
-use super::{campaigns, leads, opportunities, users, AppError, AppResult, Ctx};
+use super::{accounts, campaigns, leads, opportunities, users, AppError, AppResult, Ctx};
 use crate::db::{AnyConnection, RetryableError};
 
 /// Records per write transaction of the set-based path (a batch of the import).
@@ -17,10 +17,11 @@ pub const BATCH: usize = 5_000;
 pub use super::record::Record;
 
 /// The `type` values a line may carry, in the order a sync usually sends them.
-pub const TYPES: [&str; 9] = [
+pub const TYPES: [&str; 10] = [
     "user",
     "campaign",
     "campaignCost",
+    "account",
     "lead",
     "touchpoint",
     "transition",
@@ -92,6 +93,7 @@ fn apply(ctx: &Ctx, conn: &mut AnyConnection, record: &Record) -> AppResult<()> 
         Record::Opportunity(i) => opportunities::upsert_in(ctx, conn, i).map(drop),
         Record::CloseOpportunity(i) => opportunities::close_in(ctx, conn, i).map(drop),
         Record::Revenue(i) => opportunities::record_revenue_in(ctx, conn, i).map(drop),
+        Record::Account(i) => accounts::upsert_in(ctx, conn, i).map(drop),
     }
 }
 

@@ -44,6 +44,8 @@ pub struct LeadJourney {
     /// The campaign of its earliest touch.
     pub source: Option<i64>,
     pub owner: Option<i64>,
+    /// Its account (SPEC §8).
+    pub account: Option<i64>,
     /// How it left the funnel (the funnel report).
     pub exits: Exits,
     /// Its moves into MQL with the decision that followed each (leakage).
@@ -77,6 +79,11 @@ pub struct Journeys {
     /// Deal ids (ascending) by the leads they name, primary contact included: the deals a
     /// lead's change reaches. Change deals through `put_deal`/`take_deal`.
     pub by_contact: HashMap<i64, Vec<i64>>,
+    /// Lead ids (ascending) by account.
+    pub by_account: HashMap<i64, Vec<i64>>,
+    /// Deal ids (ascending) by the account they name (not those taking their primary
+    /// contact's: find those through `by_account` and `by_contact`).
+    pub deals_by_account: HashMap<i64, Vec<i64>>,
     /// What each change replaced, and the content's version.
     pub journal: Journal,
 }
@@ -90,6 +97,8 @@ impl PartialEq for Journeys {
             && self.by_mql == other.by_mql
             && self.sourced == other.sourced
             && self.by_contact == other.by_contact
+            && self.by_account == other.by_account
+            && self.deals_by_account == other.deals_by_account
     }
 }
 
@@ -202,6 +211,23 @@ fn named_by(deal: &Deal) -> impl Iterator<Item = i64> + '_ {
         .chain(std::iter::once(deal.row.primary_contact_id))
 }
 
+fn insert_sorted(ids: &mut Vec<i64>, id: i64) {
+    if let Err(at) = ids.binary_search(&id) {
+        ids.insert(at, id);
+    }
+}
+
+fn remove_sorted(map: &mut HashMap<i64, Vec<i64>>, key: i64, id: i64) {
+    if let Some(ids) = map.get_mut(&key) {
+        if let Ok(at) = ids.binary_search(&id) {
+            ids.remove(at);
+        }
+        if ids.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
 /// The [from, to) bounds of a period in `by_reach`/`by_mql` keys.
 pub fn micros_range(from: DateTime<Utc>, to: DateTime<Utc>) -> std::ops::Range<(i64, i64)> {
     (from.timestamp_micros(), i64::MIN)..(to.timestamp_micros(), i64::MIN)
@@ -225,12 +251,26 @@ impl Journeys {
             }
         }
         let mut by_contact: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut deals_by_account: HashMap<i64, Vec<i64>> = HashMap::new();
         for (id, deal) in &deals {
             for lead in named_by(deal) {
                 by_contact.entry(lead).or_default().push(*id);
             }
+            if let Some(a) = deal.row.account_id {
+                deals_by_account.entry(a).or_default().push(*id);
+            }
         }
-        for ids in by_contact.values_mut() {
+        let mut by_account: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (id, lead) in &leads {
+            if let Some(a) = lead.account {
+                by_account.entry(a).or_default().push(*id);
+            }
+        }
+        for ids in by_contact
+            .values_mut()
+            .chain(by_account.values_mut())
+            .chain(deals_by_account.values_mut())
+        {
             ids.sort_unstable();
             ids.dedup();
         }
@@ -241,6 +281,8 @@ impl Journeys {
             by_mql: BTreeSet::from_iter(by_mql),
             sourced,
             by_contact,
+            by_account,
+            deals_by_account,
             journal: Journal::default(),
         }
     }
@@ -253,30 +295,35 @@ impl Journeys {
         self.deals.get(&id).map(|d| &**d)
     }
 
-    /// Adds (or replaces) a deal and its place under the leads it names.
+    /// Adds (or replaces) a deal and its place under the leads and the account it names.
     pub fn put_deal(&mut self, id: i64, deal: Box<Deal>) {
         self.take_deal(id);
         for lead in named_by(&deal) {
-            let ids = self.by_contact.entry(lead).or_default();
-            if let Err(at) = ids.binary_search(&id) {
-                ids.insert(at, id);
-            }
+            insert_sorted(self.by_contact.entry(lead).or_default(), id);
+        }
+        if let Some(a) = deal.row.account_id {
+            insert_sorted(self.deals_by_account.entry(a).or_default(), id);
         }
         self.deals.insert(id, deal);
     }
 
-    /// Removes a deal and its place under the leads it names; returns it.
+    /// Removes a deal and its place under the leads and the account it names; returns it.
     pub fn take_deal(&mut self, id: i64) -> Option<Box<Deal>> {
         let deal = self.deals.remove(&id)?;
         for lead in named_by(&deal) {
-            if let Some(ids) = self.by_contact.get_mut(&lead) {
-                ids.retain(|d| *d != id);
-                if ids.is_empty() {
-                    self.by_contact.remove(&lead);
-                }
-            }
+            remove_sorted(&mut self.by_contact, lead, id);
+        }
+        if let Some(a) = deal.row.account_id {
+            remove_sorted(&mut self.deals_by_account, a, id);
         }
         Some(deal)
+    }
+
+    /// The account of a deal: the one it names, else its primary contact's (SPEC §8).
+    pub fn account_of(&self, deal: &Deal) -> Option<i64> {
+        deal.row
+            .account_id
+            .or_else(|| self.lead(deal.row.primary_contact_id)?.account)
     }
 
     /// Adds (or replaces) a lead and its place in every ordering.
@@ -292,6 +339,9 @@ impl Journeys {
         }
         if let Some(c) = lead.source {
             *self.sourced.entry(c).or_insert(0) += 1;
+        }
+        if let Some(a) = lead.account {
+            insert_sorted(self.by_account.entry(a).or_default(), id);
         }
         self.leads.insert(id, lead);
     }
@@ -314,6 +364,9 @@ impl Journeys {
                     self.sourced.remove(&c);
                 }
             }
+        }
+        if let Some(a) = lead.account {
+            remove_sorted(&mut self.by_account, a, id);
         }
         Some(lead)
     }
@@ -433,6 +486,7 @@ fn journey_of(row: &ReachRow) -> LeadJourney {
         external_id: CompactString::from(row.7.as_str()),
         source: row.8,
         owner: row.9,
+        account: row.10,
         exits: Exits::default(),
         mqls: Vec::new(),
     }

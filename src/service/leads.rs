@@ -10,7 +10,7 @@ use crate::domain::stage::{self, LeadStage};
 use crate::repo::leads::{
     self as repo, LeadRow, LeadValues, NewTransition, TouchpointRow, TouchpointValues,
 };
-use crate::repo::{campaigns, opportunities};
+use crate::repo::{accounts, campaigns, opportunities};
 
 #[derive(Debug, Clone)]
 pub struct LeadInput {
@@ -21,6 +21,8 @@ pub struct LeadInput {
     pub title: Option<String>,
     pub attributes: Option<Vec<(String, String)>>,
     pub created_at: DateTime<Utc>,
+    /// The lead's account; None: the account its email's domain matches, if any.
+    pub account_external_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,32 +59,72 @@ pub fn check_lead(ctx: &Ctx, input: &LeadInput) -> AppResult<Option<Vec<(String,
             )));
         }
     }
-    Ok(match &input.attributes {
-        None => None,
-        Some(list) => {
-            let mut sorted = list.clone();
-            sorted.sort();
-            for pair in sorted.windows(2) {
-                if pair[0].0 == pair[1].0 {
-                    return Err(AppError::BadInput(format!(
-                        "attribute \"{}\" is given twice",
-                        pair[0].0
-                    )));
-                }
-            }
-            if let Some((k, _)) = sorted.iter().find(|(k, _)| k.trim().is_empty()) {
-                return Err(AppError::BadInput(format!(
-                    "attribute key \"{k}\" is empty"
-                )));
-            }
-            Some(sorted)
-        }
+    if let Some(ext) = &input.account_external_id {
+        check_external_id("account", ext)?;
+    }
+    input
+        .attributes
+        .as_deref()
+        .map(super::sorted_attributes)
+        .transpose()
+}
+
+/// Which account a lead belongs to (SPEC §8) and the domain it is matched by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLink {
+    pub account_id: Option<i64>,
+    /// Whether the input named the account (an account upsert never re-matches it then).
+    pub explicit: bool,
+    /// The email's host, lower-case.
+    pub email_domain: Option<String>,
+}
+
+/// A lead's account: the one its input names (NOT_FOUND when there is none by that
+/// externalId), else the account whose domain is its email's host (never a free-mail one).
+/// `by_external_id` and `by_domain` find an account's id; the mutation asks the database, the
+/// import its batch's lookups.
+pub fn account_link(
+    input: &LeadInput,
+    by_external_id: impl FnOnce(&str) -> AppResult<Option<i64>>,
+    by_domain: impl FnOnce(&str) -> AppResult<Option<i64>>,
+) -> AppResult<AccountLink> {
+    let email_domain = input
+        .email
+        .as_deref()
+        .and_then(crate::domain::account::email_domain);
+    let (account_id, explicit) = match &input.account_external_id {
+        Some(ext) => (
+            Some(by_external_id(ext)?.ok_or_else(|| not_found("account", ext))?),
+            true,
+        ),
+        None => match crate::domain::account::matching_domain(input.email.as_deref()) {
+            Some(d) => (by_domain(&d)?, false),
+            None => (None, false),
+        },
+    };
+    Ok(AccountLink {
+        account_id,
+        explicit,
+        email_domain,
     })
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
 pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppResult<LeadRow> {
     let attributes = check_lead(ctx, input)?;
+    // The two lookups `account_link` may ask for, made first (each borrows the connection).
+    let named = match &input.account_external_id {
+        Some(ext) => accounts::by_external_id(conn, ext)?.map(|a| a.id),
+        None => None,
+    };
+    let matched = match (
+        &input.account_external_id,
+        crate::domain::account::matching_domain(input.email.as_deref()),
+    ) {
+        (None, Some(d)) => accounts::by_domain(conn, &d)?.map(|a| a.id),
+        _ => None,
+    };
+    let link = account_link(input, |_| Ok(named), |_| Ok(matched))?;
     let values = LeadValues {
         external_id: &input.external_id,
         email: input.email.as_deref(),
@@ -90,6 +132,9 @@ pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppR
         company: input.company.as_deref(),
         title: input.title.as_deref(),
         created_at: naive(input.created_at),
+        account_id: link.account_id,
+        account_explicit: link.explicit,
+        email_domain: link.email_domain.as_deref(),
     };
     let outcome = match repo::by_external_id(conn, &input.external_id)? {
         None => {
@@ -117,7 +162,10 @@ pub fn upsert_in(ctx: &Ctx, conn: &mut AnyConnection, input: &LeadInput) -> AppR
                 && row.full_name.as_deref() == values.full_name
                 && row.company.as_deref() == values.company
                 && row.title.as_deref() == values.title
-                && row.created_at == values.created_at;
+                && row.created_at == values.created_at
+                && row.account_id == values.account_id
+                && row.account_explicit == values.account_explicit
+                && row.email_domain.as_deref() == values.email_domain;
             if !same_fields {
                 repo::update(conn, row.id, &values)?;
                 if row.created_at != values.created_at {
@@ -367,6 +415,8 @@ pub struct PiiFacts {
     pub campaign_owners: Vec<i64>,
     /// Owners of the opportunities that count the lead as a contact.
     pub opportunity_owners: Vec<i64>,
+    /// The owner of the lead's account.
+    pub account_owner: Option<i64>,
 }
 
 /// Whether the caller may see a lead's email and full name (SPEC §6).
@@ -378,7 +428,10 @@ pub fn can_see_pii(ctx: &Ctx, lead: &LeadRow, facts: impl FnOnce() -> PiiFacts) 
             let Some(me) = ctx.user_id else { return false };
             match owned {
                 Owned::LeadsAndOwnDealContacts => {
-                    lead.owner_id == Some(me) || facts().opportunity_owners.contains(&me)
+                    lead.owner_id == Some(me) || {
+                        let facts = facts();
+                        facts.opportunity_owners.contains(&me) || facts.account_owner == Some(me)
+                    }
                 }
                 Owned::LeadsTouchedByOwnCampaigns => facts().campaign_owners.contains(&me),
                 Owned::Leads => lead.owner_id == Some(me),

@@ -1,6 +1,7 @@
 //! Use cases: load with `repo`, decide with `domain` and `auth`, write with `repo`, each
 //! write in one transaction.
 
+pub mod accounts;
 pub mod attribution;
 pub mod batch;
 pub mod cache;
@@ -285,6 +286,26 @@ pub fn check_external_id(what: &str, value: &str) -> AppResult<()> {
         )));
     }
     Ok(())
+}
+
+/// Free attributes as given, sorted by key: BAD_USER_INPUT for a key given twice or empty.
+pub fn sorted_attributes(list: &[(String, String)]) -> AppResult<Vec<(String, String)>> {
+    let mut sorted = list.to_vec();
+    sorted.sort();
+    for pair in sorted.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            return Err(AppError::BadInput(format!(
+                "attribute \"{}\" is given twice",
+                pair[0].0
+            )));
+        }
+    }
+    if let Some((k, _)) = sorted.iter().find(|(k, _)| k.trim().is_empty()) {
+        return Err(AppError::BadInput(format!(
+            "attribute key \"{k}\" is empty"
+        )));
+    }
+    Ok(sorted)
 }
 
 pub fn check_non_empty(field: &str, value: &str) -> AppResult<()> {

@@ -27,6 +27,8 @@ pub struct OpportunityInput {
     pub owner_external_id: Option<String>,
     pub amount: (String, String),
     pub created_at: DateTime<Utc>,
+    /// The account it is for; None: its primary contact's (SPEC §8).
+    pub account_external_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +80,9 @@ pub fn check_opportunity(ctx: &Ctx, input: &OpportunityInput) -> AppResult<Money
     ctx.require_write(Write::Ingest, "upsert opportunities")?;
     check_external_id("opportunity", &input.external_id)?;
     check_non_empty("name", &input.name)?;
+    if let Some(ext) = &input.account_external_id {
+        check_external_id("account", ext)?;
+    }
     let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
     if amount < Money::ZERO {
         return Err(AppError::BadInput(
@@ -111,6 +116,14 @@ pub fn upsert_in(
         ),
         None => None,
     };
+    let account_id = match &input.account_external_id {
+        Some(ext) => Some(
+            crate::repo::accounts::by_external_id(conn, ext)?
+                .ok_or_else(|| not_found("account", ext))?
+                .id,
+        ),
+        None => None,
+    };
     let values = OpportunityValues {
         external_id: &input.external_id,
         name: &input.name,
@@ -118,6 +131,7 @@ pub fn upsert_in(
         owner_id,
         amount_cents: amount.0,
         created_at: naive(input.created_at),
+        account_id,
     };
     let existing = repo::by_external_id(conn, &input.external_id)?;
     let outcome = match &existing {
@@ -136,6 +150,7 @@ pub fn upsert_in(
                 && row.owner_id == owner_id
                 && row.amount_cents == amount.0
                 && row.created_at == values.created_at
+                && row.account_id == account_id
                 && current_contacts == contact_ids;
             if same {
                 Outcome::Unchanged

@@ -1,7 +1,7 @@
 //! One record of a bulk import, typed like the mutation input it stands for: what the import
 //! driver (`import`) hands to the set-based path (`batch`) and to the use cases.
 
-use super::{campaigns, leads, opportunities, users};
+use super::{accounts, campaigns, leads, opportunities, users};
 
 /// One record of the import, typed like the mutation input it stands for.
 #[derive(Debug, Clone)]
@@ -15,4 +15,5 @@ pub enum Record {
     Opportunity(opportunities::OpportunityInput),
     CloseOpportunity(opportunities::CloseInput),
     Revenue(opportunities::RevenueInput),
+    Account(accounts::AccountInput),
 }

@@ -5,6 +5,7 @@
 //! test on their own in seconds (`cargo test -p funnelgraph-domain`), and could serve a batch
 //! job. The server re-exports it as `funnelgraph::domain`.
 
+pub mod account;
 pub mod allocation;
 pub mod attribution;
 pub mod compensation;

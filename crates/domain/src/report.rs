@@ -43,7 +43,36 @@ pub enum Grouping {
     Campaign,
     Channel,
     Month,
+    /// The credited touch's lead's account (SPEC §8).
+    Account,
+    /// An attribute of that account, named by the report's argument.
+    Segment,
 }
+
+impl Grouping {
+    /// What a tally must keep beside the campaign for this grouping.
+    pub fn buckets(self) -> Buckets {
+        match self {
+            Grouping::Campaign | Grouping::Channel => Buckets::None,
+            Grouping::Month => Buckets::Month,
+            Grouping::Account | Grouping::Segment => Buckets::Account,
+        }
+    }
+}
+
+/// What a tally keeps per campaign besides the campaign: nothing, the month of the credited
+/// touch, or the account of its lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Buckets {
+    #[default]
+    None,
+    Month,
+    Account,
+}
+
+/// The key of a row of an ACCOUNT or SEGMENT report when the lead has no account (or the
+/// account lacks the attribute).
+pub const NO_ACCOUNT: &str = "(none)";
 
 #[derive(Debug, Clone)]
 pub struct CampaignInfo {
@@ -110,10 +139,19 @@ pub fn credits(
 fn key_of(
     grouping: Grouping,
     campaign_id: i64,
-    month: i32,
+    bucket: i64,
     campaigns: &HashMap<i64, CampaignInfo>,
+    account_key: &dyn Fn(i64) -> Option<String>,
 ) -> (String, Option<i64>) {
+    let month = i32::try_from(bucket).unwrap_or_default();
     match grouping {
+        Grouping::Account | Grouping::Segment => (
+            (bucket != 0)
+                .then(|| account_key(bucket))
+                .flatten()
+                .unwrap_or_else(|| NO_ACCOUNT.to_string()),
+            None,
+        ),
         Grouping::Campaign => (
             campaigns
                 .get(&campaign_id)
@@ -150,8 +188,7 @@ pub fn build(
     campaigns: &HashMap<i64, CampaignInfo>,
     visible: impl Fn(i64) -> bool,
 ) -> Result<Report, MoneyError> {
-    Tally::of_facts(facts, model, params, grouping == Grouping::Month)?
-        .report(grouping, campaigns, visible)
+    Tally::of_facts(facts, model, params, grouping.buckets())?.report(grouping, campaigns, visible)
 }
 
 /// How a conversion's credits are weighed: the model, its parameters and, for MARKOV, the
@@ -229,8 +266,10 @@ struct Cell {
 /// added and taken back, so a tally is kept current by re-crediting only what changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
-    by_month: bool,
-    cells: HashMap<(i64, i32), Cell>,
+    by: Buckets,
+    /// (campaign, bucket): the bucket is 0, a month (year × 12 + month0) or an account id
+    /// (0: none).
+    cells: HashMap<(i64, i64), Cell>,
     conversions: i64,
     revenue: i64,
     unattributed_conversions: i64,
@@ -238,12 +277,16 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// An empty tally; `by_month` keeps each touch's month (for `Grouping::Month`).
-    pub fn new(by_month: bool) -> Tally {
+    /// An empty tally keeping `by` beside each campaign (`Grouping::buckets`).
+    pub fn new(by: Buckets) -> Tally {
         Tally {
-            by_month,
+            by,
             ..Tally::default()
         }
+    }
+
+    pub fn buckets(&self) -> Buckets {
+        self.by
     }
 
     /// The tally of a stage's facts, weighed by `model` (MARKOV by the facts' removal effects).
@@ -251,9 +294,9 @@ impl Tally {
         facts: &StageFacts,
         model: Model,
         params: Params,
-        by_month: bool,
+        by: Buckets,
     ) -> Result<Tally, MoneyError> {
-        let mut tally = Tally::new(by_month);
+        let mut tally = Tally::new(by);
         let rule = Rule {
             model,
             params,
@@ -273,27 +316,29 @@ impl Tally {
     ) -> Result<(), MoneyError> {
         for f in conversions {
             let value = f.value.unwrap_or(0);
-            self.conversion(rule, &f.conversion, &f.touches, value, sign)?;
+            self.conversion(rule, &f.conversion, &f.touches, &[], value, sign)?;
         }
         for v in values {
-            self.value(rule, &v.conversion, &v.touches, v.amount, sign)?;
+            self.value(rule, &v.conversion, &v.touches, &[], v.amount, sign)?;
         }
         Ok(())
     }
 
     /// Counts a conversion in (or takes it back): one conversion, `value` of money (0 when it
-    /// carries none), both split over its eligible `touches` (sorted).
+    /// carries none), both split over its eligible `touches` (sorted). `accounts` holds the
+    /// account of each touch's lead (0: none) when the tally keeps accounts; else it is empty.
     pub fn conversion(
         &mut self,
         rule: &Rule,
         conversion: &Conversion,
         touches: &[Touch],
+        accounts: &[i64],
         value: i64,
         sign: Sign,
     ) -> Result<(), MoneyError> {
         let one = sign.apply(1)?;
         self.conversions = add(self.conversions, one)?;
-        self.credit(rule, conversion, touches, value, sign, true)
+        self.credit(rule, conversion, (touches, accounts), value, sign, true)
     }
 
     /// Counts a revenue event in (or takes it back): money only, split with the weights of
@@ -303,17 +348,18 @@ impl Tally {
         rule: &Rule,
         conversion: &Conversion,
         touches: &[Touch],
+        accounts: &[i64],
         amount: i64,
         sign: Sign,
     ) -> Result<(), MoneyError> {
-        self.credit(rule, conversion, touches, amount, sign, false)
+        self.credit(rule, conversion, (touches, accounts), amount, sign, false)
     }
 
     fn credit(
         &mut self,
         rule: &Rule,
         conversion: &Conversion,
-        touches: &[Touch],
+        (touches, accounts): (&[Touch], &[i64]),
         amount: i64,
         sign: Sign,
         counts: bool,
@@ -336,11 +382,11 @@ impl Tally {
         );
         let parts = allocate(amount, &w);
         let total: u128 = w.iter().map(|x| u128::from(*x)).sum();
-        for ((t, weight), part) in touches.iter().zip(w).zip(parts) {
-            let month = if self.by_month {
-                t.at.year() * 12 + t.at.month0() as i32
-            } else {
-                0
+        for (i, ((t, weight), part)) in touches.iter().zip(w).zip(parts).enumerate() {
+            let month = match self.by {
+                Buckets::None => 0,
+                Buckets::Month => i64::from(t.at.year()) * 12 + i64::from(t.at.month0()),
+                Buckets::Account => accounts.get(i).copied().unwrap_or(0),
             };
             let cell = self.cells.entry((t.campaign_id, month)).or_default();
             if counts {
@@ -364,13 +410,25 @@ impl Tally {
         campaigns: &HashMap<i64, CampaignInfo>,
         visible: impl Fn(i64) -> bool,
     ) -> Result<Report, MoneyError> {
-        debug_assert!(self.by_month || grouping != Grouping::Month);
+        self.report_keyed(grouping, campaigns, visible, &|_| None)
+    }
+
+    /// The report, an ACCOUNT or SEGMENT row keyed by `account_key` of its account id (None:
+    /// `(none)`).
+    pub fn report_keyed(
+        &self,
+        grouping: Grouping,
+        campaigns: &HashMap<i64, CampaignInfo>,
+        visible: impl Fn(i64) -> bool,
+        account_key: &dyn Fn(i64) -> Option<String>,
+    ) -> Result<Report, MoneyError> {
+        debug_assert!(self.by == grouping.buckets() || grouping.buckets() == Buckets::None);
         let mut rows: BTreeMap<String, Row> = BTreeMap::new();
         let mut other_conversions = ExactSum::default();
         let mut other_revenue: i64 = 0;
         // In campaign order, so a row two campaigns share (one missing from `campaigns`) keeps
         // the same campaign id on every run. A cell whose every credit was taken back is no row.
-        let mut cells: Vec<(&(i64, i32), &Cell)> =
+        let mut cells: Vec<(&(i64, i64), &Cell)> =
             self.cells.iter().filter(|(_, c)| c.credits != 0).collect();
         cells.sort_unstable_by_key(|(key, _)| **key);
         for ((campaign_id, month), cell) in cells {
@@ -379,7 +437,8 @@ impl Tally {
                 other_revenue = add(other_revenue, cell.revenue)?;
                 continue;
             }
-            let (key, row_campaign) = key_of(grouping, *campaign_id, *month, campaigns);
+            let (key, row_campaign) =
+                key_of(grouping, *campaign_id, *month, campaigns, account_key);
             let row = rows.entry(key.clone()).or_insert(Row {
                 key,
                 campaign_id: row_campaign,
@@ -432,7 +491,14 @@ mod tests {
     #[test]
     fn a_month_key_is_chronos_year_and_month() {
         let key = |year: i32, month0: i32| {
-            key_of(Grouping::Month, 1, year * 12 + month0, &HashMap::new()).0
+            key_of(
+                Grouping::Month,
+                1,
+                i64::from(year * 12 + month0),
+                &HashMap::new(),
+                &|_| None,
+            )
+            .0
         };
         assert_eq!(key(2026, 2), "2026-03");
         assert_eq!(key(2026, 11), "2026-12");
@@ -604,7 +670,7 @@ mod tests {
                     params: Params::default(),
                     removal_effects: &effects,
                 };
-                let mut tally = Tally::new(grouping == Grouping::Month);
+                let mut tally = Tally::new(grouping.buckets());
                 let (conversions, values) = (&all.conversions, &all.values);
                 tally.facts(&rule, conversions, values, Sign::Add).unwrap();
                 // Take back a second copy of each conversion and the first revenue event.
@@ -628,7 +694,7 @@ mod tests {
                 tally
                     .facts(&rule, conversions, values, Sign::Remove)
                     .unwrap();
-                assert_eq!(tally, Tally::new(grouping == Grouping::Month));
+                assert_eq!(tally, Tally::new(grouping.buckets()));
             }
         }
     }

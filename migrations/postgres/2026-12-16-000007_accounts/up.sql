@@ -1,0 +1,34 @@
+-- Accounts (SPEC §8): the companies that buy. A lead belongs to at most one account, given
+-- (account_explicit) or matched by its email's domain; an opportunity names one or takes its
+-- primary contact's. Changes to a lead's or a deal's account reach the journey index through
+-- the existing lead and deal change-log triggers.
+CREATE TABLE accounts (
+    id BIGSERIAL PRIMARY KEY,
+    external_id TEXT COLLATE "C" NOT NULL UNIQUE,
+    name TEXT COLLATE "C" NOT NULL,
+    -- Lower-case, the whole host; unique when set.
+    domain TEXT COLLATE "C" UNIQUE,
+    owner_id BIGINT REFERENCES users (id)
+);
+CREATE INDEX accounts_owner ON accounts (owner_id);
+
+CREATE TABLE account_attributes (
+    account_id BIGINT NOT NULL REFERENCES accounts (id),
+    key TEXT COLLATE "C" NOT NULL,
+    value TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (account_id, key)
+);
+
+ALTER TABLE leads ADD COLUMN account_id BIGINT REFERENCES accounts (id);
+ALTER TABLE leads ADD COLUMN account_explicit BOOLEAN NOT NULL DEFAULT FALSE;
+-- The host of the lead's email, lower-case (NULL without an email): what domain matching reads.
+ALTER TABLE leads ADD COLUMN email_domain TEXT COLLATE "C";
+UPDATE leads SET email_domain = lower(split_part(email, '@', 2)) WHERE email LIKE '%@%';
+CREATE INDEX leads_account ON leads (account_id);
+CREATE INDEX leads_email_domain ON leads (email_domain);
+
+ALTER TABLE opportunities ADD COLUMN account_id BIGINT REFERENCES accounts (id);
+CREATE INDEX opportunities_account ON opportunities (account_id);
+
+-- Which leads a plan's statements credit on a deal (SPEC §8 mapping).
+ALTER TABLE compensation_plans ADD COLUMN contacts TEXT COLLATE "C" NOT NULL DEFAULT 'CONTACT_ROLES';

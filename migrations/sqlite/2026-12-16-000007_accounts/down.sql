@@ -1,0 +1,10 @@
+ALTER TABLE compensation_plans DROP COLUMN contacts;
+DROP INDEX opportunities_account;
+ALTER TABLE opportunities DROP COLUMN account_id;
+DROP INDEX leads_email_domain;
+DROP INDEX leads_account;
+ALTER TABLE leads DROP COLUMN email_domain;
+ALTER TABLE leads DROP COLUMN account_explicit;
+ALTER TABLE leads DROP COLUMN account_id;
+DROP TABLE account_attributes;
+DROP TABLE accounts;
