@@ -679,6 +679,7 @@ async fn pay_plans(ctx: &Ctx, currency: &str) -> AppResult<()> {
                 qualified_lead_bonus: money(bonus, currency),
                 cap: cap.map(|c| money(c, currency)),
                 clawback_days: 90,
+                contacts: crate::domain::account::Mapping::ContactRoles,
             },
         )
         .await?;

@@ -461,6 +461,7 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
                 qualified_lead_bonus_cents: bonus,
                 cap_cents: cap,
                 clawback_days: 90,
+                contacts: "CONTACT_ROLES",
             },
         )?);
     }

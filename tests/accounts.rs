@@ -271,6 +271,28 @@ both_databases! {
             cents(r["totalRevenue"]["amount"].as_str().unwrap()));
     }
 
+    fn a_plan_pays_under_its_mapping_and_a_closed_statement_keeps_it(app) {
+        acme(app);
+        user(app, "mk", "MARKETER");
+        campaign(app, "C2", "email", Some("mk"));
+        const PLAN: &str = "mutation($c: ContactMapping!) { upsertCompensationPlan(input: { externalId: \"p\", name: \"Ten percent\", model: LINEAR, revenueRate: \"0.10\", qualifiedLeadBonus: { amount: \"0.00\", currency: \"USD\" }, contacts: $c }) { contacts } }";
+        assert_eq!(app.ok(PLAN, json!({ "c": "ACCOUNT" }))["upsertCompensationPlan"]["contacts"], "ACCOUNT");
+        app.ok("mutation { assignCompensationPlan(input: { userExternalId: \"mk\", planExternalId: \"p\", effectiveFrom: \"2026-01-01\" }) { id } }", json!({}));
+        const STATEMENT: &str = "{ compensationStatement(userExternalId: \"mk\", period: { from: \"2026-03-01\", to: \"2026-04-01\" }) { status plan { contacts } total { amount } } }";
+        // Under ACCOUNT, Q's T2 on C2 earns a third of D2's 900.00: 10% of 300.00.
+        let s = app.ok(STATEMENT, json!({}))["compensationStatement"].clone();
+        assert_eq!(s, json!({ "status": "OPEN", "plan": { "contacts": "ACCOUNT" }, "total": { "amount": "30.00" } }));
+        // Under the deal's contacts, C2 earns nothing.
+        app.ok(PLAN, json!({ "c": "CONTACT_ROLES" }));
+        assert_eq!(app.ok(STATEMENT, json!({}))["compensationStatement"]["total"]["amount"], "0.00");
+        // Closed under ACCOUNT, the statement keeps its mapping whatever the plan says later.
+        app.ok(PLAN, json!({ "c": "ACCOUNT" }));
+        app.ok("mutation { closePeriod(period: { from: \"2026-03-01\", to: \"2026-04-01\" }) { statements } }", json!({}));
+        app.ok(PLAN, json!({ "c": "PRIMARY_CONTACT" }));
+        let s = app.ok(STATEMENT, json!({}))["compensationStatement"].clone();
+        assert_eq!(s, json!({ "status": "CLOSED", "plan": { "contacts": "ACCOUNT" }, "total": { "amount": "30.00" } }));
+    }
+
     fn an_account_becomes_mqa_when_the_second_contact_qualifies_and_not_before(app) {
         campaign(app, "C1", "email", None);
         // No automatic MQLs here: the moves are explicit.

@@ -161,6 +161,10 @@ pub struct CompensationPlanInput {
     pub cap: Option<MoneyInput>,
     #[graphql(default_with = "Some(90)")]
     pub clawback_days: Option<i32>,
+    /// Whose touches its statements credit on a deal (SPEC §8); statements of a closed period
+    /// keep the mapping they were computed with.
+    #[graphql(default_with = "Some(super::types::ContactMapping::ContactRoles)")]
+    pub contacts: Option<super::types::ContactMapping>,
 }
 
 #[derive(InputObject)]
@@ -287,6 +291,7 @@ impl CompensationMutation {
                 ),
                 cap: input.cap.map(|m| (m.amount.0, m.currency)),
                 clawback_days: input.clawback_days.unwrap_or(90),
+                contacts: input.contacts.unwrap_or_default().into(),
             },
         )
         .await?;

@@ -934,6 +934,14 @@ impl CompensationPlan {
     async fn cap(&self, ctx: &Context<'_>) -> Option<Money> {
         money_opt(session(ctx), self.0.cap_cents)
     }
+    /// Whose touches its statements credit on a deal.
+    async fn contacts(&self) -> Result<ContactMapping> {
+        crate::domain::account::Mapping::parse(&self.0.contacts)
+            .map(ContactMapping::from)
+            .ok_or_else(|| {
+                AppError::Internal(format!("unknown mapping {}", self.0.contacts)).into()
+            })
+    }
     async fn clawback_days(&self) -> i32 {
         self.0.clawback_days
     }

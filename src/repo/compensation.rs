@@ -21,6 +21,8 @@ pub struct PlanRow {
     pub qualified_lead_bonus_cents: i64,
     pub cap_cents: Option<i64>,
     pub clawback_days: i32,
+    /// Whose touches its statements credit on a deal (SPEC §8 mapping).
+    pub contacts: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
@@ -35,6 +37,7 @@ pub struct PlanValues<'a> {
     pub qualified_lead_bonus_cents: i64,
     pub cap_cents: Option<i64>,
     pub clawback_days: i32,
+    pub contacts: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]

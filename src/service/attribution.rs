@@ -554,7 +554,7 @@ pub fn mapped_touches(
 
 /// The eligible run of sorted `all` for a conversion at `at`: max(at − lookback, floor) ≤
 /// time ≤ at, as (start, end) indexes.
-fn eligible_span(
+pub fn eligible_span(
     all: &[Touch],
     at: DateTime<Utc>,
     lookback: i64,

@@ -7,10 +7,13 @@ use std::str::FromStr;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::attribution::{load_facts, markov_paths};
+use super::attribution::{eligible_span, load_facts, mapped_touches, markov_paths, View};
+use super::index::Journeys;
 use super::{check_external_id, check_non_empty, not_found, AppError, AppResult, Ctx, Outcome};
 use crate::auth::{Read, Scope, Write};
 use crate::db::AnyConnection;
+use crate::domain::account::Mapping;
+use crate::domain::attribution::Touch;
 use crate::domain::attribution::{Model, Params};
 use crate::domain::compensation::{self as pay, EventCredit, Terms};
 use crate::domain::exact::ExactSum;
@@ -35,6 +38,7 @@ pub struct PlanInput {
     pub qualified_lead_bonus: (String, String),
     pub cap: Option<(String, String)>,
     pub clawback_days: i32,
+    pub contacts: Mapping,
 }
 
 /// A plan as a statement saw it (frozen statements keep the plan they were computed with).
@@ -50,6 +54,14 @@ pub struct PlanRecord {
     pub qualified_lead_bonus_cents: i64,
     pub cap_cents: Option<i64>,
     pub clawback_days: i32,
+    /// Whose touches its statements credit on a deal; statements frozen before plans had a
+    /// mapping credited the deal's contacts.
+    #[serde(default = "contact_roles")]
+    pub contacts: String,
+}
+
+fn contact_roles() -> String {
+    Mapping::ContactRoles.as_str().to_string()
 }
 
 impl From<PlanRow> for PlanRecord {
@@ -65,6 +77,7 @@ impl From<PlanRow> for PlanRecord {
             qualified_lead_bonus_cents: p.qualified_lead_bonus_cents,
             cap_cents: p.cap_cents,
             clawback_days: p.clawback_days,
+            contacts: p.contacts,
         }
     }
 }
@@ -196,6 +209,7 @@ pub async fn upsert_plan(ctx: &Ctx, input: PlanInput) -> AppResult<PlanRow> {
                 qualified_lead_bonus_cents: bonus,
                 cap_cents: cap,
                 clawback_days: input.clawback_days,
+                contacts: input.contacts.as_str(),
             };
             let outcome = match repo::plan_by_external_id(conn, &input.external_id)? {
                 None => {
@@ -257,7 +271,10 @@ pub struct SharedFacts {
     opps: HashMap<i64, crate::repo::opportunities::OpportunityRow>,
     first_positive: HashMap<i64, NaiveDate>,
     campaigns: Vec<crate::repo::campaigns::CampaignRow>,
-    by_model: std::sync::Mutex<HashMap<Model, std::sync::Arc<ModelShares>>>,
+    by_model: std::sync::Mutex<HashMap<(Model, Mapping), std::sync::Arc<ModelShares>>>,
+    /// The journey index, when the caller has one: a plan mapping deals to their accounts
+    /// reads the account's leads from it.
+    index: Option<std::sync::Arc<super::index::JourneyIndex>>,
 }
 
 /// One model's split of the period: per revenue event of `won.values`, (campaign, credit);
@@ -268,7 +285,11 @@ struct ModelShares {
 }
 
 impl SharedFacts {
-    pub fn load(conn: &mut AnyConnection, period: Period) -> AppResult<SharedFacts> {
+    pub fn load(
+        conn: &mut AnyConnection,
+        period: Period,
+        index: Option<std::sync::Arc<super::index::JourneyIndex>>,
+    ) -> AppResult<SharedFacts> {
         let won = load_facts(conn, LeadStage::Won, period, 365)?;
         let sal = load_facts(conn, LeadStage::Sal, period, 365)?;
         let revenue = reports::revenue_booked_between(conn, period.from, period.to)?
@@ -289,6 +310,7 @@ impl SharedFacts {
             first_positive,
             campaigns: campaigns::all(conn)?,
             by_model: Default::default(),
+            index,
         })
     }
 
@@ -297,15 +319,40 @@ impl SharedFacts {
         &self,
         conn: &mut AnyConnection,
         model: Model,
+        mapping: Mapping,
     ) -> AppResult<std::sync::Arc<ModelShares>> {
         if let Some(found) = self
             .by_model
             .lock()
             .ok()
-            .and_then(|m| m.get(&model).cloned())
+            .and_then(|m| m.get(&(model, mapping)).cloned())
         {
             return Ok(found);
         }
+        // Under another mapping than the contacts', each revenue event's touches are the ones
+        // its deal credits under it (its account's leads: read through the journeys).
+        let mapped: Option<Vec<Vec<Touch>>> = if mapping == Mapping::ContactRoles {
+            None
+        } else {
+            let remap = |j: &Journeys| -> Vec<Vec<Touch>> {
+                self.won
+                    .values
+                    .iter()
+                    .map(|v| match j.deal(v.opportunity_id) {
+                        Some(deal) => {
+                            let (all, _, floor) =
+                                mapped_touches(&View::now(j), deal, mapping, false);
+                            all[eligible_span(&all, v.conversion.at, 365, floor)].to_vec()
+                        }
+                        None => v.touches.to_vec(),
+                    })
+                    .collect()
+            };
+            Some(match &self.index {
+                Some(index) if index.current(conn)? => index.read(remap)?,
+                _ => remap(&super::index::JourneyIndex::rebuilt(conn)?),
+            })
+        };
         let effects_for =
             |conn: &mut AnyConnection, stage: LeadStage| -> AppResult<HashMap<i64, f64>> {
                 if model == Model::Markov {
@@ -321,12 +368,16 @@ impl SharedFacts {
             };
         let won_effects = effects_for(conn, LeadStage::Won)?;
         let mut won_credits = Vec::with_capacity(self.won.values.len());
-        for v in &self.won.values {
+        for (i, v) in self.won.values.iter().enumerate() {
             let mut per_campaign: Vec<(i64, i64)> = Vec::new();
+            let touches: &[Touch] = match &mapped {
+                Some(lists) => lists.get(i).map(Vec::as_slice).unwrap_or_default(),
+                None => &v.touches,
+            };
             for c in report::credits(
                 model,
                 &v.conversion,
-                &v.touches,
+                touches,
                 Params::default(),
                 &won_effects,
                 v.amount,
@@ -363,7 +414,7 @@ impl SharedFacts {
             sal_conversions,
         });
         if let Ok(mut m) = self.by_model.lock() {
-            m.insert(model, shares.clone());
+            m.insert((model, mapping), shares.clone());
         }
         Ok(shares)
     }
@@ -422,7 +473,13 @@ pub fn compute_with(
         .filter(|c| c.owner_id == Some(user.id))
         .map(|c| (c.id, c.external_id.clone()))
         .collect();
-    let shares = shared.shares(conn, model)?;
+    let mapping = Mapping::parse(&plan.contacts).ok_or_else(|| {
+        AppError::Internal(format!(
+            "stored plan {} has an unknown mapping {}",
+            plan.external_id, plan.contacts
+        ))
+    })?;
+    let shares = shared.shares(conn, model, mapping)?;
     // Commission and clawback: each revenue event booked in the period, split as its deal closed.
     let (revenue, opps, first_positive) = (&shared.revenue, &shared.opps, &shared.first_positive);
     let mut credits = Vec::new();
@@ -547,7 +604,7 @@ pub async fn statement(
                     ))),
                 };
             }
-            let shared = shared_facts(conn, period, Some(&cache))?;
+            let shared = shared_facts(conn, period, Some(&cache), None)?;
             compute_with(conn, &user, period, &currency, &shared)
         })
         .await
@@ -559,13 +616,17 @@ fn shared_facts(
     conn: &mut AnyConnection,
     period: Period,
     cache: Option<&super::cache::ReportCache>,
+    index: Option<std::sync::Arc<super::index::JourneyIndex>>,
 ) -> AppResult<std::sync::Arc<SharedFacts>> {
     match cache {
         Some(cache) => {
             let version = super::cache::Version::Data(reports::data_version(conn)?);
-            cache.get_or_load(version, period, || SharedFacts::load(conn, period))
+            let index = cache.index.clone();
+            cache.get_or_load(version, period, || {
+                SharedFacts::load(conn, period, Some(index))
+            })
         }
-        None => Ok(std::sync::Arc::new(SharedFacts::load(conn, period)?)),
+        None => Ok(std::sync::Arc::new(SharedFacts::load(conn, period, index)?)),
     }
 }
 
@@ -584,7 +645,7 @@ pub async fn statements(ctx: &Ctx, period: Period) -> AppResult<Vec<StatementRec
                     .map(|b| thaw(b))
                     .collect();
             }
-            payable(conn, period, &currency, Some(&cache))
+            payable(conn, period, &currency, Some(&cache), None)
         })
         .await?;
     Ok(all
@@ -599,6 +660,7 @@ fn payable(
     period: Period,
     currency: &str,
     cache: Option<&super::cache::ReportCache>,
+    index: Option<std::sync::Arc<super::index::JourneyIndex>>,
 ) -> AppResult<Vec<StatementRecord>> {
     let owners: std::collections::HashSet<i64> = campaigns::all(conn)?
         .into_iter()
@@ -611,7 +673,7 @@ fn payable(
     user_ids.sort_unstable();
     let mut users: Vec<UserRow> = users::by_ids(conn, &user_ids)?.into_values().collect();
     users.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-    let shared = shared_facts(conn, period, cache)?;
+    let shared = shared_facts(conn, period, cache, index)?;
     users
         .iter()
         .map(|u| compute_with(conn, u, period, currency, &shared))
@@ -635,7 +697,8 @@ pub async fn close_period(ctx: &Ctx, period: Period) -> AppResult<ClosedPeriodRo
                     period.from, period.to, other.period_from, other.period_to
                 )));
             }
-            let statements = payable(conn, period, &ctx2.currency, None)?;
+            let index = Some(ctx2.reports.index.clone());
+            let statements = payable(conn, period, &ctx2.currency, None, index)?;
             let now = Utc::now().naive_utc();
             let id = repo::insert_closed(
                 conn,
