@@ -28,6 +28,24 @@ MODELS = ["FIRST_TOUCH", "LAST_TOUCH", "LINEAR", "TIME_DECAY", "POSITION_BASED",
 STAGES = ["INQUIRY", "MQL", "SAL", "SQL", "OPPORTUNITY", "WON"]
 
 
+def account_reports():
+    """The account-mapped reports (issue 16), and the same without the mapping as a control."""
+    out = []
+    for stage in ["OPPORTUNITY", "WON"]:
+        for model in MODELS[:-1]:
+            out.append(("attribution ACCOUNT (heuristic)", f"{{ attribution(model: {model}, stage: {stage}, period: {PERIOD}, contacts: ACCOUNT) "
+                                                          f"{{ totalConversions totalRevenue {{ amount }} rows {{ key conversions revenue {{ amount }} }} }} }}"))
+        out.append(("attribution W_SHAPED by ACCOUNT", f"{{ attribution(model: W_SHAPED, stage: {stage}, period: {PERIOD}, groupBy: ACCOUNT) "
+                                                        f"{{ totalConversions rows {{ key revenue {{ amount }} }} }} }}"))
+        out.append(("attribution LINEAR by SEGMENT, ACCOUNT", f"{{ attribution(model: LINEAR, stage: {stage}, period: {PERIOD}, contacts: ACCOUNT, groupBy: SEGMENT, segment: \"segment\") "
+                                                              f"{{ totalConversions rows {{ key revenue {{ amount }} }} }} }}"))
+        out.append(("attribution W_SHAPED (control)", f"{{ attribution(model: W_SHAPED, stage: {stage}, period: {PERIOD}) "
+                                                      f"{{ totalConversions rows {{ key revenue {{ amount }} }} }} }}"))
+        out.append(("campaignRoi W_SHAPED ACCOUNT", f"{{ campaignRoi(model: W_SHAPED, period: {PERIOD}, contacts: ACCOUNT) {{ campaign {{ externalId }} attributedRevenue {{ amount }} }} }}"))
+        out.append(("accountFunnel", f"{{ accountFunnel(period: {PERIOD}) {{ mqa opportunity won mqaToOpportunity {{ medianDays p90Days }} }} }}"))
+    return out
+
+
 def reports():
     out = []
     for stage in STAGES:
@@ -65,6 +83,8 @@ def main():
     ap.add_argument("--rate", type=float, default=250, help="records written per second")
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--bin", default="target/release/funnelgraph")
+    ap.add_argument("--accounts", action="store_true",
+                    help="ask the account-mapped reports (issue 16); the writers' leads join accounts by domain")
     ap.add_argument("--base", help="use a server already running at this URL (ADMIN token from "
                     "FUNNELGRAPH_JWT_SECRET) instead of starting one")
     args = ap.parse_args()
@@ -136,9 +156,12 @@ def run(args, base, token, pid, ready_s):
             day = rng.randrange(0, 85)
             at = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.mktime((2026, 4, 1, 0, 0, 0, 0, 0, 0)) + day * 86400 - time.timezone))
             d = at[:10]
+            lead_input = {"externalId": lead, "createdAt": at, "title": "CTO"}
+            if args.accounts and n % 3 != 2:
+                # Two leads in three work at one of generate's accounts (matched by domain).
+                lead_input["email"] = f"{lead}@acct{rng.randrange(1, 60000)}.example.com"
             ops = [
-                ("mutation($i: LeadInput!) { upsertLead(input: $i) { id } }",
-                 {"externalId": lead, "createdAt": at, "title": "CTO"}),
+                ("mutation($i: LeadInput!) { upsertLead(input: $i) { id } }", lead_input),
             ]
             for k in range(2):
                 ops.append(("mutation($i: TouchpointInput!) { recordTouchpoint(input: $i) { id } }",
@@ -177,7 +200,7 @@ def run(args, base, token, pid, ready_s):
     latencies = {}
 
     def dashboard():
-        items = reports()
+        items = account_reports() if args.accounts else reports()
         i = 0
         while not stop.is_set():
             name, query = items[i % len(items)]

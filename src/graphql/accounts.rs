@@ -158,12 +158,7 @@ impl AccountQuery {
             }
             None => None,
         };
-        let filter = AccountFilter {
-            owner_id,
-            segment,
-            ids: None,
-            not_ids: None,
-        };
+        let filter = AccountFilter { owner_id, segment };
         let wants_total = ctx.look_ahead().field("totalCount").exists();
         let page = service::page(&s.ctx, filter, mqa_ids, after, limit, wants_total).await?;
         let has_next_page = page.rows.len() as i64 > limit;

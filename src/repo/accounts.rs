@@ -41,10 +41,6 @@ pub struct AccountFilter {
     pub owner_id: Option<i64>,
     /// Only accounts whose attribute `segment` has this value.
     pub segment: Option<String>,
-    /// Only these accounts (e.g. those that are MQA).
-    pub ids: Option<Vec<i64>>,
-    /// None of these accounts.
-    pub not_ids: Option<Vec<i64>>,
 }
 
 pub fn by_external_id(
@@ -144,12 +140,6 @@ fn filtered(filter: &AccountFilter) -> accounts::BoxedQuery<'static, crate::db::
                     .select(account_attributes::account_id),
             ),
         );
-    }
-    if let Some(ids) = &filter.ids {
-        query = query.filter(accounts::id.eq_any(ids.clone()));
-    }
-    if let Some(ids) = &filter.not_ids {
-        query = query.filter(accounts::id.ne_all(ids.clone()));
     }
     query
 }
@@ -324,6 +314,40 @@ pub fn deal_facts(conn: &mut AnyConnection) -> QueryResult<Vec<DealFacts>> {
             opportunities::closed_at,
         ))
         .load(conn)
+}
+
+/// `deal_facts` of the opportunities of some accounts (naming one, or through their primary
+/// contact).
+pub fn deal_facts_of(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<DealFacts>> {
+    // Two indexed lookups (an OR across the join would scan every deal).
+    let mut out: Vec<DealFacts> = super::in_chunks(ids, |chunk| {
+        opportunities::table
+            .inner_join(leads::table.on(leads::id.eq(opportunities::primary_contact_id)))
+            .filter(opportunities::account_id.eq_any(chunk))
+            .select((
+                opportunities::account_id,
+                leads::account_id,
+                opportunities::created_at,
+                opportunities::status,
+                opportunities::closed_at,
+            ))
+            .load(conn)
+    })?;
+    out.extend(super::in_chunks(ids, |chunk| {
+        leads::table
+            .inner_join(opportunities::table.on(opportunities::primary_contact_id.eq(leads::id)))
+            .filter(leads::account_id.eq_any(chunk))
+            .filter(opportunities::account_id.is_null())
+            .select((
+                opportunities::account_id,
+                leads::account_id,
+                opportunities::created_at,
+                opportunities::status,
+                opportunities::closed_at,
+            ))
+            .load::<DealFacts>(conn)
+    })?);
+    Ok(out)
 }
 
 /// The accounts of the leads that reached MQL, one entry per such lead.

@@ -151,29 +151,38 @@ pub async fn account(ctx: &Ctx, key: AccountKey) -> AppResult<Option<AccountRow>
 }
 
 /// Accounts by externalId after `after`, filtered; `mqa` keeps only accounts that are (true)
-/// or are not (false) MQA, as `mqa_ids` says.
+/// or are not (false) MQA, as `mqa_ids` says (filtered here: an `IN` list of every MQA account
+/// would pass the databases' bind limits at scale).
 pub async fn page(
     ctx: &Ctx,
-    mut filter: AccountFilter,
+    filter: AccountFilter,
     mqa_ids: Option<(bool, Vec<i64>)>,
     after: Option<String>,
     limit: i64,
     with_total: bool,
 ) -> AppResult<super::reads::Page<AccountRow>> {
     ctx.require_read(Read::Leads, "accounts")?;
-    match mqa_ids {
-        Some((true, ids)) => filter.ids = Some(ids),
-        Some((false, ids)) => filter.not_ids = Some(ids),
-        None => {}
-    }
     ctx.db
         .run(move |conn| -> AppResult<_> {
-            let rows = repo::page(conn, &filter, after.as_deref(), limit + 1)?;
-            let total = if with_total {
-                repo::count(conn, &filter)?
-            } else {
-                0
+            let Some((wanted, ids)) = mqa_ids else {
+                let rows = repo::page(conn, &filter, after.as_deref(), limit + 1)?;
+                let total = if with_total {
+                    repo::count(conn, &filter)?
+                } else {
+                    0
+                };
+                return Ok(super::reads::Page { rows, total });
             };
+            let ids: std::collections::HashSet<i64> = ids.into_iter().collect();
+            let keep = |r: &AccountRow| ids.contains(&r.id) == wanted;
+            let all = repo::page(conn, &filter, None, i64::MAX)?;
+            let total = all.iter().filter(|r| keep(r)).count() as i64;
+            let rows = all
+                .into_iter()
+                .filter(|r| after.as_deref().is_none_or(|a| r.external_id.as_str() > a))
+                .filter(|r| keep(r))
+                .take(usize::try_from(limit + 1).unwrap_or(usize::MAX))
+                .collect();
             Ok(super::reads::Page { rows, total })
         })
         .await
@@ -297,98 +306,197 @@ pub struct Milestones {
     pub first_win: Option<DateTime<Utc>>,
 }
 
-/// Every account's milestones (those with none are absent), read at one data version.
-#[derive(Debug, Default)]
+/// Every account's milestones (those with none are absent), with what they were computed
+/// under: the MQA settings and the active scoring rules.
+#[derive(Debug, Default, Clone)]
 pub struct AccountStates {
     pub milestones: HashMap<i64, Milestones>,
+    /// The settings and rules (as text) they were computed with: a change to either makes them
+    /// again from scratch.
+    under: String,
 }
 
-impl AccountStates {
-    fn load(conn: &mut AnyConnection) -> AppResult<AccountStates> {
-        let settings = mqa_settings_in(conn)?;
-        let rules = super::scoring::active_rules(conn)?;
-        let mut milestones: HashMap<i64, Milestones> = HashMap::new();
-        for (given, primary, created, status, closed) in repo::deal_facts(conn)? {
-            let Some(account) = given.or(primary) else {
+/// What the milestones depend on besides the leads and deals.
+fn basis(
+    conn: &mut AnyConnection,
+) -> AppResult<(MqaSettings, Vec<crate::domain::scoring::Rule>, String)> {
+    let settings = mqa_settings_in(conn)?;
+    let rules = super::scoring::active_rules(conn)?;
+    let under = format!("{settings:?} {rules:?}");
+    Ok((settings, rules, under))
+}
+
+/// The milestones of some accounts (None: of every account), read from the database.
+fn milestones_of(
+    conn: &mut AnyConnection,
+    settings: MqaSettings,
+    rules: &[crate::domain::scoring::Rule],
+    only: Option<&[i64]>,
+) -> AppResult<HashMap<i64, Milestones>> {
+    let mut milestones: HashMap<i64, Milestones> = HashMap::new();
+    let facts = match only {
+        None => repo::deal_facts(conn)?,
+        Some(ids) => repo::deal_facts_of(conn, ids)?,
+    };
+    let wanted = |a: i64| only.is_none_or(|ids| ids.binary_search(&a).is_ok());
+    for (given, primary, created, status, closed) in facts {
+        let Some(account) = given.or(primary).filter(|a| wanted(*a)) else {
+            continue;
+        };
+        let m = milestones.entry(account).or_default();
+        let created = created.and_utc();
+        m.first_opportunity = Some(m.first_opportunity.map_or(created, |t| t.min(created)));
+        if status == crate::domain::deal::DealStatus::Won.as_str() {
+            if let Some(closed) = closed.map(|t| t.and_utc()) {
+                m.first_win = Some(m.first_win.map_or(closed, |t| t.min(closed)));
+            }
+        }
+    }
+    // Only accounts with enough contacts at MQL can qualify by their scores.
+    let mut qualified: HashMap<i64, u32> = HashMap::new();
+    let mqls = match only {
+        None => repo::accounts_of_mqls(conn)?,
+        Some(ids) => repo::leads_of_accounts(conn, ids)?
+            .into_iter()
+            .filter(|l| l.mql_at.is_some())
+            .filter_map(|l| l.account_id)
+            .collect(),
+    };
+    for account in mqls {
+        *qualified.entry(account).or_default() += 1;
+    }
+    let mut candidates: Vec<i64> = qualified
+        .into_iter()
+        .filter(|(_, n)| *n >= settings.min_contacts)
+        .map(|(a, _)| a)
+        .collect();
+    candidates.sort_unstable();
+    for chunk in candidates.chunks(crate::repo::CHUNK) {
+        let rows = repo::leads_of_accounts(conn, chunk)?;
+        let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
+        let mut attributes: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        for a in leads::attributes_of(conn, &ids)? {
+            attributes
+                .entry(a.lead_id)
+                .or_default()
+                .push((a.key, a.value));
+        }
+        let mut touches: HashMap<i64, Vec<(DateTime<Utc>, String, String)>> = HashMap::new();
+        for t in leads::touchpoints_of(conn, &ids)? {
+            touches.entry(t.lead_id).or_default().push((
+                t.occurred_at.and_utc(),
+                t.external_id,
+                t.kind,
+            ));
+        }
+        let mut by_account: HashMap<i64, Vec<MqaLead>> = HashMap::new();
+        for row in &rows {
+            let Some(account) = row.account_id else {
                 continue;
             };
+            let mut mine = touches.remove(&row.id).unwrap_or_default();
+            mine.sort();
+            by_account.entry(account).or_default().push(MqaLead {
+                created_at: row.created_at.and_utc(),
+                mql_at: row.mql_at.map(|t| t.and_utc()),
+                profile: super::scoring::profile(
+                    row,
+                    attributes.get(&row.id).map(Vec::as_slice).unwrap_or(&[]),
+                ),
+                touches: mine.into_iter().map(|(at, _, kind)| (at, kind)).collect(),
+            });
+        }
+        for (account, leads) in by_account {
             let m = milestones.entry(account).or_default();
-            let created = created.and_utc();
-            m.first_opportunity = Some(m.first_opportunity.map_or(created, |t| t.min(created)));
-            if status == crate::domain::deal::DealStatus::Won.as_str() {
-                if let Some(closed) = closed.map(|t| t.and_utc()) {
-                    m.first_win = Some(m.first_win.map_or(closed, |t| t.min(closed)));
-                }
-            }
+            m.mqa = mqa_at(rules, settings, &leads, m.first_opportunity);
         }
-        // Only accounts with enough contacts at MQL can qualify by their scores.
-        let mut qualified: HashMap<i64, u32> = HashMap::new();
-        for account in repo::accounts_of_mqls(conn)? {
-            *qualified.entry(account).or_default() += 1;
-        }
-        let mut candidates: Vec<i64> = qualified
-            .into_iter()
-            .filter(|(_, n)| *n >= settings.min_contacts)
-            .map(|(a, _)| a)
-            .collect();
-        candidates.sort_unstable();
-        for chunk in candidates.chunks(crate::repo::CHUNK) {
-            let rows = repo::leads_of_accounts(conn, chunk)?;
-            let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
-            let mut attributes: HashMap<i64, Vec<(String, String)>> = HashMap::new();
-            for a in leads::attributes_of(conn, &ids)? {
-                attributes
-                    .entry(a.lead_id)
-                    .or_default()
-                    .push((a.key, a.value));
-            }
-            let mut touches: HashMap<i64, Vec<(DateTime<Utc>, String, String)>> = HashMap::new();
-            for t in leads::touchpoints_of(conn, &ids)? {
-                touches.entry(t.lead_id).or_default().push((
-                    t.occurred_at.and_utc(),
-                    t.external_id,
-                    t.kind,
-                ));
-            }
-            let mut by_account: HashMap<i64, Vec<MqaLead>> = HashMap::new();
-            for row in &rows {
-                let Some(account) = row.account_id else {
-                    continue;
-                };
-                let mut mine = touches.remove(&row.id).unwrap_or_default();
-                mine.sort();
-                by_account.entry(account).or_default().push(MqaLead {
-                    created_at: row.created_at.and_utc(),
-                    mql_at: row.mql_at.map(|t| t.and_utc()),
-                    profile: super::scoring::profile(
-                        row,
-                        attributes.get(&row.id).map(Vec::as_slice).unwrap_or(&[]),
-                    ),
-                    touches: mine.into_iter().map(|(at, _, kind)| (at, kind)).collect(),
-                });
-            }
-            for (account, leads) in by_account {
-                let m = milestones.entry(account).or_default();
-                m.mqa = mqa_at(&rules, settings, &leads, m.first_opportunity);
-            }
-        }
-        for m in milestones.values_mut() {
-            if m.mqa.is_none() {
-                // An opportunity created before MQA makes the account MQA then.
-                m.mqa = m.first_opportunity;
-            }
-        }
-        Ok(AccountStates { milestones })
     }
+    for m in milestones.values_mut() {
+        if m.mqa.is_none() {
+            // An opportunity created before MQA makes the account MQA then.
+            m.mqa = m.first_opportunity;
+        }
+    }
+    Ok(milestones)
 }
 
-/// The account milestones at the current data version (cached per version).
+/// The accounts whose leads or deals changed since index version `since` (as they were then
+/// and as they are): the ones whose milestones may have moved. None when the journal no longer
+/// reaches back that far.
+fn touched_accounts(j: &super::index::Journeys, since: i64) -> Option<Vec<i64>> {
+    let changed = j.journal.since(since)?;
+    let mut out: Vec<i64> = Vec::new();
+    for (id, old) in &changed.leads {
+        out.extend(old.and_then(|l| l.account));
+        out.extend(j.lead(*id).and_then(|l| l.account));
+    }
+    let then = |id: i64| match changed.leads.get(&id) {
+        Some(old) => old.and_then(|l| l.account),
+        None => j.lead(id).and_then(|l| l.account),
+    };
+    for (id, old) in &changed.deals {
+        if let Some(d) = old {
+            out.extend(d.row.account_id.or_else(|| then(d.row.primary_contact_id)));
+        }
+        if let Some(d) = j.deal(*id) {
+            out.extend(j.account_of(d));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// The account milestones as of now. On the journey index they are kept with its version and
+/// brought forward by computing again only the accounts whose leads or deals changed since
+/// (a CRM sync's writes touch a few accounts a second); else read whole per data version.
 pub fn states_in(ctx: &Ctx, conn: &mut AnyConnection) -> AppResult<Arc<AccountStates>> {
-    let version = Version::Data(crate::repo::reports::data_version(conn)?);
     let whole = Period::new(chrono::NaiveDate::MIN, chrono::NaiveDate::MAX)
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    ctx.reports
-        .get_or_load(version, whole, || AccountStates::load(conn))
+    let index = ctx.reports.index.clone();
+    if index.current(conn)? {
+        let (settings, rules, under) = basis(conn)?;
+        let version = index.version();
+        let kept = ctx.reports.take_indexed::<AccountStates>(whole, version);
+        let states = match kept {
+            Some((at, kept)) if at == version && kept.under == under => kept,
+            Some((at, kept)) if kept.under == under => {
+                match index.read(|j| touched_accounts(j, at))? {
+                    Some(accounts) => {
+                        let mut states = Arc::try_unwrap(kept).unwrap_or_else(|k| (*k).clone());
+                        for a in &accounts {
+                            states.milestones.remove(a);
+                        }
+                        states.milestones.extend(milestones_of(
+                            conn,
+                            settings,
+                            &rules,
+                            Some(&accounts),
+                        )?);
+                        Arc::new(states)
+                    }
+                    None => Arc::new(AccountStates {
+                        milestones: milestones_of(conn, settings, &rules, None)?,
+                        under,
+                    }),
+                }
+            }
+            _ => Arc::new(AccountStates {
+                milestones: milestones_of(conn, settings, &rules, None)?,
+                under,
+            }),
+        };
+        ctx.reports.keep_indexed(version, whole, states.clone());
+        return Ok(states);
+    }
+    let version = Version::Data(crate::repo::reports::data_version(conn)?);
+    ctx.reports.get_or_load(version, whole, || {
+        let (settings, rules, under) = basis(conn)?;
+        Ok(AccountStates {
+            milestones: milestones_of(conn, settings, &rules, None)?,
+            under,
+        })
+    })
 }
 
 pub async fn states(ctx: &Ctx) -> AppResult<Arc<AccountStates>> {

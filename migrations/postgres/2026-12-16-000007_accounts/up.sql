@@ -29,6 +29,8 @@ CREATE INDEX leads_email_domain ON leads (email_domain);
 
 ALTER TABLE opportunities ADD COLUMN account_id BIGINT REFERENCES accounts (id);
 CREATE INDEX opportunities_account ON opportunities (account_id);
+-- An account's deals through their primary contacts.
+CREATE INDEX opportunities_primary ON opportunities (primary_contact_id);
 
 -- Which leads a plan's statements credit on a deal (SPEC §8 mapping).
 ALTER TABLE compensation_plans ADD COLUMN contacts TEXT COLLATE "C" NOT NULL DEFAULT 'CONTACT_ROLES';

@@ -1,4 +1,5 @@
 ALTER TABLE compensation_plans DROP COLUMN contacts;
+DROP INDEX opportunities_primary;
 DROP INDEX opportunities_account;
 ALTER TABLE opportunities DROP COLUMN account_id;
 DROP INDEX leads_email_domain;
