@@ -85,6 +85,9 @@ def main():
     ap.add_argument("--bin", default="target/release/funnelgraph")
     ap.add_argument("--accounts", action="store_true",
                     help="ask the account-mapped reports (issue 16); the writers' leads join accounts by domain")
+    ap.add_argument("--account-writes", action="store_true",
+                    help="only the writers' leads join accounts (the dashboard asks the usual reports)")
+    ap.add_argument("--only", help="ask only the reports whose name contains this")
     ap.add_argument("--base", help="use a server already running at this URL (ADMIN token from "
                     "FUNNELGRAPH_JWT_SECRET) instead of starting one")
     args = ap.parse_args()
@@ -157,7 +160,7 @@ def run(args, base, token, pid, ready_s):
             at = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.mktime((2026, 4, 1, 0, 0, 0, 0, 0, 0)) + day * 86400 - time.timezone))
             d = at[:10]
             lead_input = {"externalId": lead, "createdAt": at, "title": "CTO"}
-            if args.accounts and n % 3 != 2:
+            if (args.accounts or args.account_writes) and n % 3 != 2:
                 # Two leads in three work at one of generate's accounts (matched by domain).
                 lead_input["email"] = f"{lead}@acct{rng.randrange(1, 60000)}.example.com"
             ops = [
@@ -201,6 +204,8 @@ def run(args, base, token, pid, ready_s):
 
     def dashboard():
         items = account_reports() if args.accounts else reports()
+        if args.only:
+            items = [r for r in items if args.only in r[0]]
         i = 0
         while not stop.is_set():
             name, query = items[i % len(items)]

@@ -213,6 +213,10 @@ both_databases! {
         assert_eq!(revenue_rows(&r), pairs(&[("(none)", "400.00"), ("ACME", "600.00")]), "{r}");
         let r = report(app, "LINEAR", "WON", "ACCOUNT", "SEGMENT");
         assert_eq!(revenue_rows(&r), pairs(&[("(none)", "400.00"), ("ENTERPRISE", "600.00")]), "{r}");
+        // A change to the account's attributes shows in the next report.
+        account(app, "ACME", Some("acme.com"), Some("sam"), "MID_MARKET");
+        let r = report(app, "LINEAR", "WON", "ACCOUNT", "SEGMENT");
+        assert_eq!(revenue_rows(&r), pairs(&[("(none)", "400.00"), ("MID_MARKET", "600.00")]), "{r}");
         let v = app.admin(REPORT, json!({ "m": "LINEAR", "g": "SEGMENT", "from": "2026-03-01", "to": "2026-04-01" }));
         assert_eq!(code(&v), "BAD_USER_INPUT", "SEGMENT needs the attribute: {v}");
         // At OPPORTUNITY, D2's pipeline at its creation (03-01): the same three touches.

@@ -49,35 +49,36 @@ pub struct ReportQuery {
     pub segment: Option<String>,
 }
 
-/// The row key of each account for an ACCOUNT (externalId) or SEGMENT (the attribute) report.
+/// The row key of each account for an ACCOUNT (externalId) or SEGMENT (the attribute) report:
+/// kept by the journey index per change to accounts, else read.
 async fn account_keys(
     ctx: &Ctx,
     grouping: Grouping,
     segment: Option<String>,
-) -> AppResult<HashMap<i64, String>> {
-    match grouping {
-        Grouping::Account => {
-            ctx.db
-                .run(|conn| {
-                    Ok(crate::repo::accounts::all(conn)?
-                        .into_iter()
-                        .map(|a| (a.id, a.external_id))
-                        .collect())
-                })
-                .await
-        }
-        Grouping::Segment => {
-            let key = segment.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
-                AppError::BadInput(
-                    "groupBy SEGMENT needs segment: the account attribute to group by".into(),
-                )
-            })?;
-            ctx.db
-                .run(move |conn| Ok(crate::repo::accounts::attribute_of_all(conn, &key)?))
-                .await
-        }
-        _ => Ok(HashMap::new()),
-    }
+) -> AppResult<Arc<HashMap<i64, String>>> {
+    let attribute = match grouping {
+        Grouping::Account => None,
+        Grouping::Segment => Some(segment.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+            AppError::BadInput(
+                "groupBy SEGMENT needs segment: the account attribute to group by".into(),
+            )
+        })?),
+        _ => return Ok(Arc::new(HashMap::new())),
+    };
+    let index = ctx.reports.index.clone();
+    let primary = index.is_ready();
+    ctx.db
+        .run_on(primary, move |conn| {
+            if primary && index.current(conn)? {
+                index.account_keys(conn, attribute.as_deref())
+            } else {
+                Ok(Arc::new(super::index::read_account_keys(
+                    conn,
+                    attribute.as_deref(),
+                )?))
+            }
+        })
+        .await
 }
 
 /// A report with what the caller may see of it.
@@ -1143,6 +1144,13 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
     ctx.require_read(Read::Campaigns, "attribution")?;
     check_stage(query.stage)?;
     check_params(query.half_life_days, query.lookback_days)?;
+    if query.grouping == Grouping::Segment
+        && query.segment.as_deref().is_none_or(|k| k.trim().is_empty())
+    {
+        return Err(AppError::BadInput(
+            "groupBy SEGMENT needs segment: the account attribute to group by".into(),
+        ));
+    }
     let (tallied, campaigns) = tallies(
         ctx,
         vec![query.stage],

@@ -452,6 +452,11 @@ pub struct JourneyIndex {
     tail: Mutex<Tail>,
     /// Bumped whenever a campaign or a cost may have changed.
     campaigns_version: std::sync::atomic::AtomicI64,
+    /// Bumped whenever an account or its attributes may have changed.
+    accounts_version: std::sync::atomic::AtomicI64,
+    /// Report row keys of accounts (by grouping key: "" for externalIds, else the attribute)
+    /// read at an `accounts_version`.
+    account_keys: Mutex<HashMap<String, (i64, Arc<HashMap<i64, String>>)>>,
     /// Campaigns and costs read at a `campaigns_version`.
     campaign_data: Mutex<Option<(i64, Arc<CampaignData>)>>,
 }
@@ -563,6 +568,39 @@ impl JourneyIndex {
         Ok(data)
     }
 
+    /// Each account's report key, `attribute` None: its externalId, else its value of that
+    /// attribute (accounts without one are absent): read from the database once per change to
+    /// accounts (call after `current`, so every acknowledged change to an account is in).
+    pub fn account_keys(
+        &self,
+        conn: &mut AnyConnection,
+        attribute: Option<&str>,
+    ) -> AppResult<Arc<HashMap<i64, String>>> {
+        let version = self.accounts_version.load(Ordering::Acquire);
+        let key = attribute.unwrap_or("").to_string();
+        let kept = self
+            .account_keys
+            .lock()
+            .map_err(|_| lock_error())?
+            .get(&key)
+            .cloned();
+        if let Some((at, keys)) = kept {
+            if at == version {
+                return Ok(keys);
+            }
+        }
+        let keys = Arc::new(read_account_keys(conn, attribute)?);
+        let mut kept = self.account_keys.lock().map_err(|_| lock_error())?;
+        // A few attributes at most are asked for; forget the oldest beyond 16.
+        if kept.len() >= 16 {
+            kept.clear();
+        }
+        if kept.get(&key).is_none_or(|(at, _)| *at <= version) {
+            kept.insert(key, (version, keys.clone()));
+        }
+        Ok(keys)
+    }
+
     /// Runs `read` on the current content.
     pub fn read<T>(&self, read: impl FnOnce(&Journeys) -> T) -> AppResult<T> {
         let journeys = self.journeys.read().map_err(|_| lock_error())?;
@@ -586,6 +624,7 @@ impl JourneyIndex {
             fresh.journal = Journal::starting_at(version);
             *journeys = fresh;
             self.campaigns_version.fetch_add(1, Ordering::AcqRel);
+            self.accounts_version.fetch_add(1, Ordering::AcqRel);
         }
         *tail = Tail {
             low: (newest - REPLAY).max(0),
@@ -688,6 +727,10 @@ impl JourneyIndex {
                 "deal" => {
                     deal_ids.insert(*id);
                 }
+                // An account or its attributes: its report keys are read again when asked.
+                "account" => {
+                    self.accounts_version.fetch_add(1, Ordering::AcqRel);
+                }
                 // A campaign or its costs: read again, whole, when next asked for.
                 _ => {
                     self.campaigns_version.fetch_add(1, Ordering::AcqRel);
@@ -728,6 +771,20 @@ impl JourneyIndex {
     pub fn equals(&self, other: &Journeys) -> AppResult<bool> {
         self.read(|j| j == other)
     }
+}
+
+/// Each account's report key: its externalId, or its value of `attribute`.
+pub fn read_account_keys(
+    conn: &mut AnyConnection,
+    attribute: Option<&str>,
+) -> AppResult<HashMap<i64, String>> {
+    Ok(match attribute {
+        None => crate::repo::accounts::all(conn)?
+            .into_iter()
+            .map(|a| (a.id, a.external_id))
+            .collect(),
+        Some(key) => crate::repo::accounts::attribute_of_all(conn, key)?,
+    })
 }
 
 /// Moves the watermark over the ids seen, and gives up gaps whose writer has ended.

@@ -114,25 +114,63 @@ impl ExactSum {
         })
     }
 
+    /// `scaled_u128` without a common denominator, for sums whose denominators' LCM passes
+    /// 128 bits (an account's deal split over 1…200 touches has ~200 of them): each term's
+    /// whole part exactly, its remainder as a fraction of 2^64 rounded down (an error under 1
+    /// per term, so the true fractional part lies in [f, f + terms)). When that interval does
+    /// not contain ½ (nor reach 1) the rounding is decided exactly; else None, and the caller
+    /// computes the exact fraction.
+    fn scaled_by_terms(&self) -> Option<u128> {
+        const ONE: u128 = 1 << 64;
+        let scale = 10u128.pow(DISPLAY_DIGITS);
+        // frac in units of 2^-64; err bounds how far below the true fractional part it is.
+        let (mut whole, mut frac, mut err): (u128, u128, u128) = (0, 0, 0);
+        for (d, n) in &self.by_den {
+            if *d >= ONE {
+                return None;
+            }
+            let x = n.to_u128()?.checked_mul(scale)?;
+            match (u64::try_from(x), u32::try_from(*d)) {
+                // Most terms: machine words (u128 division is ten times slower).
+                (Ok(x), Ok(d)) => {
+                    let d = u64::from(d);
+                    whole = whole.checked_add(u128::from(x / d))?;
+                    frac = frac.checked_add(u128::from(((x % d) << 32) / d) << 32)?;
+                    err += 1 << 32;
+                }
+                _ => {
+                    whole = whole.checked_add(x / d)?;
+                    frac = frac.checked_add(((x % d) << 64) / d)?;
+                    err += 1;
+                }
+            }
+        }
+        whole = whole.checked_add(frac >> 64)?;
+        let f = frac & (ONE - 1);
+        let half = ONE / 2;
+        if f.checked_add(err)? >= ONE {
+            return None;
+        }
+        if f + err <= half {
+            Some(whole)
+        } else if f > half {
+            whole.checked_add(1)
+        } else {
+            None
+        }
+    }
+
     /// The sum rounded half-to-even to `DISPLAY_DIGITS` places, printed without trailing
     /// zeros ("2.55", "1", "0.333333333333").
     pub fn to_decimal_string(&self) -> String {
-        let text = match self.scaled_u128() {
+        let text = match self.scaled_by_terms().or_else(|| self.scaled_u128()) {
             Some(scaled) => scaled.to_string(),
             None => {
                 let (num, den) = self.fraction();
                 round_half_even(num * BigUint::from(10u32).pow(DISPLAY_DIGITS), &den).to_string()
             }
         };
-        let digits = DISPLAY_DIGITS as usize;
-        let padded = format!("{text:0>width$}", width = digits + 1);
-        let (int, frac) = padded.split_at(padded.len() - digits);
-        let frac = frac.trim_end_matches('0');
-        if frac.is_empty() {
-            int.to_string()
-        } else {
-            format!("{int}.{frac}")
-        }
+        display(&text)
     }
 
     /// `amount × sum`, rounded half-to-even to the minor unit; None when it does not fit.
@@ -151,6 +189,19 @@ impl ExactSum {
         }
         let magnitude = round_half_even(den * BigUint::from(amount.unsigned_abs()), &num);
         signed(magnitude, amount < 0)
+    }
+}
+
+/// A sum scaled by 10^DISPLAY_DIGITS (decimal digits), printed without trailing zeros.
+fn display(text: &str) -> String {
+    let digits = DISPLAY_DIGITS as usize;
+    let padded = format!("{text:0>width$}", width = digits + 1);
+    let (int, frac) = padded.split_at(padded.len() - digits);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
     }
 }
 
@@ -275,5 +326,43 @@ mod tests {
         }
         assert_eq!(huge.scaled_u128(), None);
         assert_eq!(huge.to_decimal_string(), "0");
+    }
+
+    #[test]
+    fn the_term_by_term_printing_agrees_with_the_exact_one() {
+        let big = |s: &ExactSum| {
+            let (num, den) = s.fraction();
+            round_half_even(num * BigUint::from(10u32).pow(DISPLAY_DIGITS), &den)
+        };
+        // Denominators 1…200 (an account's splits): their LCM passes 128 bits.
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut decided = 0;
+        for _ in 0..300 {
+            let mut s = ExactSum::default();
+            for _ in 0..(1 + next(400)) {
+                let den = 1 + u128::from(next(200));
+                s.add(Fraction::new(1 + u128::from(next(den as u64)), den));
+            }
+            if let Some(fast) = s.scaled_by_terms() {
+                decided += 1;
+                assert_eq!(BigUint::from(fast), big(&s), "{s:?}");
+            }
+            assert_eq!(s.to_decimal_string(), display(&big(&s).to_string()));
+        }
+        assert!(
+            decided > 290,
+            "the fast path decides almost every sum: {decided}"
+        );
+        // Exactly a half at the 13th place: undecidable by terms, printed exactly.
+        let mut tie = ExactSum::default();
+        tie.add(Fraction::new(1, 2 * 10u128.pow(DISPLAY_DIGITS)));
+        assert_eq!(tie.scaled_by_terms(), None);
+        assert_eq!(tie.to_decimal_string(), "0");
     }
 }

@@ -34,3 +34,18 @@ CREATE INDEX opportunities_primary ON opportunities (primary_contact_id);
 
 -- Which leads a plan's statements credit on a deal (SPEC §8 mapping).
 ALTER TABLE compensation_plans ADD COLUMN contacts TEXT COLLATE "C" NOT NULL DEFAULT 'CONTACT_ROLES';
+
+-- A change to an account or its attributes: reports read account keys (ACCOUNT, SEGMENT
+-- groupings) again. Membership changes are lead changes, logged by the leads' triggers.
+CREATE TRIGGER change_log_account_insert AFTER INSERT ON accounts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_new('account', 'id');
+CREATE TRIGGER change_log_account_update AFTER UPDATE ON accounts
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_both('account', 'id');
+CREATE TRIGGER change_log_account_delete AFTER DELETE ON accounts
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_old('account', 'id');
+CREATE TRIGGER change_log_account_attribute_insert AFTER INSERT ON account_attributes
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_new('account', 'account_id');
+CREATE TRIGGER change_log_account_attribute_update AFTER UPDATE ON account_attributes
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_both('account', 'account_id');
+CREATE TRIGGER change_log_account_attribute_delete AFTER DELETE ON account_attributes
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION change_log_old('account', 'account_id');

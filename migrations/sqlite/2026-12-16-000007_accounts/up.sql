@@ -34,3 +34,18 @@ CREATE INDEX opportunities_primary ON opportunities (primary_contact_id);
 
 -- Which leads a plan's statements credit on a deal (SPEC §8 mapping).
 ALTER TABLE compensation_plans ADD COLUMN contacts TEXT NOT NULL DEFAULT 'CONTACT_ROLES';
+
+-- A change to an account or its attributes: reports read account keys (ACCOUNT, SEGMENT
+-- groupings) again. Membership changes are lead changes, logged by the leads' triggers.
+CREATE TRIGGER change_log_account_insert AFTER INSERT ON accounts
+BEGIN INSERT INTO change_log (kind, entity_id) VALUES ('account', NEW.id); END;
+CREATE TRIGGER change_log_account_update AFTER UPDATE ON accounts
+BEGIN INSERT INTO change_log (kind, entity_id) VALUES ('account', NEW.id); END;
+CREATE TRIGGER change_log_account_delete AFTER DELETE ON accounts
+BEGIN INSERT INTO change_log (kind, entity_id) VALUES ('account', OLD.id); END;
+CREATE TRIGGER change_log_account_attribute_insert AFTER INSERT ON account_attributes
+BEGIN INSERT INTO change_log (kind, entity_id) VALUES ('account', NEW.account_id); END;
+CREATE TRIGGER change_log_account_attribute_update AFTER UPDATE ON account_attributes
+BEGIN INSERT INTO change_log (kind, entity_id) VALUES ('account', NEW.account_id); END;
+CREATE TRIGGER change_log_account_attribute_delete AFTER DELETE ON account_attributes
+BEGIN INSERT INTO change_log (kind, entity_id) VALUES ('account', OLD.account_id); END;
