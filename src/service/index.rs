@@ -456,7 +456,7 @@ pub struct JourneyIndex {
     accounts_version: std::sync::atomic::AtomicI64,
     /// Report row keys of accounts (by grouping key: "" for externalIds, else the attribute)
     /// read at an `accounts_version`.
-    account_keys: Mutex<HashMap<String, (i64, Arc<HashMap<i64, String>>)>>,
+    account_keys: Mutex<HashMap<String, (i64, AccountKeys)>>,
     /// Campaigns and costs read at a `campaigns_version`.
     campaign_data: Mutex<Option<(i64, Arc<CampaignData>)>>,
 }
@@ -575,7 +575,7 @@ impl JourneyIndex {
         &self,
         conn: &mut AnyConnection,
         attribute: Option<&str>,
-    ) -> AppResult<Arc<HashMap<i64, String>>> {
+    ) -> AppResult<AccountKeys> {
         let version = self.accounts_version.load(Ordering::Acquire);
         let key = attribute.unwrap_or("").to_string();
         let kept = self
@@ -772,6 +772,9 @@ impl JourneyIndex {
         self.read(|j| j == other)
     }
 }
+
+/// Each account's report row key, by account id.
+pub type AccountKeys = Arc<HashMap<i64, String>>;
 
 /// Each account's report key: its externalId, or its value of `attribute`.
 pub fn read_account_keys(
