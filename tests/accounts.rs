@@ -174,7 +174,9 @@ both_databases! {
         assert_eq!(account_of(app, "P"), "ACME");
         let v = app.admin(UPSERT_LEAD, json!({ "i": { "externalId": "Y", "createdAt": "2026-01-01T00:00:00Z", "accountExternalId": "NOPE" } }));
         assert_eq!(code(&v), "NOT_FOUND", "{v}");
-        let acme = app.ok("{ account(externalId: \"ACME\") { leads { externalId } attributes { key value } } }", json!({}));
+        let acme = app.ok("{ account(externalId: \"ACME\") { id leads { externalId } attributes { key value } } }", json!({}));
+        let node = app.ok("query($id: ID!) { node(id: $id) { ... on Account { externalId } } }", json!({ "id": acme["account"]["id"] }));
+        assert_eq!(node["node"]["externalId"], "ACME");
         assert_eq!(acme["account"]["leads"], json!([{ "externalId": "P" }, { "externalId": "X" }]));
         assert_eq!(acme["account"]["attributes"][1], json!({ "key": "segment", "value": "SMB" }));
     }

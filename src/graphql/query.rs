@@ -70,6 +70,9 @@ impl EntityQuery {
                 .await?
                 .map(Touchpoint)
                 .map(Node::Touchpoint),
+            "Account" => service::accounts::account(&s.ctx, service::accounts::AccountKey::Id(row))
+                .await?
+                .map(|a| Node::Account(Account(a))),
             "RevenueEvent" => reads::revenue_event(&s.ctx, row)
                 .await?
                 .map(|r| Node::RevenueEvent(RevenueEvent(r))),

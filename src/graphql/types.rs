@@ -179,6 +179,7 @@ pub enum Node {
     RevenueEvent(RevenueEvent),
     CompensationPlan(CompensationPlan),
     ScoringRule(ScoringRule),
+    Account(Account),
 }
 
 #[derive(Clone, Debug)]
