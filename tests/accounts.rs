@@ -382,6 +382,16 @@ both_databases! {
         assert_eq!(mk["data"]["accounts"]["nodes"], json!([{ "externalId": "ACME" }]));
         let mk = app.as_role(Role::Marketer, "{ account(externalId: \"ACME\") { opportunities { externalId } } }", json!({}));
         assert_eq!(code(&mk), "FORBIDDEN", "{mk}");
+        // Deal milestones follow the deals' rule: not for a marketer, a rep on own accounts.
+        let won = "{ account(externalId: \"ACME\") { firstWonAt } }";
+        assert_eq!(code(&app.as_role(Role::Marketer, won, json!({}))), "FORBIDDEN");
+        let sam = app.gql_with(&app.token("sam", Role::SalesRep), won, json!({}));
+        assert_eq!(sam["data"]["account"]["firstWonAt"], "2026-03-10T00:00:00Z", "{sam}");
+        assert_eq!(code(&app.gql_with(&app.token("sue", Role::SalesRep), won, json!({}))), "FORBIDDEN");
+        // The company's account funnel: not for a marketer who sees only own campaigns.
+        let funnel = "{ accountFunnel(period: { from: \"2026-01-01\", to: \"2027-01-01\" }) { won } }";
+        assert_eq!(code(&app.as_role(Role::Marketer, funnel, json!({}))), "FORBIDDEN");
+        assert_eq!(app.as_role(Role::Analyst, funnel, json!({}))["data"]["accountFunnel"]["won"], 1);
         // Only the CRM sync and ADMIN upsert accounts; a refused upsert changes nothing.
         for role in [Role::Marketer, Role::SalesRep, Role::Analyst, Role::Finance, Role::MarketingManager] {
             let v = app.as_role(role, UPSERT_ACCOUNT, json!({ "i": { "externalId": "ACME", "name": "Taken", "domain": "evil.com" } }));

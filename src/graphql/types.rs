@@ -185,6 +185,21 @@ pub enum Node {
 #[derive(Clone, Debug)]
 pub struct Account(pub service::accounts::AccountRow);
 
+impl Account {
+    /// FORBIDDEN unless the caller may see this account's deals.
+    fn check_deal_milestones(&self, ctx: &Context<'_>) -> Result<()> {
+        let s = session(ctx);
+        if service::accounts::may_see_deal_milestones(&s.ctx, &self.0) {
+            Ok(())
+        } else {
+            Err(forbidden(format!(
+                "role {} may not see this account's deals",
+                s.ctx.caller.role.as_str()
+            )))
+        }
+    }
+}
+
 /// How engaged an account is: its leads' current scores summed, and how many of them were
 /// touched lately.
 #[derive(SimpleObject, Clone, Debug)]
@@ -253,6 +268,7 @@ impl Account {
             .map(DateTime))
     }
     async fn first_opportunity_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        self.check_deal_milestones(ctx)?;
         let states = service::accounts::states(&session(ctx).ctx).await?;
         Ok(states
             .milestones
@@ -261,6 +277,7 @@ impl Account {
             .map(DateTime))
     }
     async fn first_won_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        self.check_deal_milestones(ctx)?;
         let states = service::accounts::states(&session(ctx).ctx).await?;
         Ok(states
             .milestones

@@ -455,9 +455,19 @@ pub fn states_in(ctx: &Ctx, conn: &mut AnyConnection) -> AppResult<Arc<AccountSt
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let index = ctx.reports.index.clone();
     if index.current(conn)? {
+        // One computation at a time: the resolvers of a page of accounts ask together, and the
+        // first brings the milestones forward while the others wait for it to keep them.
+        static COMPUTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = COMPUTING
+            .lock()
+            .map_err(|_| AppError::Internal("the account milestones lock was poisoned".into()))?;
         let (settings, rules, under) = basis(conn)?;
         let version = index.version();
         let kept = ctx.reports.take_indexed::<AccountStates>(whole, version);
+        if kept.as_ref().is_some_and(|(_, k)| k.under != under) {
+            // Computed under other settings or rules: forget it, so the new one is kept.
+            ctx.reports.forget_indexed::<AccountStates>(whole);
+        }
         let states = match kept {
             Some((at, kept)) if at == version && kept.under == under => kept,
             Some((at, kept)) if kept.under == under => {
@@ -517,7 +527,15 @@ pub struct AccountFunnel {
 }
 
 pub async fn account_funnel(ctx: &Ctx, period: Period) -> AppResult<AccountFunnel> {
-    ctx.require_read(Read::Campaigns, "the account funnel")?;
+    // Company-wide counts of first deals and wins: for roles that see every campaign and deal.
+    if ctx.require_read(Read::Campaigns, "the account funnel")? != crate::auth::Scope::All
+        || ctx.read_scope(Read::Opportunities) != crate::auth::Scope::All
+    {
+        return Err(AppError::Forbidden(format!(
+            "role {} may not read the company's account funnel",
+            ctx.caller.role.as_str()
+        )));
+    }
     let states = states(ctx).await?;
     let mut out = (0, 0, 0, Vec::new(), Vec::new());
     for m in states.milestones.values() {
@@ -544,6 +562,16 @@ pub async fn account_funnel(ctx: &Ctx, period: Period) -> AppResult<AccountFunne
         mqa_to_opportunity: duration_stats(out.3),
         opportunity_to_won: duration_stats(out.4),
     })
+}
+
+/// Whether the caller may see an account's deal milestones (first opportunity, first win):
+/// every role that sees every deal; a SALES_REP on the accounts they own.
+pub fn may_see_deal_milestones(ctx: &Ctx, account: &AccountRow) -> bool {
+    match ctx.read_scope(Read::Opportunities) {
+        crate::auth::Scope::All => true,
+        crate::auth::Scope::Own(_) => ctx.owns(account.owner_id),
+        crate::auth::Scope::None => false,
+    }
 }
 
 /// Per account: (leads, summed current score, leads with a touch in the last `days`).

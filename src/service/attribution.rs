@@ -1235,7 +1235,15 @@ pub async fn opportunity_credits(
             };
             let deals = Deals::load(conn, &[&opp])?;
             let (conversion, mut touches) = deals.conversion(&opp, at, won, 365);
-            if mapping != Mapping::ContactRoles {
+            if mapping == Mapping::PrimaryContact {
+                // Its primary contact's touches: read with its contacts' already.
+                let own = deals
+                    .touches
+                    .get(&opp.primary_contact_id)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                touches = eligible(own, at, 365);
+            } else if mapping == Mapping::Account {
                 // Whose touches: read through the journeys (every lead of its account).
                 let mapped = |j: &Journeys| -> AppResult<Vec<Touch>> {
                     let deal = j.deal(opp.id).ok_or_else(|| {

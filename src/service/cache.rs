@@ -149,6 +149,17 @@ impl ReportCache {
         Some((newest, found.downcast::<V>().ok()?))
     }
 
+    /// Forgets the `V` of a period kept at any index version (it was computed under settings
+    /// that changed since).
+    pub(crate) fn forget_indexed<V: Any + Send + Sync>(&self, period: Period) {
+        let kind = TypeId::of::<V>();
+        if let Ok(mut map) = self.by_period.lock() {
+            map.retain(|(t, v, p), _| {
+                !(*t == kind && *p == period && matches!(v, Version::Indexed(_)))
+            });
+        }
+    }
+
     /// Keeps the `V` of a period at an index version (not when a newer one is kept already).
     pub(crate) fn keep_indexed<V: Any + Send + Sync>(
         &self,

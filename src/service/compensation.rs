@@ -590,8 +590,11 @@ pub async fn statement(
     }
     let currency = ctx.currency.clone();
     let cache = ctx.reports.clone();
+    // On the primary once the journey index is loaded: a plan mapping deals to accounts reads
+    // it, and it must be caught up only over the primary (as the reports do).
+    let primary = cache.index.is_ready();
     ctx.db
-        .run(move |conn| {
+        .run_on(primary, move |conn| {
             let user = users::by_external_id(conn, &user_external_id)?
                 .ok_or_else(|| not_found("user", &user_external_id))?;
             if let Some(closed) = exact_closed(conn, period)? {
@@ -636,9 +639,10 @@ pub async fn statements(ctx: &Ctx, period: Period) -> AppResult<Vec<StatementRec
     let currency = ctx.currency.clone();
     let me = ctx.caller.sub.clone();
     let cache = ctx.reports.clone();
+    let primary = cache.index.is_ready();
     let all = ctx
         .db
-        .run(move |conn| {
+        .run_on(primary, move |conn| {
             if let Some(closed) = exact_closed(conn, period)? {
                 return repo::frozen(conn, closed.id, None)?
                     .iter()

@@ -18,12 +18,16 @@ CREATE TABLE account_attributes (
     value TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (account_id, key)
 );
+-- accounts(segment:) and SEGMENT reports look accounts up by an attribute's value.
+CREATE INDEX account_attributes_key ON account_attributes (key, value);
 
 ALTER TABLE leads ADD COLUMN account_id BIGINT REFERENCES accounts (id);
 ALTER TABLE leads ADD COLUMN account_explicit BOOLEAN NOT NULL DEFAULT FALSE;
 -- The host of the lead's email, lower-case (NULL without an email): what domain matching reads.
 ALTER TABLE leads ADD COLUMN email_domain TEXT COLLATE "C";
-UPDATE leads SET email_domain = lower(split_part(email, '@', 2)) WHERE email LIKE '%@%';
+-- As the code derives it: after the last '@', trimmed, without a trailing dot, lower-case.
+UPDATE leads SET email_domain = NULLIF(rtrim(btrim(lower(substring(email from '@([^@]*)$'))), '.'), '')
+    WHERE email LIKE '%@%';
 CREATE INDEX leads_account ON leads (account_id);
 CREATE INDEX leads_email_domain ON leads (email_domain);
 

@@ -18,12 +18,18 @@ CREATE TABLE account_attributes (
     value TEXT NOT NULL,
     PRIMARY KEY (account_id, key)
 );
+-- accounts(segment:) and SEGMENT reports look accounts up by an attribute's value.
+CREATE INDEX account_attributes_key ON account_attributes (key, value);
 
 ALTER TABLE leads ADD COLUMN account_id BIGINT;
 ALTER TABLE leads ADD COLUMN account_explicit BOOLEAN NOT NULL DEFAULT 0;
 -- The host of the lead's email, lower-case (NULL without an email): what domain matching reads.
 ALTER TABLE leads ADD COLUMN email_domain TEXT;
-UPDATE leads SET email_domain = lower(substr(email, instr(email, '@') + 1)) WHERE email LIKE '%@%';
+-- As the code derives it: after the last '@', trimmed, without a trailing dot, lower-case
+-- (rtrim of everything but '@' finds the last '@').
+UPDATE leads SET email_domain = NULLIF(rtrim(trim(lower(
+    substr(email, length(rtrim(email, replace(email, '@', ''))) + 1))), '.'), '')
+    WHERE email LIKE '%@%';
 CREATE INDEX leads_account ON leads (account_id);
 CREATE INDEX leads_email_domain ON leads (email_domain);
 
