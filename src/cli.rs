@@ -103,6 +103,14 @@ pub enum CliError {
     Io(#[from] std::io::Error),
 }
 
+/// Refuses a database whose amounts are in another currency than the configured one (and
+/// records the configured one in a database that has none yet).
+fn claim_currency(db: &Db, config: &Config) -> Result<(), CliError> {
+    let mut conn = db.get()?;
+    crate::service::currency::claim(&mut conn, &config.currency)
+        .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))
+}
+
 /// The setting under which `serve --dev` keeps its signing secret in the database.
 const DEV_SECRET_SETTING: &str = "dev_jwt_secret";
 
@@ -177,6 +185,7 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
     if applied > 0 {
         tracing::info!(applied, "applied migrations");
     }
+    claim_currency(&db, config)?;
     let limits = Limits {
         introspection: config.introspection,
         ..Limits::default()
@@ -260,6 +269,7 @@ fn generate_company(config: &Config, scale: String, seed: u64) -> Result<(), Cli
     let scale: crate::generate::Scale = scale.parse().map_err(CliError::Usage)?;
     let db = Db::connect(&config.database)?;
     db.migrate()?;
+    claim_currency(&db, config)?;
     let summary = crate::generate::generate(&db, scale, seed, |line| eprintln!("{line}"))
         .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))?;
     println!("{summary}");
@@ -283,6 +293,7 @@ async fn import_file(
         std::time::Duration::from_millis(config.slow_query_ms),
     )?;
     db.migrate()?;
+    claim_currency(&db, config)?;
     let caller = Caller {
         sub,
         role: Role::Integration,
@@ -427,6 +438,7 @@ fn mint_token(config: &Config, sub: String, role: String, ttl: i64) -> Result<()
 async fn load_demo(config: &Config) -> Result<(), CliError> {
     let db = Db::connect(&config.database)?;
     db.migrate()?;
+    claim_currency(&db, config)?;
     let summary = crate::demo::load(&db, &config.currency)
         .await
         .map_err(|e| {

@@ -803,3 +803,44 @@ fn a_killed_import_leaves_whole_batches_only() {
     }
     std::fs::remove_file(&file).ok();
 }
+
+/// Issue 17: a database records the currency its amounts are in; a command started with
+/// another `FUNNELGRAPH_CURRENCY` is refused before it writes anything.
+#[test]
+fn a_database_refuses_a_command_in_another_currency() {
+    let dir = std::env::temp_dir();
+    let db = dir.join(format!("funnelgraph-currency-{}.db", std::process::id()));
+    let file = dir.join(format!(
+        "funnelgraph-currency-{}.ndjson",
+        std::process::id()
+    ));
+    std::fs::write(&file, format!("{}\n", company_ndjson())).unwrap();
+    let run = |currency: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_funnelgraph"))
+            .arg("import")
+            .arg(&file)
+            .env("FUNNELGRAPH_DATABASE_URL", &db)
+            .env("FUNNELGRAPH_CURRENCY", currency)
+            .output()
+            .unwrap()
+    };
+    let first = run("USD");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let other = run("EUR");
+    let message = String::from_utf8_lossy(&other.stderr).to_string();
+    assert!(!other.status.success());
+    assert!(
+        message.contains("amounts are in USD") && message.contains("FUNNELGRAPH_CURRENCY=USD"),
+        "{message}"
+    );
+    // The same currency again is fine.
+    assert!(run("USD").status.success());
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", db.display())).ok();
+    }
+    std::fs::remove_file(file).ok();
+}
