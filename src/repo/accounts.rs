@@ -303,16 +303,23 @@ pub type DealFacts = (
     Option<chrono::NaiveDateTime>,
 );
 
-pub fn deal_facts(conn: &mut AnyConnection) -> QueryResult<Vec<DealFacts>> {
-    opportunities::table
-        .inner_join(leads::table.on(leads::id.eq(opportunities::primary_contact_id)))
-        .select((
+/// The columns of `DealFacts`, over opportunities joined with their primary contact.
+macro_rules! deal_columns {
+    () => {
+        (
             opportunities::account_id,
             leads::account_id,
             opportunities::created_at,
             opportunities::status,
             opportunities::closed_at,
-        ))
+        )
+    };
+}
+
+pub fn deal_facts(conn: &mut AnyConnection) -> QueryResult<Vec<DealFacts>> {
+    opportunities::table
+        .inner_join(leads::table.on(leads::id.eq(opportunities::primary_contact_id)))
+        .select(deal_columns!())
         .load(conn)
 }
 
@@ -324,13 +331,7 @@ pub fn deal_facts_of(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<D
         opportunities::table
             .inner_join(leads::table.on(leads::id.eq(opportunities::primary_contact_id)))
             .filter(opportunities::account_id.eq_any(chunk))
-            .select((
-                opportunities::account_id,
-                leads::account_id,
-                opportunities::created_at,
-                opportunities::status,
-                opportunities::closed_at,
-            ))
+            .select(deal_columns!())
             .load(conn)
     })?;
     out.extend(super::in_chunks(ids, |chunk| {
@@ -338,13 +339,7 @@ pub fn deal_facts_of(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<D
             .inner_join(opportunities::table.on(opportunities::primary_contact_id.eq(leads::id)))
             .filter(leads::account_id.eq_any(chunk))
             .filter(opportunities::account_id.is_null())
-            .select((
-                opportunities::account_id,
-                leads::account_id,
-                opportunities::created_at,
-                opportunities::status,
-                opportunities::closed_at,
-            ))
+            .select(deal_columns!())
             .load::<DealFacts>(conn)
     })?);
     Ok(out)
