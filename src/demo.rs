@@ -7,8 +7,10 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::auth::Role;
 use crate::db::Db;
+use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 use crate::domain::stage::LeadStage;
+use crate::generate::Fx;
 use crate::rng::Rng;
 use crate::service::{self, AppResult, Ctx};
 
@@ -160,6 +162,26 @@ fn account_of_lead(n: usize) -> Option<usize> {
     (n % 6 != 0).then_some((n * 7) % ACCOUNTS.len())
 }
 
+/// The currency demo deal `n` is booked in (None: the reporting currency): three in eight are
+/// in EUR, GBP or JPY (SPEC §9), without drawing from the random stream.
+fn deal_currency(fx: &Fx, n: usize) -> Option<&Currency> {
+    match n % 8 {
+        5..=7 => fx.foreign.get(n % 8 - 5),
+        _ => None,
+    }
+}
+
+/// `cents` (a USD-sized figure) as written in `currency`, or in the reporting one.
+fn written(fx: &Fx, currency: Option<&Currency>, cents: i64) -> (String, String) {
+    match currency {
+        Some(c) => {
+            let units = if c.digits == 0 { cents * 3 / 2 } else { cents };
+            money(units, c.code)
+        }
+        None => money(cents, &fx.reporting),
+    }
+}
+
 fn money(cents: i64, currency: &str) -> (String, String) {
     (
         Money(cents).to_decimal_string(currency),
@@ -192,8 +214,10 @@ pub fn demo_caller() -> crate::auth::Caller {
     }
 }
 
-/// The demo's people, and its campaigns with a monthly cost of odd cents for ten months.
-async fn people_and_campaigns(ctx: &Ctx, rng: &mut Rng, currency: &str) -> AppResult<()> {
+/// The demo's people, monthly exchange rates, and its campaigns with a monthly cost of odd
+/// cents for ten months (one campaign in three spends in another currency).
+async fn people_and_campaigns(ctx: &Ctx, rng: &mut Rng, fx: &Fx) -> AppResult<()> {
+    let currency = fx.reporting.as_str();
     for (ext, name, role) in USERS {
         service::users::upsert(
             ctx,
@@ -206,7 +230,19 @@ async fn people_and_campaigns(ctx: &Ctx, rng: &mut Rng, currency: &str) -> AppRe
         )
         .await?;
     }
-    for (ext, name, channel, owner, monthly) in CAMPAIGNS {
+    for (code, day, rate) in &fx.rows {
+        service::currency::upsert_rate(
+            ctx,
+            service::currency::RateInput {
+                currency: code.clone(),
+                rate: rate.to_string(),
+                effective_from: *day,
+            },
+        )
+        .await?;
+    }
+    for (i, &(ext, name, channel, owner, monthly)) in CAMPAIGNS.iter().enumerate() {
+        let spends_in = (i % 3 == 2).then(|| &fx.foreign[(i / 3) % fx.foreign.len()]);
         service::campaigns::upsert(
             ctx,
             service::campaigns::CampaignInput {
@@ -228,7 +264,7 @@ async fn people_and_campaigns(ctx: &Ctx, rng: &mut Rng, currency: &str) -> AppRe
                 service::campaigns::CostInput {
                     external_id: format!("{ext}-cost-2026-{month:02}"),
                     campaign_external_id: ext.into(),
-                    amount: money(monthly + wobble, currency),
+                    amount: written(fx, spends_in, monthly + wobble),
                     incurred_on: day,
                 },
             )
@@ -263,7 +299,8 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
     )
     .await?;
     let mut rng = Rng(0x5EED_F00D_CAFE_1234);
-    people_and_campaigns(&ctx, &mut rng, currency).await?;
+    let fx = Fx::new(currency)?;
+    people_and_campaigns(&ctx, &mut rng, &fx).await?;
     let start = Utc
         .with_ymd_and_hms(2026, 1, 5, 8, 0, 0)
         .single()
@@ -397,6 +434,7 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
             }
         }
         let amount = 500_000 + rng.below(4_500_000) as i64 + 37;
+        let in_currency = deal_currency(&fx, opportunity_no);
         service::opportunities::upsert(
             &ctx,
             service::opportunities::OpportunityInput {
@@ -405,7 +443,7 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
                 primary_contact_external_id: ext.clone(),
                 contact_external_ids: contacts,
                 owner_external_id: Some(rng.pick(&SALES).to_string()),
-                amount: money(amount, currency),
+                amount: written(&fx, in_currency, amount),
                 created_at: at,
                 account_external_id: None,
             },
@@ -442,16 +480,16 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
         // Bookings: the first on closing, sometimes a second instalment.
         let first = amount * 6 / 10 + 3;
         let booked = at.date_naive();
-        book(&ctx, &format!("{opp}-r1"), &opp, first, booked, currency).await?;
+        let in_deal = |cents: i64| written(&fx, in_currency, cents);
+        book(&ctx, &format!("{opp}-r1"), &opp, in_deal(first), booked).await?;
         counts.revenue += 1;
         if rng.chance(50) {
             book(
                 &ctx,
                 &format!("{opp}-r2"),
                 &opp,
-                amount - first,
+                in_deal(amount - first),
                 booked + Duration::days(30),
-                currency,
             )
             .await?;
             counts.revenue += 1;
@@ -461,9 +499,9 @@ pub async fn load(db: &Db, currency: &str) -> AppResult<String> {
                 &ctx,
                 &format!("{opp}-refund"),
                 &opp,
-                -(first / 7) - 1,
+                // Refunds go out in the reporting currency, whatever the deal's.
+                written(&fx, None, -(first / 7) - 1),
                 booked + Duration::days(12),
-                currency,
             )
             .await?;
             counts.refunds += 1;
@@ -534,16 +572,15 @@ async fn book(
     ctx: &Ctx,
     ext: &str,
     opp: &str,
-    cents: i64,
+    amount: (String, String),
     on: NaiveDate,
-    currency: &str,
 ) -> AppResult<()> {
     service::opportunities::record_revenue(
         ctx,
         service::opportunities::RevenueInput {
             external_id: ext.into(),
             opportunity_external_id: opp.into(),
-            amount: money(cents, currency),
+            amount,
             booked_on: on,
         },
     )

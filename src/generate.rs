@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::db::{write_transaction, AnyConnection, Db};
+use crate::domain::currency::{Currency, Rate, Rates};
 use crate::domain::stage::LeadStage::{self, *};
 use crate::repo::accounts::{AccountAttributeRow, AccountRow};
 use crate::repo::bulk;
@@ -17,6 +18,101 @@ use crate::repo::opportunities::{OpportunityRow, RevenueRow};
 use crate::repo::users::UserRow;
 use crate::rng::Rng;
 use crate::service::{AppError, AppResult};
+
+/// The generated company's money in other currencies (SPEC §9): monthly rates from 2024-01 to
+/// 2027-12 for three currencies (EUR, GBP, JPY, or USD in place of the reporting one), derived
+/// from fixed USD rates with a small monthly swing. No random draws, so the rest of the data is
+/// the same as before currencies existed.
+pub struct Fx {
+    pub reporting: String,
+    pub foreign: Vec<Currency>,
+    pub rates: Rates,
+    /// (currency, first day of the month, rate) in date order, to store.
+    pub rows: Vec<(String, NaiveDate, Rate)>,
+}
+
+/// USD per unit, times 10^10.
+const USD_PER_UNIT: [(&str, i128); 4] = [
+    ("USD", 10_000_000_000),
+    ("EUR", 10_850_000_000),
+    ("GBP", 12_700_000_000),
+    ("JPY", 67_000_000),
+];
+
+impl Fx {
+    pub fn new(reporting: &str) -> AppResult<Fx> {
+        let usd = |code: &str, month: i128| -> Option<i128> {
+            let (_, base) = USD_PER_UNIT.iter().find(|(c, _)| *c == code)?;
+            // A swing of −1.0 % … +1.0 % by month and currency, exact to 10 digits.
+            let swing = 1_000 + (month * 37 + i128::from(code.as_bytes()[0])) % 21 - 10;
+            crate::domain::money::div_round_half_even(base * swing, 1_000)
+        };
+        let foreign: Vec<Currency> = ["EUR", "GBP", "JPY", "USD"]
+            .into_iter()
+            .filter(|c| *c != reporting)
+            .take(3)
+            .map(crate::domain::currency::lookup)
+            .collect::<Result<_, _>>()?;
+        let mut fx = Fx {
+            reporting: reporting.to_string(),
+            foreign,
+            rates: Rates::default(),
+            rows: Vec::new(),
+        };
+        let against = USD_PER_UNIT.iter().any(|(c, _)| *c == reporting);
+        for c in fx.foreign.clone() {
+            for month in 0..48i128 {
+                let day =
+                    NaiveDate::from_ymd_opt(2024 + (month / 12) as i32, (month % 12) as u32 + 1, 1)
+                        .unwrap_or_default();
+                // Reporting per unit = USD per unit ÷ USD per reporting unit; a reporting
+                // currency with no fixed USD rate is taken as worth one USD.
+                let units = match (
+                    usd(c.code, month),
+                    against.then(|| usd(reporting, month)).flatten(),
+                ) {
+                    (Some(u), Some(r)) => {
+                        crate::domain::money::div_round_half_even(u * 10_000_000_000, r)
+                    }
+                    (Some(u), None) => Some(u),
+                    _ => None,
+                };
+                let rate = units.and_then(Rate::from_units).ok_or_else(|| {
+                    AppError::Internal(format!("no generated rate for {}", c.code))
+                })?;
+                fx.rates.insert(c.code, day, rate);
+                fx.rows.push((c.code.to_string(), day, rate));
+            }
+        }
+        Ok(fx)
+    }
+
+    /// `cents` of a USD-sized amount written instead in `currency` (yen: 1.5 per cent),
+    /// and its reporting-currency value on `day`.
+    pub fn book(&self, currency: &Currency, cents: i64, day: NaiveDate) -> (i64, i64) {
+        let original = if currency.digits == 0 {
+            cents * 3 / 2
+        } else {
+            cents
+        };
+        let value = self
+            .rates
+            .in_force(currency.code, day)
+            .and_then(|(_, rate)| {
+                crate::domain::currency::value_of(original, currency, rate, &self.reporting)
+            })
+            .map_or(original, |m| m.0);
+        (original, value)
+    }
+
+    /// Writes the rates.
+    pub fn store(&self, conn: &mut AnyConnection) -> AppResult<()> {
+        for (code, day, rate) in &self.rows {
+            crate::repo::rates::upsert(conn, code, *day, &rate.to_string())?;
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
@@ -251,6 +347,10 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
     }
     let mut rng = Rng::new(seed);
     let mut summary = Summary::default();
+    let reporting = crate::repo::settings::get(conn, "reporting_currency")?
+        .unwrap_or_else(|| "USD".to_string());
+    crate::service::currency::claim(conn, &reporting)?;
+    let fx = Fx::new(&reporting)?;
     let start = Utc
         .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
         .single()
@@ -310,16 +410,28 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
         })
         .collect();
     let mut costs = Vec::new();
-    for c in &campaigns {
+    for (i, c) in campaigns.iter().enumerate() {
+        // One campaign in four spends in another currency.
+        let currency = (i % 4 == 1).then(|| &fx.foreign[(i / 4) % fx.foreign.len()]);
         for month in 0..24u32 {
             let day = NaiveDate::from_ymd_opt(2025 + (month / 12) as i32, month % 12 + 1, 28)
                 .unwrap_or_default();
+            let cents = 10_000 + rng.below(400_000) as i64;
+            let (amount_cents, currency, original_amount) = match currency {
+                Some(cur) => {
+                    let (original, value) = fx.book(cur, cents, day);
+                    (value, Some(cur.code.to_string()), Some(original))
+                }
+                None => (cents, None, None),
+            };
             costs.push(CostRow {
                 id: costs.len() as i64 + 1,
                 external_id: format!("{}-{}", c.external_id, day.format("%Y-%m")),
                 campaign_id: c.id,
-                amount_cents: 10_000 + rng.below(400_000) as i64,
+                amount_cents,
                 incurred_on: day,
+                currency,
+                original_amount,
             });
         }
     }
@@ -329,6 +441,7 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
         bulk::users(conn, &users)?;
         bulk::accounts(conn, &accounts)?;
         bulk::account_attributes(conn, &account_attributes)?;
+        fx.store(conn)?;
         bulk::campaigns(conn, &campaigns)?;
         bulk::costs(conn, &costs)?;
         for (external_id, kind, points, max) in RULES {
@@ -383,6 +496,7 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
                 reps as i64,
                 start,
                 end,
+                &fx,
             );
         }
         write_transaction(conn, |conn| -> AppResult<()> {
@@ -504,6 +618,7 @@ fn journey(
     reps: i64,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
+    fx: &Fx,
 ) {
     let span_minutes = (end - start).num_minutes() as u64;
     let created = start + Duration::minutes(rng.below(span_minutes) as i64);
@@ -590,17 +705,32 @@ fn journey(
             go(&mut moves, &mut stage, Lost, closed);
             ("LOST", Some(closed))
         };
+        // Three deals in ten are booked in another currency, each its own.
+        let currency = match opp_id % 10 {
+            7..=9 => fx.foreign.get((opp_id % 10 - 7) as usize),
+            _ => None,
+        };
+        let price = |cents: i64, on: NaiveDate| match currency {
+            Some(cur) => {
+                let (original, value) = fx.book(cur, cents, on);
+                (value, Some(cur.code.to_string()), Some(original))
+            }
+            None => (cents, None, None),
+        };
+        let (amount_cents, deal_currency, original_amount) = price(amount, created_at.date_naive());
         chunk.opportunities.push(OpportunityRow {
             id: opp_id,
             external_id: format!("o{opp_id:08}"),
             name: format!("Deal {opp_id}"),
             primary_contact_id: lead_id,
             owner_id: owner,
-            amount_cents: amount,
+            amount_cents,
             status: status.into(),
             created_at: t(created_at),
             closed_at: closed_at.map(t),
             account_id: None,
+            currency: deal_currency,
+            original_amount,
         });
         chunk.contacts.push((opp_id, lead_id, 0));
         if lead_id > 1 && rng.chance(20) {
@@ -612,12 +742,15 @@ fn journey(
         if let (true, Some(closed)) = (status == "WON", closed_at) {
             let first = amount * (60 + rng.below(41) as i64) / 100;
             let mut book = |cents: i64, on: DateTime<Utc>| {
+                let (amount_cents, currency, original_amount) = price(cents, on.date_naive());
                 chunk.revenue.push(RevenueRow {
                     id: ids.revenue,
                     external_id: format!("r{:08}", ids.revenue),
                     opportunity_id: opp_id,
-                    amount_cents: cents,
+                    amount_cents,
                     booked_on: on.date_naive(),
+                    currency,
+                    original_amount,
                 });
                 ids.revenue += 1;
             };

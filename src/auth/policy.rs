@@ -77,6 +77,8 @@ pub enum Write {
     Scoring,
     /// Compensation plans, assignments, period close and reopen.
     Compensation,
+    /// Exchange rates (SPEC §9): finance sets them, the CRM sync brings them.
+    ExchangeRates,
 }
 
 pub fn read(role: Role, what: Read) -> Scope {
@@ -137,6 +139,9 @@ pub fn write(role: Role, what: Write) -> Scope {
 
         (Write::Compensation, Admin | Finance) => All,
         (Write::Compensation, _) => None,
+
+        (Write::ExchangeRates, Admin | Finance | Integration) => All,
+        (Write::ExchangeRates, _) => None,
     }
 }
 
@@ -230,6 +235,12 @@ pub const OPERATIONS: &[(&str, Need)] = &[
     ("Mutation.reopenPeriod", Need::Write(Write::Compensation)),
     ("Mutation.upsertScoringRule", Need::Write(Write::Scoring)),
     ("Mutation.setMqlThreshold", Need::Write(Write::Scoring)),
+    // Rates are market data, no one's personal data: any signed-in caller reads them.
+    ("Query.exchangeRates", Need::Anyone),
+    (
+        "Mutation.upsertExchangeRate",
+        Need::Write(Write::ExchangeRates),
+    ),
 ];
 
 /// Whether `role` may call the root field `"Type.field"` at all (scopes narrow it further).

@@ -31,6 +31,8 @@ diesel::table! {
         campaign_id -> BigInt,
         amount_cents -> BigInt,
         incurred_on -> Date,
+        currency -> Nullable<Text>,
+        original_amount -> Nullable<BigInt>,
     }
 }
 
@@ -102,6 +104,8 @@ diesel::table! {
         created_at -> Timestamp,
         closed_at -> Nullable<Timestamp>,
         account_id -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        original_amount -> Nullable<BigInt>,
     }
 }
 
@@ -120,6 +124,8 @@ diesel::table! {
         opportunity_id -> BigInt,
         amount_cents -> BigInt,
         booked_on -> Date,
+        currency -> Nullable<Text>,
+        original_amount -> Nullable<BigInt>,
     }
 }
 
@@ -276,5 +282,14 @@ diesel::table! {
         kind -> Text,
         entity_id -> BigInt,
         logged_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    exchange_rates (id) {
+        id -> BigInt,
+        currency -> Text,
+        effective_from -> Date,
+        rate -> Text,
     }
 }

@@ -33,6 +33,7 @@ fn fields_of(kind: &str) -> Result<HashMap<String, String>, AppError> {
         "closeOpportunity" => mutation::CloseOpportunityInput::create_type_info(&mut registry),
         "revenue" => mutation::RevenueInput::create_type_info(&mut registry),
         "account" => super::accounts::AccountInput::create_type_info(&mut registry),
+        "exchangeRate" => super::currency::ExchangeRateInput::create_type_info(&mut registry),
         other => {
             return Err(AppError::BadInput(format!(
                 "unknown type \"{other}\"; one of {}",

@@ -52,6 +52,9 @@ pub fn parse_object(kind: &str, object: Value) -> Result<Record, AppError> {
         }
         "revenue" => Record::Revenue(parse::<mutation::RevenueInput>(input)?.into()),
         "account" => Record::Account(parse::<super::accounts::AccountInput>(input)?.into()),
+        "exchangeRate" => {
+            Record::ExchangeRate(parse::<super::currency::ExchangeRateInput>(input)?.into())
+        }
         other => {
             return Err(AppError::BadInput(format!(
                 "unknown type \"{other}\"; one of {}",

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod bounds;
 pub mod compensation;
 pub mod csv;
+pub mod currency;
 pub mod error;
 pub mod funnel;
 pub mod gate;
@@ -62,6 +63,7 @@ pub struct QueryRoot(
     compensation::CompensationQuery,
     funnel::FunnelQuery,
     accounts::AccountQuery,
+    currency::CurrencyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -71,6 +73,7 @@ pub struct MutationRoot(
     compensation::CompensationMutation,
     funnel::FunnelMutation,
     accounts::AccountMutation,
+    currency::CurrencyMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

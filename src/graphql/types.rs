@@ -92,6 +92,49 @@ impl Money {
             currency,
         }
     }
+
+    /// An amount as it was written: in its own currency when it was not the reporting one.
+    pub fn original(
+        session: &Session,
+        currency: Option<&str>,
+        original: Option<i64>,
+        value: i64,
+    ) -> Money {
+        match (currency, original) {
+            (Some(currency), Some(units)) => Money {
+                amount: Decimal(DomainMoney(units).to_decimal_string(currency)),
+                currency: currency.to_string(),
+            },
+            _ => Money::new(session, value),
+        }
+    }
+}
+
+/// One cost of a campaign, as recorded.
+#[derive(Clone, Debug)]
+pub struct CampaignCost(pub crate::repo::campaigns::CostRow);
+
+#[Object]
+impl CampaignCost {
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+    /// In the reporting currency, at the rate in force on `incurredOn` (SPEC §9).
+    async fn amount(&self, ctx: &Context<'_>) -> Money {
+        Money::new(session(ctx), self.0.amount_cents)
+    }
+    /// As it was written, in its own currency.
+    async fn original_amount(&self, ctx: &Context<'_>) -> Option<Money> {
+        Some(Money::original(
+            session(ctx),
+            self.0.currency.as_deref(),
+            self.0.original_amount,
+            self.0.amount_cents,
+        ))
+    }
+    async fn incurred_on(&self) -> Date {
+        Date(self.0.incurred_on)
+    }
 }
 
 #[derive(SimpleObject, Clone, Debug, Default)]
@@ -399,6 +442,20 @@ impl Campaign {
             .unwrap_or(0);
         Ok(Money::new(s, cents))
     }
+    /// The costs recorded on the campaign (only those incurred in `period` when given), by
+    /// day then externalId, each with the amount as written.
+    async fn cost_entries(
+        &self,
+        ctx: &Context<'_>,
+        period: Option<super::PeriodInput>,
+    ) -> Result<Vec<CampaignCost>> {
+        let range = period
+            .map(|p| p.checked())
+            .transpose()?
+            .map(|p| (p.from, p.to));
+        let rows = service::campaigns::cost_entries(&session(ctx).ctx, self.0.id, range).await?;
+        Ok(rows.into_iter().map(CampaignCost).collect())
+    }
     /// The leads with at least one touchpoint on this campaign, by externalId.
     #[graphql(
         complexity = "first.unwrap_or(ids::DEFAULT_PAGE).clamp(0, ids::MAX_PAGE + 1) as usize * child_complexity"
@@ -687,8 +744,18 @@ impl Opportunity {
         };
         account_ref(ctx, id).await
     }
+    /// In the reporting currency, at the rate in force on the UTC day of `createdAt` (SPEC §9).
     async fn amount(&self, ctx: &Context<'_>) -> Money {
         Money::new(session(ctx), self.0.amount_cents)
+    }
+    /// As it was written, in its own currency.
+    async fn original_amount(&self, ctx: &Context<'_>) -> Option<Money> {
+        Some(Money::original(
+            session(ctx),
+            self.0.currency.as_deref(),
+            self.0.original_amount,
+            self.0.amount_cents,
+        ))
     }
     async fn status(&self) -> Result<OpportunityStatus> {
         Ok(service::opportunities::status_of(&self.0)?.into())
@@ -752,8 +819,18 @@ impl RevenueEvent {
         opp.map(Opportunity)
             .ok_or_else(|| AppError::Internal("revenue without opportunity".into()).into())
     }
+    /// In the reporting currency, at the rate in force on `bookedOn` (SPEC §9).
     async fn amount(&self, ctx: &Context<'_>) -> Money {
         Money::new(session(ctx), self.0.amount_cents)
+    }
+    /// As it was written, in its own currency.
+    async fn original_amount(&self, ctx: &Context<'_>) -> Option<Money> {
+        Some(Money::original(
+            session(ctx),
+            self.0.currency.as_deref(),
+            self.0.original_amount,
+            self.0.amount_cents,
+        ))
     }
     async fn booked_on(&self) -> Date {
         Date(self.0.booked_on)

@@ -41,15 +41,20 @@ pub struct CostRow {
     pub campaign_id: i64,
     pub amount_cents: i64,
     pub incurred_on: NaiveDate,
+    /// The currency it was written in and its amount there (None: the reporting currency).
+    pub currency: Option<String>,
+    pub original_amount: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = campaign_costs, treat_none_as_default_value = false)]
+#[diesel(table_name = campaign_costs, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct CostValues<'a> {
     pub external_id: &'a str,
     pub campaign_id: i64,
     pub amount_cents: i64,
     pub incurred_on: NaiveDate,
+    pub currency: Option<&'a str>,
+    pub original_amount: Option<i64>,
 }
 
 /// Which campaigns a list may show.

@@ -9,6 +9,7 @@ pub mod compensation;
 pub mod journeys;
 pub mod leads;
 pub mod opportunities;
+pub mod rates;
 pub mod reports;
 pub mod scoring;
 pub mod settings;

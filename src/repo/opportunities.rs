@@ -22,6 +22,9 @@ pub struct OpportunityRow {
     pub closed_at: Option<NaiveDateTime>,
     /// The account it names (None: its primary contact's, SPEC §8).
     pub account_id: Option<i64>,
+    /// The currency it was written in and its amount there (None: the reporting currency).
+    pub currency: Option<String>,
+    pub original_amount: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
@@ -34,6 +37,8 @@ pub struct OpportunityValues<'a> {
     pub amount_cents: i64,
     pub created_at: NaiveDateTime,
     pub account_id: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub original_amount: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -44,15 +49,20 @@ pub struct RevenueRow {
     pub opportunity_id: i64,
     pub amount_cents: i64,
     pub booked_on: NaiveDate,
+    /// The currency it was written in and its amount there (None: the reporting currency).
+    pub currency: Option<String>,
+    pub original_amount: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
-#[diesel(table_name = revenue_events, treat_none_as_default_value = false)]
+#[diesel(table_name = revenue_events, treat_none_as_default_value = false, treat_none_as_null = true)]
 pub struct RevenueValues<'a> {
     pub external_id: &'a str,
     pub opportunity_id: i64,
     pub amount_cents: i64,
     pub booked_on: NaiveDate,
+    pub currency: Option<&'a str>,
+    pub original_amount: Option<i64>,
 }
 
 /// Which opportunities a list may show.

@@ -25,6 +25,7 @@ use super::record::Record;
 use super::{naive, not_found, scoring, AppError, AppResult, Ctx, Outcome};
 use crate::auth::TransitionRights;
 use crate::db::AnyConnection;
+use crate::domain::currency::Rates;
 use crate::domain::scoring::Rule;
 use crate::domain::stage::{self, LeadStage, Step};
 use crate::repo::audit::NewAudit;
@@ -144,6 +145,9 @@ struct Revenue {
     deal: Result<usize, i64>,
     amount_cents: i64,
     booked_on: chrono::NaiveDate,
+    /// Written in another currency: (currency, original minor units).
+    currency: Option<String>,
+    original_amount: Option<i64>,
 }
 
 /// A stage row to write.
@@ -185,6 +189,8 @@ pub struct Batch<'c> {
     /// Revenue events the batch created, in the order it created them.
     created_revenue: Vec<String>,
     closed: Vec<ClosedPeriodRow>,
+    /// Every exchange rate, read once (amounts in other currencies are valued with them).
+    rates: Rates,
     /// Transition externalIds already used: (the lead, when it is one of the batch's, actor).
     moved: HashMap<String, (Option<Slot>, String)>,
     rules: Vec<Rule>,
@@ -280,6 +286,7 @@ impl<'c> Batch<'c> {
             revenue: HashMap::new(),
             created_revenue: Vec::new(),
             closed: crate::repo::compensation::closed_periods(conn)?,
+            rates: super::currency::all_rates(conn)?,
             moved: HashMap::new(),
             rules: Vec::new(),
             threshold: 0,
@@ -375,6 +382,8 @@ impl<'c> Batch<'c> {
                     deal,
                     amount_cents: row.amount_cents,
                     booked_on: row.booked_on,
+                    currency: row.currency.clone(),
+                    original_amount: row.original_amount,
                     read: Some(row),
                 },
             );
@@ -693,7 +702,9 @@ impl<'c> Batch<'c> {
 
     /// `opportunities::upsert_in`, in memory.
     fn upsert_opportunity(&mut self, input: &OpportunityInput) -> AppResult<()> {
-        let amount = deals::check_opportunity(self.ctx, input)?;
+        let priced = deals::check_opportunity(self.ctx, input, &self.rates)?;
+        let (currency, original_amount) = super::currency::columns(&priced);
+        let currency = currency.map(str::to_string);
         let primary = self.lead(&input.primary_contact_external_id)?;
         let mut contacts = vec![primary];
         for ext in &input.contact_external_ids {
@@ -728,11 +739,13 @@ impl<'c> Batch<'c> {
                         name: input.name.clone(),
                         primary_contact_id: 0,
                         owner_id,
-                        amount_cents: amount.0,
+                        amount_cents: priced.value.0,
                         status: "OPEN".to_string(),
                         created_at,
                         closed_at: None,
                         account_id,
+                        currency,
+                        original_amount,
                     },
                     primary,
                     contacts,
@@ -747,7 +760,9 @@ impl<'c> Batch<'c> {
                 let same = deal.row.name == input.name
                     && !primary_changed
                     && deal.row.owner_id == owner_id
-                    && deal.row.amount_cents == amount.0
+                    && deal.row.amount_cents == priced.value.0
+                    && deal.row.currency == currency
+                    && deal.row.original_amount == original_amount
                     && deal.row.created_at == created_at
                     && deal.row.account_id == account_id
                     && deal.contacts == contacts;
@@ -757,7 +772,9 @@ impl<'c> Batch<'c> {
                     deal.row.name.clone_from(&input.name);
                     deal.primary = primary;
                     deal.row.owner_id = owner_id;
-                    deal.row.amount_cents = amount.0;
+                    deal.row.amount_cents = priced.value.0;
+                    deal.row.currency = currency;
+                    deal.row.original_amount = original_amount;
                     deal.row.created_at = created_at;
                     deal.row.account_id = account_id;
                     if deal.contacts != contacts {
@@ -835,7 +852,9 @@ impl<'c> Batch<'c> {
 
     /// `opportunities::record_revenue_in`, in memory.
     fn record_revenue(&mut self, input: &RevenueInput) -> AppResult<()> {
-        let amount = deals::check_revenue(self.ctx, input)?;
+        let priced = deals::check_revenue(self.ctx, input, &self.rates)?;
+        let (currency, original_amount) = super::currency::columns(&priced);
+        let currency = currency.map(str::to_string);
         let index = self.deal(&input.opportunity_external_id)?;
         deals::check_won(&self.deal_row(index))?;
         let outcome = match self.revenue.get_mut(&input.external_id) {
@@ -846,8 +865,10 @@ impl<'c> Batch<'c> {
                     Revenue {
                         read: None,
                         deal: Ok(index),
-                        amount_cents: amount.0,
+                        amount_cents: priced.value.0,
                         booked_on: input.booked_on,
+                        currency,
+                        original_amount,
                     },
                 );
                 self.created_revenue.push(input.external_id.clone());
@@ -855,7 +876,9 @@ impl<'c> Batch<'c> {
             }
             Some(r) => {
                 if r.deal == Ok(index)
-                    && r.amount_cents == amount.0
+                    && r.amount_cents == priced.value.0
+                    && r.currency == currency
+                    && r.original_amount == original_amount
                     && r.booked_on == input.booked_on
                 {
                     Outcome::Unchanged
@@ -864,8 +887,10 @@ impl<'c> Batch<'c> {
                     check_open_in(&self.closed, r.booked_on, "the revenue event being changed")?;
                     check_open_in(&self.closed, input.booked_on, "revenue")?;
                     r.deal = Ok(index);
-                    r.amount_cents = amount.0;
+                    r.amount_cents = priced.value.0;
                     r.booked_on = input.booked_on;
+                    r.currency = currency;
+                    r.original_amount = original_amount;
                     Outcome::Updated
                 }
             }
@@ -1110,6 +1135,8 @@ impl<'c> Batch<'c> {
                 opportunity_id: self.deal_id(r.deal),
                 amount_cents: r.amount_cents,
                 booked_on: r.booked_on,
+                currency: r.currency.as_deref(),
+                original_amount: r.original_amount,
             });
         }
         bulk::new_revenue(conn, &new_revenue)?;
@@ -1120,10 +1147,22 @@ impl<'c> Batch<'c> {
                 opportunity_id: self.deal_id(r.deal),
                 amount_cents: r.amount_cents,
                 booked_on: r.booked_on,
+                currency: r.currency.as_deref(),
+                original_amount: r.original_amount,
             };
-            if (read.opportunity_id, read.amount_cents, read.booked_on)
-                != (values.opportunity_id, values.amount_cents, values.booked_on)
-            {
+            if (
+                read.opportunity_id,
+                read.amount_cents,
+                read.booked_on,
+                read.currency.as_deref(),
+                read.original_amount,
+            ) != (
+                values.opportunity_id,
+                values.amount_cents,
+                values.booked_on,
+                values.currency,
+                values.original_amount,
+            ) {
                 opportunities::update_revenue(conn, read.id, &values)?;
             }
         }

@@ -98,7 +98,7 @@ pub fn upsert_in(
     }
     let budget = match &input.budget {
         Some((amount, currency)) => {
-            let m = ctx.parse_money(amount, currency)?;
+            let m = super::currency::reporting_only(ctx, "a budget", amount, currency)?;
             if m < Money::ZERO {
                 return Err(AppError::BadInput("budget must not be negative".into()));
             }
@@ -181,8 +181,9 @@ pub fn record_cost_in(
 ) -> AppResult<CampaignRow> {
     let scope = ctx.require_write(Write::Campaigns, "record campaign costs")?;
     check_external_id("campaign cost", &input.external_id)?;
-    let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
-    if amount < Money::ZERO {
+    let priced = super::currency::price_in(ctx, conn, &input.amount, input.incurred_on)?;
+    let (currency, original_amount) = super::currency::columns(&priced);
+    if super::currency::is_negative(&priced) {
         return Err(AppError::BadInput(
             "a cost must not be negative; correct a cost by upserting it again with its externalId"
                 .into(),
@@ -201,8 +202,10 @@ pub fn record_cost_in(
     let values = CostValues {
         external_id: &input.external_id,
         campaign_id: campaign.id,
-        amount_cents: amount.0,
+        amount_cents: priced.value.0,
         incurred_on: input.incurred_on,
+        currency,
+        original_amount,
     };
     let outcome = match repo::cost_by_external_id(conn, &input.external_id)? {
         None => {
@@ -222,7 +225,9 @@ pub fn record_cost_in(
                 }
             }
             if row.campaign_id == campaign.id
-                && row.amount_cents == amount.0
+                && row.amount_cents == priced.value.0
+                && row.currency.as_deref() == currency
+                && row.original_amount == original_amount
                 && row.incurred_on == input.incurred_on
             {
                 Outcome::Unchanged
@@ -241,4 +246,20 @@ pub fn record_cost_in(
         outcome.as_str(),
     )?;
     Ok(campaign)
+}
+
+/// The cost rows of one campaign the caller already sees, by day then externalId.
+pub async fn cost_entries(
+    ctx: &Ctx,
+    campaign_id: i64,
+    range: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+) -> AppResult<Vec<repo::CostRow>> {
+    let mut rows = ctx
+        .db
+        .run(move |conn| -> AppResult<Vec<repo::CostRow>> {
+            Ok(repo::costs_of(conn, &[campaign_id], range)?)
+        })
+        .await?;
+    rows.sort_by(|a, b| (a.incurred_on, &a.external_id).cmp(&(b.incurred_on, &b.external_id)));
+    Ok(rows)
 }

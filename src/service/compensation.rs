@@ -176,7 +176,12 @@ pub async fn upsert_plan(ctx: &Ctx, input: PlanInput) -> AppResult<PlanRow> {
         match m {
             None => Ok(None),
             Some((amount, currency)) => {
-                let money = ctx.parse_money(amount, currency)?;
+                let money = super::currency::reporting_only(
+                    ctx,
+                    &format!("a compensation plan's {field}"),
+                    amount,
+                    currency,
+                )?;
                 if money < Money::ZERO {
                     return Err(AppError::BadInput(format!("{field} must not be negative")));
                 }

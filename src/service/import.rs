@@ -17,8 +17,9 @@ pub const BATCH: usize = 5_000;
 pub use super::record::Record;
 
 /// The `type` values a line may carry, in the order a sync usually sends them.
-pub const TYPES: [&str; 10] = [
+pub const TYPES: [&str; 11] = [
     "user",
+    "exchangeRate",
     "campaign",
     "campaignCost",
     "account",
@@ -94,6 +95,7 @@ fn apply(ctx: &Ctx, conn: &mut AnyConnection, record: &Record) -> AppResult<()> 
         Record::CloseOpportunity(i) => opportunities::close_in(ctx, conn, i).map(drop),
         Record::Revenue(i) => opportunities::record_revenue_in(ctx, conn, i).map(drop),
         Record::Account(i) => accounts::upsert_in(ctx, conn, i).map(drop),
+        Record::ExchangeRate(i) => super::currency::upsert_rate_in(ctx, conn, i).map(drop),
     }
 }
 

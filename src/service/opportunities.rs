@@ -10,8 +10,8 @@ use super::{
 };
 use crate::auth::{Read, Scope, Write};
 use crate::db::AnyConnection;
+use crate::domain::currency::{Priced, Rates};
 use crate::domain::deal::DealStatus;
-use crate::domain::money::Money;
 use crate::domain::stage::{self, LeadStage};
 use crate::repo::opportunities::{
     self as repo, OpportunityFilter, OpportunityRow, OpportunityValues, RevenueRow, RevenueValues,
@@ -75,21 +75,28 @@ pub async fn upsert(ctx: &Ctx, input: OpportunityInput) -> AppResult<Opportunity
     ctx.write(input, upsert_in).await
 }
 
-/// The checks of an opportunity that need no database; returns its amount.
-pub fn check_opportunity(ctx: &Ctx, input: &OpportunityInput) -> AppResult<Money> {
+/// The checks of an opportunity that need no database but the rates of its currency; returns
+/// its amount, valued on the UTC day it was created (SPEC §9).
+pub fn check_opportunity(ctx: &Ctx, input: &OpportunityInput, rates: &Rates) -> AppResult<Priced> {
     ctx.require_write(Write::Ingest, "upsert opportunities")?;
     check_external_id("opportunity", &input.external_id)?;
     check_non_empty("name", &input.name)?;
     if let Some(ext) = &input.account_external_id {
         check_external_id("account", ext)?;
     }
-    let amount = ctx.parse_money(&input.amount.0, &input.amount.1)?;
-    if amount < Money::ZERO {
+    let (amount, currency) = &input.amount;
+    let priced = rates.price(
+        amount,
+        currency,
+        &ctx.currency,
+        input.created_at.date_naive(),
+    )?;
+    if super::currency::is_negative(&priced) {
         return Err(AppError::BadInput(
             "an opportunity amount must not be negative".into(),
         ));
     }
-    Ok(amount)
+    Ok(priced)
 }
 
 /// The use case inside a caller's transaction (a mutation's own, or a batch of `/import`).
@@ -98,7 +105,9 @@ pub fn upsert_in(
     conn: &mut AnyConnection,
     input: &OpportunityInput,
 ) -> AppResult<OpportunityRow> {
-    let amount = check_opportunity(ctx, input)?;
+    let rates = super::currency::rates_for(ctx, conn, &input.amount.1)?;
+    let priced = check_opportunity(ctx, input, &rates)?;
+    let (currency, original_amount) = super::currency::columns(&priced);
     let primary = leads::by_external_id(conn, &input.primary_contact_external_id)?
         .ok_or_else(|| not_found("lead", &input.primary_contact_external_id))?;
     let mut contact_ids = vec![primary.id];
@@ -129,9 +138,11 @@ pub fn upsert_in(
         name: &input.name,
         primary_contact_id: primary.id,
         owner_id,
-        amount_cents: amount.0,
+        amount_cents: priced.value.0,
         created_at: naive(input.created_at),
         account_id,
+        currency,
+        original_amount,
     };
     let existing = repo::by_external_id(conn, &input.external_id)?;
     let outcome = match &existing {
@@ -148,7 +159,9 @@ pub fn upsert_in(
             let same = row.name == input.name
                 && row.primary_contact_id == primary.id
                 && row.owner_id == owner_id
-                && row.amount_cents == amount.0
+                && row.amount_cents == priced.value.0
+                && row.currency.as_deref() == currency
+                && row.original_amount == original_amount
                 && row.created_at == values.created_at
                 && row.account_id == account_id
                 && current_contacts == contact_ids;
@@ -302,11 +315,14 @@ pub async fn record_revenue(ctx: &Ctx, input: RevenueInput) -> AppResult<Revenue
     ctx.write(input, record_revenue_in).await
 }
 
-/// The checks of a revenue event that need no database; returns its amount.
-pub fn check_revenue(ctx: &Ctx, input: &RevenueInput) -> AppResult<Money> {
+/// The checks of a revenue event that need no database but the rates of its currency; returns
+/// its amount, valued on its booking day (SPEC §9; a refund may be in another currency than
+/// its deal).
+pub fn check_revenue(ctx: &Ctx, input: &RevenueInput, rates: &Rates) -> AppResult<Priced> {
     ctx.require_write(Write::Ingest, "record revenue")?;
     check_external_id("revenue event", &input.external_id)?;
-    ctx.parse_money(&input.amount.0, &input.amount.1)
+    let (amount, currency) = &input.amount;
+    Ok(rates.price(amount, currency, &ctx.currency, input.booked_on)?)
 }
 
 /// Revenue is booked on won deals only.
@@ -326,15 +342,19 @@ pub fn record_revenue_in(
     conn: &mut AnyConnection,
     input: &RevenueInput,
 ) -> AppResult<RevenueRow> {
-    let amount = check_revenue(ctx, input)?;
+    let rates = super::currency::rates_for(ctx, conn, &input.amount.1)?;
+    let priced = check_revenue(ctx, input, &rates)?;
+    let (currency, original_amount) = super::currency::columns(&priced);
     let opp = repo::by_external_id(conn, &input.opportunity_external_id)?
         .ok_or_else(|| not_found("opportunity", &input.opportunity_external_id))?;
     check_won(&opp)?;
     let values = RevenueValues {
         external_id: &input.external_id,
         opportunity_id: opp.id,
-        amount_cents: amount.0,
+        amount_cents: priced.value.0,
         booked_on: input.booked_on,
+        currency,
+        original_amount,
     };
     let outcome = match repo::revenue_by_external_id(conn, &input.external_id)? {
         None => {
@@ -344,7 +364,9 @@ pub fn record_revenue_in(
         }
         Some(row) => {
             if row.opportunity_id == opp.id
-                && row.amount_cents == amount.0
+                && row.amount_cents == priced.value.0
+                && row.currency.as_deref() == currency
+                && row.original_amount == original_amount
                 && row.booked_on == input.booked_on
             {
                 Outcome::Unchanged

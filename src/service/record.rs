@@ -1,7 +1,7 @@
 //! One record of a bulk import, typed like the mutation input it stands for: what the import
 //! driver (`import`) hands to the set-based path (`batch`) and to the use cases.
 
-use super::{accounts, campaigns, leads, opportunities, users};
+use super::{accounts, campaigns, currency, leads, opportunities, users};
 
 /// One record of the import, typed like the mutation input it stands for.
 #[derive(Debug, Clone)]
@@ -16,4 +16,5 @@ pub enum Record {
     CloseOpportunity(opportunities::CloseInput),
     Revenue(opportunities::RevenueInput),
     Account(accounts::AccountInput),
+    ExchangeRate(currency::RateInput),
 }

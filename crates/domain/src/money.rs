@@ -27,14 +27,11 @@ pub enum MoneyError {
     Arithmetic,
 }
 
-/// Number of fraction digits of a currency's minor unit (ISO 4217).
+/// Number of fraction digits of a currency's minor unit, from the ISO 4217 table (JPY 0, USD 2,
+/// KWD 3); 2 for a code the table does not know or gives none (only for printing: inputs are
+/// checked with `currency::lookup`).
 pub fn minor_digits(currency: &str) -> u32 {
-    match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    }
+    crate::currency::lookup(currency).map_or(2, |c| c.digits)
 }
 
 /// A parsed decimal: sign, digits, and how many of them are fraction digits.
@@ -149,6 +146,14 @@ impl Money {
         }
         let digits = minor_digits(currency);
         let decimal = Decimal::parse(amount)?;
+        // Fraction digits count as written (SPEC §9): "10.10" USD is fine, "750.0" JPY is not.
+        if decimal.scale > digits {
+            return Err(MoneyError::Precision {
+                amount: amount.to_string(),
+                currency: currency.to_string(),
+                digits,
+            });
+        }
         let units = decimal
             .rescale(digits)
             .ok_or_else(|| MoneyError::Precision {
@@ -233,9 +238,11 @@ mod tests {
     }
 
     #[test]
-    fn trailing_zeros_beyond_the_minor_unit_are_exact() {
-        assert_eq!(Money::parse("10.500", "USD", "USD").unwrap(), Money(1050));
+    fn fraction_digits_count_as_written() {
+        assert!(Money::parse("10.500", "USD", "USD").is_err());
+        assert_eq!(Money::parse("10.50", "USD", "USD").unwrap(), Money(1050));
         assert_eq!(Money::parse("10", "USD", "USD").unwrap(), Money(1000));
+        assert!(Money::parse("750.0", "JPY", "JPY").is_err());
     }
 
     #[test]

@@ -1,0 +1,10 @@
+DROP INDEX campaign_costs_currency;
+DROP INDEX revenue_events_currency;
+DROP INDEX opportunities_currency;
+ALTER TABLE campaign_costs DROP COLUMN original_amount;
+ALTER TABLE campaign_costs DROP COLUMN currency;
+ALTER TABLE revenue_events DROP COLUMN original_amount;
+ALTER TABLE revenue_events DROP COLUMN currency;
+ALTER TABLE opportunities DROP COLUMN original_amount;
+ALTER TABLE opportunities DROP COLUMN currency;
+DROP TABLE exchange_rates;
