@@ -400,3 +400,69 @@ fn usd_converts_into_a_three_digit_reporting_currency_on_postgres() {
         kwd_company(&app);
     }
 }
+
+/// Every foreign amount `generate` books is its original at the rate in force on its day,
+/// checked against the rates the API lists.
+#[test]
+fn generated_amounts_in_other_currencies_match_their_rates() {
+    use funnelgraph::domain::currency::{Rate, Rates};
+    use funnelgraph::domain::money::Money;
+    let app = TestApp::sqlite();
+    funnelgraph::generate::generate(&app.db, funnelgraph::generate::Scale::Small, 7, |_| {})
+        .unwrap();
+    let listed = app.ok(
+        "{ exchangeRates { currency rate effectiveFrom } }",
+        json!({}),
+    );
+    let mut rates = Rates::default();
+    let list = listed["exchangeRates"].as_array().unwrap();
+    assert_eq!(list.len(), 3 * 48, "EUR, GBP and JPY, monthly 2024–2027");
+    for r in list {
+        let day =
+            chrono::NaiveDate::parse_from_str(r["effectiveFrom"].as_str().unwrap(), "%Y-%m-%d")
+                .unwrap();
+        rates.insert(
+            r["currency"].as_str().unwrap(),
+            day,
+            Rate::parse(r["rate"].as_str().unwrap()).unwrap(),
+        );
+    }
+    let v = app.ok(
+        "{ opportunities(first: 300) { nodes { createdAt amount { amount } originalAmount { amount currency } revenue { bookedOn amount { amount } originalAmount { amount currency } } } } }",
+        json!({}),
+    );
+    let mut foreign = std::collections::BTreeMap::new();
+    let mut check = |original: &Value, amount: &Value, day: &str| {
+        let currency = original["currency"].as_str().unwrap();
+        let day = chrono::NaiveDate::parse_from_str(&day[..10], "%Y-%m-%d").unwrap();
+        let priced = rates
+            .price(original["amount"].as_str().unwrap(), currency, "USD", day)
+            .unwrap();
+        assert_eq!(
+            Money(cents(amount["amount"].as_str().unwrap())),
+            priced.value,
+            "{original} on {day}"
+        );
+        *foreign.entry(currency.to_string()).or_insert(0) += usize::from(currency != "USD");
+    };
+    for o in v["opportunities"]["nodes"].as_array().unwrap() {
+        check(
+            &o["originalAmount"],
+            &o["amount"],
+            o["createdAt"].as_str().unwrap(),
+        );
+        for r in o["revenue"].as_array().unwrap() {
+            check(
+                &r["originalAmount"],
+                &r["amount"],
+                r["bookedOn"].as_str().unwrap(),
+            );
+        }
+    }
+    for code in ["EUR", "GBP", "JPY"] {
+        assert!(
+            foreign.get(code).copied().unwrap_or(0) > 10,
+            "{code}: {foreign:?}"
+        );
+    }
+}

@@ -112,7 +112,7 @@ impl Money {
 
 /// One cost of a campaign, as recorded.
 #[derive(Clone, Debug)]
-pub struct CampaignCost(pub crate::repo::campaigns::CostRow);
+pub struct CampaignCost(pub crate::service::reads::CostRow);
 
 #[Object]
 impl CampaignCost {

@@ -13,7 +13,7 @@ use crate::db::Db;
 use crate::repo::{audit, campaigns, leads, opportunities, scoring, users};
 
 pub use crate::repo::audit::AuditRow;
-pub use crate::repo::campaigns::CampaignRow;
+pub use crate::repo::campaigns::{CampaignRow, CostRow};
 pub use crate::repo::leads::{LeadRow, TouchpointRow, TransitionRow};
 pub use crate::repo::opportunities::{OpportunityRow, RevenueRow};
 pub use crate::repo::scoring::RuleRow;
