@@ -344,6 +344,18 @@ both_databases! {
         let v = import(app, &token, "?type=exchangeRate", "text/csv", "currency,rate,effectiveFrom\nGBP,1.27,2026-01-01\nGBP,1.25,2026-03-01\nJPY,0.0067,2026-01-01\n");
         assert_eq!((v["lines"].as_u64(), v["applied"].as_u64(), v["failed"].as_u64()), (Some(3), Some(3), Some(0)), "{v}");
         assert_eq!(app.ok("{ exchangeRates { currency } }", json!({}))["exchangeRates"].as_array().unwrap().len(), 3);
+        // FINANCE may import rates, and only rates: a lead line in its file is refused alone.
+        let finance = app.token("fin", Role::Finance);
+        let body = [
+            json!({ "type": "exchangeRate", "currency": "CHF", "rate": "1.13", "effectiveFrom": "2026-01-01" }),
+            json!({ "type": "lead", "externalId": "L9", "createdAt": "2026-02-01T00:00:00Z" }),
+        ].iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+        let v = import(app, &finance, "", "application/x-ndjson", &body);
+        assert_eq!((v["applied"].as_u64(), v["failed"].as_u64()), (Some(1), Some(1)), "{v}");
+        assert_eq!(v["errors"][0]["code"], "FORBIDDEN", "{v}");
+        assert_eq!(app.ok(r#"{ exchangeRates(currency: "CHF") { rate } }"#, json!({}))["exchangeRates"], json!([{ "rate": "1.13" }]));
+        assert_eq!(code(&app.admin(r#"{ exchangeRates(currency: "chf") { rate } }"#, json!({}))), "BAD_USER_INPUT");
+        assert_eq!(app.ok(r#"{ exchangeRates(from: "2026-02-01", to: "2026-02-01") { rate } }"#, json!({}))["exchangeRates"], json!([]));
         assert_eq!(amount_of(app, "O1")["revenue"][0]["amount"]["amount"], "1250.01");
     }
 }

@@ -167,10 +167,13 @@ pub fn transitions(role: Role) -> TransitionRights {
     }
 }
 
-/// Whether a role may send `/import` at all: it carries ingest records and campaigns, so a
-/// role with neither right is refused up front; each line is then checked like its mutation.
+/// Whether a role may send `/import` at all: it carries ingest records, campaigns and exchange
+/// rates, so a role with none of these rights is refused up front; each line is then checked
+/// like its mutation (FINANCE may import rates, and nothing else).
 pub fn may_import(role: Role) -> bool {
-    write(role, Write::Ingest).is_some() || write(role, Write::Campaigns).is_some()
+    write(role, Write::Ingest).is_some()
+        || write(role, Write::Campaigns).is_some()
+        || write(role, Write::ExchangeRates).is_some()
 }
 
 /// What a root field of the API asks of the caller's role.

@@ -181,14 +181,6 @@ pub fn record_cost_in(
 ) -> AppResult<CampaignRow> {
     let scope = ctx.require_write(Write::Campaigns, "record campaign costs")?;
     check_external_id("campaign cost", &input.external_id)?;
-    let priced = super::currency::price_in(ctx, conn, &input.amount, input.incurred_on)?;
-    let (currency, original_amount) = super::currency::columns(&priced);
-    if super::currency::is_negative(&priced) {
-        return Err(AppError::BadInput(
-            "a cost must not be negative; correct a cost by upserting it again with its externalId"
-                .into(),
-        ));
-    }
     // A scoped caller is told the same for a campaign that is not theirs and one that does
     // not exist.
     let campaign = match repo::by_external_id(conn, &input.campaign_external_id)? {
@@ -199,6 +191,14 @@ pub fn record_cost_in(
         }
         None => return Err(not_yours()),
     };
+    let priced = super::currency::price_in(ctx, conn, &input.amount, input.incurred_on)?;
+    let (currency, original_amount) = super::currency::columns(&priced);
+    if super::currency::is_negative(&priced) {
+        return Err(AppError::BadInput(
+            "a cost must not be negative; correct a cost by upserting it again with its externalId"
+                .into(),
+        ));
+    }
     let values = CostValues {
         external_id: &input.external_id,
         campaign_id: campaign.id,

@@ -262,6 +262,12 @@ pub async fn rates(
         if t < f {
             return Err(AppError::BadInput(format!("to {t} is before from {f}")));
         }
+        if t == f {
+            return Ok(Vec::new());
+        }
+    }
+    if let Some(code) = &currency {
+        cur::lookup(code)?;
     }
     let rows = ctx
         .db
