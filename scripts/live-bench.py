@@ -87,6 +87,9 @@ def main():
                     help="ask the account-mapped reports (issue 16); the writers' leads join accounts by domain")
     ap.add_argument("--account-writes", action="store_true",
                     help="only the writers' leads join accounts (the dashboard asks the usual reports)")
+    ap.add_argument("--currencies", action="store_true",
+                    help="deals and revenue in EUR/GBP/JPY, and every 40th writer step a finance "
+                         "correction of a month's rate in the quarter (re-values that month's amounts)")
     ap.add_argument("--only", help="ask only the reports whose name contains this")
     ap.add_argument("--base", help="use a server already running at this URL (ADMIN token from "
                     "FUNNELGRAPH_JWT_SECRET) instead of starting one")
@@ -173,15 +176,24 @@ def run(args, base, token, pid, ready_s):
                              "occurredAt": at}))
             ops.append(("mutation($i: TransitionInput!) { transitionLead(input: $i) { stage } }",
                         {"leadExternalId": lead, "to": "MQL", "occurredAt": at.replace("T00", "T01")}))
+            money = {"amount": "1200.00", "currency": "USD"}
+            if args.currencies:
+                money = [{"amount": "1100.00", "currency": "EUR"}, {"amount": "950.00", "currency": "GBP"},
+                         {"amount": "180000", "currency": "JPY"}, money][n % 4]
+                if n % 40 == 0:
+                    # A finance correction: one month's EUR rate, nudged up or down.
+                    month = 4 + rng.randrange(0, 3)
+                    ops.append(("mutation($i: String!) { upsertExchangeRate(currency: \"EUR\", rate: $i, effectiveFrom: \"2026-0%d-01\") { revalued } }" % month,
+                                "1.08%d" % rng.randrange(10, 99)))
             if n % 3 == 0:
                 ops.append(("mutation($i: OpportunityInput!) { upsertOpportunity(input: $i) { id } }",
                             {"externalId": f"{lead}-o", "name": "Live deal", "primaryContactExternalId": lead,
-                             "amount": {"amount": "1200.00", "currency": "USD"}, "createdAt": at.replace("T00", "T02")}))
+                             "amount": money, "createdAt": at.replace("T00", "T02")}))
                 ops.append(("mutation($i: CloseOpportunityInput!) { closeOpportunity(input: $i) { status } }",
                             {"externalId": f"{lead}-o", "won": True, "closedAt": at.replace("T00", "T03")}))
                 ops.append(("mutation($i: RevenueInput!) { recordRevenue(input: $i) { id } }",
                             {"externalId": f"{lead}-r", "opportunityExternalId": f"{lead}-o",
-                             "amount": {"amount": "1200.00", "currency": "USD"}, "bookedOn": d}))
+                             "amount": money, "bookedOn": d}))
             for query, input_ in ops:
                 if stop.is_set():
                     return

@@ -221,8 +221,13 @@ pub fn upsert_rate_in(
                 }
             }
         }
-        for (what, id, value) in &moved {
-            repo::revalue(conn, *what, *id, *value)?;
+        for what in AMOUNTS {
+            let values: Vec<(i64, i64)> = moved
+                .iter()
+                .filter(|(w, ..)| *w == what)
+                .map(|(_, id, value)| (*id, *value))
+                .collect();
+            repo::revalue(conn, what, &values)?;
         }
         revalued = i64::try_from(moved.len()).unwrap_or(i64::MAX);
     }
