@@ -183,7 +183,7 @@ def run(args, base, token, pid, ready_s):
                 if n % 40 == 0:
                     # A finance correction: one month's EUR rate, nudged up or down.
                     month = 4 + rng.randrange(0, 3)
-                    ops.append(("mutation($i: String!) { upsertExchangeRate(currency: \"EUR\", rate: $i, effectiveFrom: \"2026-0%d-01\") { revalued } }" % month,
+                    ops.append(("mutation($i: Decimal!) { upsertExchangeRate(currency: \"EUR\", rate: $i, effectiveFrom: \"2026-0%d-01\") { revalued } }" % month,
                                 "1.08%d" % rng.randrange(10, 99)))
             if n % 3 == 0:
                 ops.append(("mutation($i: OpportunityInput!) { upsertOpportunity(input: $i) { id } }",
