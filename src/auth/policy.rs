@@ -202,6 +202,7 @@ pub const OPERATIONS: &[(&str, Need)] = &[
     ("Query.opportunities", Need::Read(Read::Opportunities)),
     ("Query.attribution", Need::Read(Read::Campaigns)),
     ("Query.campaignRoi", Need::Read(Read::Campaigns)),
+    ("Query.attributionComparison", Need::Read(Read::Campaigns)),
     ("Query.compensationStatement", Need::Read(Read::Statements)),
     ("Query.auditLog", Need::Read(Read::AuditLog)),
     ("Query.scoringRules", Need::Read(Read::LeadDefinition)),

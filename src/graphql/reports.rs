@@ -63,6 +63,34 @@ pub struct AttributionReport {
     pub removal_effects: Vec<RemovalEffect>,
 }
 
+/// One campaign's conversions and revenue under one model.
+#[derive(SimpleObject, Clone)]
+pub struct ModelFigures {
+    pub model: AttributionModel,
+    pub conversions: f64,
+    pub revenue: Money,
+}
+
+/// One campaign under every compared model, in the order the models were asked.
+#[derive(SimpleObject, Clone)]
+pub struct ComparisonRow {
+    /// The campaign's externalId.
+    pub key: String,
+    pub campaign: Option<Campaign>,
+    pub models: Vec<ModelFigures>,
+}
+
+/// The same period and stage under several models (SPEC §4b): every campaign credited by at
+/// least one of them, by externalId, and each model's whole report (totals, unattributed,
+/// other) so each column sums like `attribution`.
+#[derive(SimpleObject, Clone)]
+pub struct AttributionComparison {
+    pub stage: LeadStage,
+    pub period: Period,
+    pub rows: Vec<ComparisonRow>,
+    pub reports: Vec<AttributionReport>,
+}
+
 impl AttributionReport {
     fn new(s: &Session, r: service::AttributionReport) -> AttributionReport {
         AttributionReport {
@@ -213,6 +241,65 @@ impl ReportQueryRoot {
         )
         .await?;
         Ok(AttributionReport::new(s, report))
+    }
+
+    /// Every listed model's conversions and revenue per campaign, side by side (at most 12
+    /// models; `/export/comparison.csv` gives the same as CSV).
+    #[allow(clippy::too_many_arguments)]
+    async fn attribution_comparison(
+        &self,
+        ctx: &Context<'_>,
+        period: PeriodInput,
+        models: Vec<AttributionModel>,
+        #[graphql(default_with = "Some(LeadStage::Won)")] stage: Option<LeadStage>,
+        #[graphql(default_with = "Some(7.0)")] half_life_days: Option<f64>,
+        #[graphql(default_with = "Some(365)")] lookback_days: Option<i32>,
+        #[graphql(default_with = "Some(ContactMapping::ContactRoles)")] contacts: Option<
+            ContactMapping,
+        >,
+    ) -> Result<AttributionComparison> {
+        let s = session(ctx);
+        let models: Vec<crate::domain::attribution::Model> =
+            models.into_iter().map(Into::into).collect();
+        let query = ReportQuery {
+            model: crate::domain::attribution::Model::Linear,
+            stage: stage.unwrap_or(LeadStage::Won).into(),
+            period: period.checked()?,
+            grouping: crate::domain::report::Grouping::Campaign,
+            half_life_days: half_life_days.unwrap_or(7.0),
+            lookback_days: i64::from(lookback_days.unwrap_or(365)),
+            mapping: contacts.unwrap_or_default().into(),
+            segment: None,
+        };
+        let c = service::comparison(&s.ctx, &models, query.clone()).await?;
+        let models: Vec<AttributionModel> =
+            c.reports.iter().map(|r| r.query.model.into()).collect();
+        Ok(AttributionComparison {
+            stage: query.stage.into(),
+            period: period_of(query.period),
+            rows: c
+                .rows
+                .into_iter()
+                .map(|row| ComparisonRow {
+                    key: row.key,
+                    campaign: row.campaign.map(Campaign),
+                    models: models
+                        .iter()
+                        .zip(row.figures)
+                        .map(|(model, (conversions, revenue))| ModelFigures {
+                            model: *model,
+                            conversions: conversions.to_f64(),
+                            revenue: Money::new(s, revenue),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            reports: c
+                .reports
+                .into_iter()
+                .map(|r| AttributionReport::new(s, r))
+                .collect(),
+        })
     }
 
     /// Cost, attributed revenue and pipeline, conversions and cost per conversion, per campaign.

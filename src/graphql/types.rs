@@ -850,6 +850,8 @@ pub enum AttributionModel {
     FullPath,
     TimeDecay,
     Markov,
+    JShaped,
+    InverseJ,
 }
 
 /// A touchpoint's share of an opportunity.

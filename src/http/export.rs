@@ -119,64 +119,15 @@ pub(super) async fn export_attribution(
     Authenticated(ctx): Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    use crate::domain::report::Grouping;
-    use crate::service::attribution::{report, ReportQuery};
+    use crate::service::attribution::report;
     let params = query_params(&req);
-    let parsed = (|| -> Result<ReportQuery, AppError> {
-        let model = params
-            .get("model")
-            .ok_or_else(|| {
-                AppError::BadInput("query parameter model (e.g. W_SHAPED) is required".into())
-            })?
-            .parse()
-            .map_err(AppError::BadInput)?;
-        let stage = params
-            .get("stage")
-            .map(String::as_str)
-            .unwrap_or("WON")
-            .parse()
-            .map_err(AppError::BadInput)?;
-        let grouping = match params
-            .get("groupBy")
-            .map(String::as_str)
-            .unwrap_or("CAMPAIGN")
-        {
-            "CAMPAIGN" => Grouping::Campaign,
-            "CHANNEL" => Grouping::Channel,
-            "MONTH" => Grouping::Month,
-            "ACCOUNT" => Grouping::Account,
-            "SEGMENT" => Grouping::Segment,
-            other => {
-                return Err(AppError::BadInput(format!(
-                    "groupBy={other}: use CAMPAIGN, CHANNEL, MONTH, ACCOUNT or SEGMENT"
-                )))
-            }
-        };
-        let mapping = match params.get("contacts") {
-            None => crate::domain::account::Mapping::ContactRoles,
-            Some(m) => crate::domain::account::Mapping::parse(m).ok_or_else(|| {
-                AppError::BadInput(format!(
-                    "contacts={m}: use CONTACT_ROLES, PRIMARY_CONTACT or ACCOUNT"
-                ))
-            })?,
-        };
-        let number = |name: &str, default: f64| -> Result<f64, AppError> {
-            params.get(name).map_or(Ok(default), |v| {
-                v.parse()
-                    .map_err(|_| AppError::BadInput(format!("{name}={v} is not a number")))
-            })
-        };
-        Ok(ReportQuery {
-            model,
-            stage,
-            period: period_param(&params)?,
-            grouping,
-            half_life_days: number("halfLifeDays", 7.0)?,
-            lookback_days: number("lookbackDays", 365.0)? as i64,
-            mapping,
-            segment: params.get("segment").cloned(),
+    let parsed = params
+        .get("model")
+        .ok_or_else(|| {
+            AppError::BadInput("query parameter model (e.g. W_SHAPED) is required".into())
         })
-    })();
+        .and_then(|m| m.parse().map_err(AppError::BadInput))
+        .and_then(|model| report_query(&params, model));
     let result = match parsed {
         Ok(query) => report(&ctx, query).await,
         Err(e) => Err(e),
@@ -217,4 +168,129 @@ pub(super) async fn export_attribution(
         currency.clone(),
     ]));
     Ok(csv_response("attribution.csv", body, &rid))
+}
+
+/// The report a CSV export asks for: `stage`, `from`/`to`, `groupBy`, `contacts`,
+/// `halfLifeDays`, `lookbackDays`, `segment` (everything but the model).
+fn report_query(
+    params: &std::collections::HashMap<String, String>,
+    model: crate::domain::attribution::Model,
+) -> Result<crate::service::attribution::ReportQuery, AppError> {
+    use crate::domain::report::Grouping;
+    use crate::service::attribution::ReportQuery;
+    let stage = params
+        .get("stage")
+        .map(String::as_str)
+        .unwrap_or("WON")
+        .parse()
+        .map_err(AppError::BadInput)?;
+    let grouping = match params
+        .get("groupBy")
+        .map(String::as_str)
+        .unwrap_or("CAMPAIGN")
+    {
+        "CAMPAIGN" => Grouping::Campaign,
+        "CHANNEL" => Grouping::Channel,
+        "MONTH" => Grouping::Month,
+        "ACCOUNT" => Grouping::Account,
+        "SEGMENT" => Grouping::Segment,
+        other => {
+            return Err(AppError::BadInput(format!(
+                "groupBy={other}: use CAMPAIGN, CHANNEL, MONTH, ACCOUNT or SEGMENT"
+            )))
+        }
+    };
+    let mapping = match params.get("contacts") {
+        None => crate::domain::account::Mapping::ContactRoles,
+        Some(m) => crate::domain::account::Mapping::parse(m).ok_or_else(|| {
+            AppError::BadInput(format!(
+                "contacts={m}: use CONTACT_ROLES, PRIMARY_CONTACT or ACCOUNT"
+            ))
+        })?,
+    };
+    let number = |name: &str, default: f64| -> Result<f64, AppError> {
+        params.get(name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| AppError::BadInput(format!("{name}={v} is not a number")))
+        })
+    };
+    Ok(ReportQuery {
+        model,
+        stage,
+        period: period_param(params)?,
+        grouping,
+        half_life_days: number("halfLifeDays", 7.0)?,
+        lookback_days: number("lookbackDays", 365.0)? as i64,
+        mapping,
+        segment: params.get("segment").cloned(),
+    })
+}
+
+/// `GET /export/comparison.csv?models=LINEAR,W_SHAPED&from=&to=&stage=&contacts=`: the
+/// `attributionComparison` table, a row per campaign and a conversions and a revenue column per
+/// model, then each model's other and unattributed figures.
+pub(super) async fn export_comparison(
+    req: HttpRequest,
+    RequestId(rid): RequestId,
+    Authenticated(ctx): Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    use crate::domain::attribution::Model;
+    let params = query_params(&req);
+    let parsed = params
+        .get("models")
+        .ok_or_else(|| {
+            AppError::BadInput(
+                "query parameter models (e.g. LINEAR,W_SHAPED,MARKOV) is required".into(),
+            )
+        })
+        .and_then(|list| {
+            list.split(',')
+                .map(|m| m.trim().parse::<Model>().map_err(AppError::BadInput))
+                .collect::<Result<Vec<Model>, AppError>>()
+        })
+        .and_then(|models| Ok((report_query(&params, Model::Linear)?, models)));
+    let result = match parsed {
+        Ok((query, models)) => crate::service::attribution::comparison(&ctx, &models, query).await,
+        Err(e) => Err(e),
+    };
+    let c = result.map_err(|e| HttpError::app(&rid, e))?;
+    let currency = &state.currency;
+    let money = |cents: i64| crate::domain::money::Money(cents).to_decimal_string(currency);
+    let mut header = vec!["key".to_string(), "campaign".to_string()];
+    for r in &c.reports {
+        let m = r.query.model.as_str();
+        header.push(format!("{m} conversions"));
+        header.push(format!("{m} revenue"));
+    }
+    header.push("currency".into());
+    let mut body = csv_line(&header);
+    for row in &c.rows {
+        let mut line = vec![
+            row.key.clone(),
+            row.campaign
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+        ];
+        for (conversions, revenue) in &row.figures {
+            line.push(conversions.to_decimal_string());
+            line.push(money(*revenue));
+        }
+        line.push(currency.clone());
+        body.push_str(&csv_line(&line));
+    }
+    let mut other = vec!["(other campaigns)".to_string(), String::new()];
+    let mut unattributed = vec!["(unattributed)".to_string(), String::new()];
+    for r in &c.reports {
+        other.push(r.report.other_conversions.to_decimal_string());
+        other.push(money(r.report.other_revenue));
+        unattributed.push(r.report.unattributed_conversions.to_string());
+        unattributed.push(money(r.report.unattributed_revenue));
+    }
+    other.push(currency.clone());
+    unattributed.push(currency.clone());
+    body.push_str(&csv_line(&other));
+    body.push_str(&csv_line(&unattributed));
+    Ok(csv_response("comparison.csv", body, &rid))
 }

@@ -114,6 +114,10 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_we
                 "/export/attribution.csv",
                 web::get().to(export::export_attribution),
             )
+            .route(
+                "/export/comparison.csv",
+                web::get().to(export::export_comparison),
+            )
     })
     .listen(listener)?
     .shutdown_timeout(10)

@@ -1465,3 +1465,72 @@ pub async fn campaign_roi(
     }
     Ok(out)
 }
+
+/// `attributionComparison` (SPEC §4b): the same question under several models, one row per
+/// campaign with each model's conversions and revenue side by side.
+pub struct Comparison {
+    /// One CAMPAIGN report per model, in the order asked (totals, unattributed, other).
+    pub reports: Vec<AttributionReport>,
+    /// Every campaign credited under at least one model, by externalId; `figures[i]` is the
+    /// campaign under `reports[i]`'s model (zero when it credited nothing there).
+    pub rows: Vec<ComparisonRow>,
+}
+
+pub struct ComparisonRow {
+    pub key: String,
+    pub campaign: Option<CampaignRow>,
+    pub figures: Vec<(ExactSum, i64)>,
+}
+
+/// The largest number of models one comparison runs.
+pub const MAX_COMPARED: usize = 12;
+
+pub async fn comparison(ctx: &Ctx, models: &[Model], base: ReportQuery) -> AppResult<Comparison> {
+    let mut distinct: Vec<Model> = Vec::new();
+    for m in models {
+        if !distinct.contains(m) {
+            distinct.push(*m);
+        }
+    }
+    if distinct.is_empty() || distinct.len() > MAX_COMPARED {
+        return Err(AppError::BadInput(format!(
+            "models: list 1 to {MAX_COMPARED} distinct models"
+        )));
+    }
+    let mut reports = Vec::with_capacity(distinct.len());
+    for model in &distinct {
+        reports.push(
+            report(
+                ctx,
+                ReportQuery {
+                    model: *model,
+                    grouping: Grouping::Campaign,
+                    segment: None,
+                    ..base.clone()
+                },
+            )
+            .await?,
+        );
+    }
+    let mut rows: std::collections::BTreeMap<String, ComparisonRow> = Default::default();
+    let width = reports.len();
+    for (i, r) in reports.iter().enumerate() {
+        for row in &r.report.rows {
+            let entry = rows
+                .entry(row.key.clone())
+                .or_insert_with(|| ComparisonRow {
+                    key: row.key.clone(),
+                    campaign: None,
+                    figures: vec![(ExactSum::default(), 0); width],
+                });
+            if entry.campaign.is_none() {
+                entry.campaign = row.campaign_id.and_then(|id| r.campaigns.get(&id).cloned());
+            }
+            entry.figures[i] = (row.conversions.clone(), row.revenue);
+        }
+    }
+    Ok(Comparison {
+        reports,
+        rows: rows.into_values().collect(),
+    })
+}

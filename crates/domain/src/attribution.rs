@@ -15,13 +15,19 @@ pub enum Model {
     FullPath,
     TimeDecay,
     Markov,
+    /// SPEC §4b: first 0.2, last 0.6, the middle share 0.2 (n=2: 0.25 / 0.75).
+    JShaped,
+    /// SPEC §4b: first 0.6, last 0.2, the middle share 0.2 (n=2: 0.75 / 0.25).
+    InverseJ,
 }
 
-pub const MODELS: [Model; 8] = [
+pub const MODELS: [Model; 10] = [
     Model::FirstTouch,
     Model::LastTouch,
     Model::Linear,
     Model::PositionBased,
+    Model::JShaped,
+    Model::InverseJ,
     Model::WShaped,
     Model::FullPath,
     Model::TimeDecay,
@@ -39,6 +45,8 @@ impl Model {
             Model::FullPath => "FULL_PATH",
             Model::TimeDecay => "TIME_DECAY",
             Model::Markov => "MARKOV",
+            Model::JShaped => "J_SHAPED",
+            Model::InverseJ => "INVERSE_J",
         }
     }
 }
@@ -205,6 +213,23 @@ pub fn weights(
                 w[n - 1] = end;
             }
         },
+        Model::JShaped | Model::InverseJ => {
+            // (first, last) in units where the middle touches share 1 each: 0.2 : 0.6 : 0.2/(n−2)
+            // = (n−2) : 3(n−2) : 1; for n = 2, 1 : 3.
+            let (first, last) = match n {
+                1 => (1, 1),
+                2 => (1, 3),
+                _ => (n as u64 - 2, 3 * (n as u64 - 2)),
+            };
+            let (first, last) = if model == Model::JShaped {
+                (first, last)
+            } else {
+                (last, first)
+            };
+            w.iter_mut().for_each(|x| *x = 1);
+            w[0] = first;
+            w[n - 1] = last;
+        }
         Model::WShaped => w = role_weights(conversion, touches, false),
         Model::FullPath => w = role_weights(conversion, touches, true),
         Model::TimeDecay => {
@@ -423,6 +448,31 @@ mod tests {
         let t = touches(&[(1, 1), (2, 2), (3, 3)]);
         assert_eq!(w(Model::FirstTouch, &conv(9), &t), vec![1.0, 0.0, 0.0]);
         assert_eq!(w(Model::LastTouch, &conv(9), &t), vec![0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn j_shaped_and_inverse_j_for_one_two_three_and_four_touches() {
+        let t1 = touches(&[(1, 1)]);
+        let t2 = touches(&[(1, 1), (2, 1)]);
+        let t3 = touches(&[(1, 1), (2, 1), (3, 1)]);
+        let t4 = touches(&[(1, 1), (2, 1), (3, 1), (4, 1)]);
+        // Exact integer weights: n=2 1:3; n=3 1:1:3 (0.2, 0.2, 0.6); n=4 2:1:1:6 (0.2, 0.1, 0.1, 0.6).
+        let raw =
+            |m: Model, t: &[Touch]| weights(m, &conv(9), t, Params::default(), &HashMap::new());
+        assert_eq!(raw(Model::JShaped, &t1), vec![1]);
+        assert_eq!(raw(Model::JShaped, &t2), vec![1, 3]);
+        assert_eq!(raw(Model::JShaped, &t3), vec![1, 1, 3]);
+        assert_eq!(raw(Model::JShaped, &t4), vec![2, 1, 1, 6]);
+        assert_eq!(raw(Model::InverseJ, &t1), vec![1]);
+        assert_eq!(raw(Model::InverseJ, &t2), vec![3, 1]);
+        assert_eq!(raw(Model::InverseJ, &t3), vec![3, 1, 1]);
+        assert_eq!(raw(Model::InverseJ, &t4), vec![6, 1, 1, 2]);
+        assert!(close(&w(Model::JShaped, &conv(9), &t2), &[0.25, 0.75]));
+        assert!(close(
+            &w(Model::JShaped, &conv(9), &t4),
+            &[0.2, 0.1, 0.1, 0.6]
+        ));
+        assert!(close(&w(Model::InverseJ, &conv(9), &t3), &[0.6, 0.2, 0.2]));
     }
 
     #[test]

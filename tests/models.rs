@@ -1,0 +1,167 @@
+//! More attribution models (SPEC §4b, issue 18): J_SHAPED and INVERSE_J worked by hand, and
+//! `attributionComparison` (GraphQL and CSV) with every column summing like `attribution`, on
+//! both databases through HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use funnelgraph::auth::Role;
+use serde_json::json;
+
+/// L1 touches C1, C2, C3 (01-05, 01-10, 01-15), its deal D1 (1000.00) wins 02-01 and books
+/// 1000.00; L2 touches C2, C3 (01-06, 01-07), its deal D2 wins 02-02 and books 100.01.
+fn company(app: &TestApp) {
+    for c in ["C1", "C2", "C3"] {
+        campaign(app, c, "email", None);
+    }
+    lead(app, "L1", "2026-01-01T00:00:00Z");
+    lead(app, "L2", "2026-01-01T00:00:00Z");
+    touch(app, "T1", "L1", "C1", "2026-01-05T00:00:00Z");
+    touch(app, "T2", "L1", "C2", "2026-01-10T00:00:00Z");
+    touch(app, "T3", "L1", "C3", "2026-01-15T00:00:00Z");
+    touch(app, "U1", "L2", "C2", "2026-01-06T00:00:00Z");
+    touch(app, "U2", "L2", "C3", "2026-01-07T00:00:00Z");
+    opportunity(
+        app,
+        "D1",
+        "L1",
+        &[],
+        None,
+        "1000.00",
+        "2026-01-20T00:00:00Z",
+    );
+    opportunity(app, "D2", "L2", &[], None, "100.00", "2026-01-20T00:00:00Z");
+    assert!(close(app, "D1", true, "2026-02-01T00:00:00Z")
+        .get("errors")
+        .is_none());
+    assert!(close(app, "D2", true, "2026-02-02T00:00:00Z")
+        .get("errors")
+        .is_none());
+    assert!(revenue(app, "R1", "D1", "1000.00", "2026-02-01")
+        .get("errors")
+        .is_none());
+    assert!(revenue(app, "R2", "D2", "100.01", "2026-02-02")
+        .get("errors")
+        .is_none());
+}
+
+fn rows(app: &TestApp, model: &str) -> Vec<(String, f64, String)> {
+    let v = app.ok(
+        "query($m: AttributionModel!) { attribution(model: $m, period: { from: \"2026-02-01\", to: \"2026-03-01\" }) { rows { key conversions revenue { amount } } totalRevenue { amount } } }",
+        json!({ "m": model }),
+    );
+    assert_eq!(v["attribution"]["totalRevenue"]["amount"], "1100.01");
+    v["attribution"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                (r["conversions"].as_f64().unwrap() * 1e9).round() / 1e9,
+                r["revenue"]["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn row(key: &str, conversions: f64, revenue: &str) -> (String, f64, String) {
+    (key.to_string(), conversions, revenue.to_string())
+}
+
+const COMPARE: &str = "query($m: [AttributionModel!]!) { attributionComparison(period: { from: \"2026-02-01\", to: \"2026-03-01\" }, models: $m) {
+    stage period { from to }
+    rows { key campaign { name } models { model conversions revenue { amount } } }
+    reports { model totalRevenue { amount } unattributedRevenue { amount } otherRevenue { amount } rows { key } } } }";
+
+both_databases! {
+    fn j_shaped_and_inverse_j_split_the_hand_worked_deals(app) {
+        company(app);
+        // D1 (three touches): 0.2 / 0.2 / 0.6. D2 (two): 0.25 / 0.75 of 100.01 = 25.0025 /
+        // 75.0075 → 25.00 / 75.01 (the cent left goes to the larger remainder, .75).
+        assert_eq!(rows(app, "J_SHAPED"), [row("C1", 0.2, "200.00"), row("C2", 0.45, "225.00"), row("C3", 1.35, "675.01")]);
+        // Mirrored: 0.6 / 0.2 / 0.2 and 0.75 / 0.25 → 75.01 / 25.00.
+        assert_eq!(rows(app, "INVERSE_J"), [row("C1", 0.6, "600.00"), row("C2", 0.95, "275.01"), row("C3", 0.45, "225.00")]);
+        // A deal's own credits under the new models, and the pipeline stage.
+        let v = app.ok(r#"{ opportunity(externalId: "D1") { credits(model: INVERSE_J) { touchpoint { externalId } amount { amount } } } }"#, json!({}));
+        let credits: Vec<(&str, &str)> = v["opportunity"]["credits"].as_array().unwrap().iter()
+            .map(|c| (c["touchpoint"]["externalId"].as_str().unwrap(), c["amount"]["amount"].as_str().unwrap())).collect();
+        assert_eq!(credits, [("T1", "600.00"), ("T2", "200.00"), ("T3", "200.00")]);
+        let v = app.ok(r#"{ attribution(model: J_SHAPED, stage: OPPORTUNITY, period: { from: "2026-01-01", to: "2026-02-01" }) { rows { key revenue { amount } } totalRevenue { amount } } }"#, json!({}));
+        assert_eq!(v["attribution"]["totalRevenue"]["amount"], "1100.00");
+        assert_eq!(v["attribution"]["rows"], json!([
+            { "key": "C1", "revenue": { "amount": "200.00" } },
+            { "key": "C2", "revenue": { "amount": "225.00" } },
+            { "key": "C3", "revenue": { "amount": "675.00" } },
+        ]));
+        // A single touch takes everything under both.
+        lead(app, "L3", "2026-01-01T00:00:00Z");
+        touch(app, "V1", "L3", "C1", "2026-01-08T00:00:00Z");
+        opportunity(app, "D3", "L3", &[], None, "0.03", "2026-02-10T00:00:00Z");
+        let v = app.ok(r#"{ j: opportunity(externalId: "D3") { credits(model: J_SHAPED) { amount { amount } } } }"#, json!({}));
+        assert_eq!(v["j"]["credits"], json!([{ "amount": { "amount": "0.03" } }]));
+    }
+
+    fn a_comparison_puts_every_model_side_by_side_and_each_column_sums(app) {
+        company(app);
+        let v = app.ok(COMPARE, json!({ "m": ["J_SHAPED", "INVERSE_J", "LINEAR", "J_SHAPED"] }));
+        let c = &v["attributionComparison"];
+        assert_eq!(c["stage"], "WON");
+        // The duplicate is dropped; the order is the order asked.
+        let models: Vec<&str> = c["reports"].as_array().unwrap().iter().map(|r| r["model"].as_str().unwrap()).collect();
+        assert_eq!(models, ["J_SHAPED", "INVERSE_J", "LINEAR"]);
+        let table: Vec<(String, Vec<String>)> = c["rows"].as_array().unwrap().iter().map(|r| (
+            r["key"].as_str().unwrap().to_string(),
+            r["models"].as_array().unwrap().iter().map(|m| m["revenue"]["amount"].as_str().unwrap().to_string()).collect(),
+        )).collect();
+        // LINEAR: D1 thirds, the cent left to the earliest touch (ties); D2 halves of 100.01 → 50.01 / 50.00.
+        let s = |x: &[&str]| x.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        assert_eq!(table, [
+            ("C1".to_string(), s(&["200.00", "600.00", "333.34"])),
+            ("C2".to_string(), s(&["225.00", "275.01", "383.34"])),
+            ("C3".to_string(), s(&["675.01", "225.00", "383.33"])),
+        ]);
+        for (i, report) in c["reports"].as_array().unwrap().iter().enumerate() {
+            let column: i64 = table.iter().map(|(_, m)| cents(&m[i])).sum();
+            assert_eq!(column + cents(report["unattributedRevenue"]["amount"].as_str().unwrap()) + cents(report["otherRevenue"]["amount"].as_str().unwrap()),
+                cents(report["totalRevenue"]["amount"].as_str().unwrap()), "{report}");
+        }
+        // A marketer sees own campaigns' rows; the rest is each model's "other".
+        user(app, "mk", "MARKETER");
+        campaign(app, "C2", "email", Some("mk"));
+        let v = app.gql_with(&app.token("mk", Role::Marketer), COMPARE, json!({ "m": ["J_SHAPED", "LINEAR"] }));
+        let c = &v["data"]["attributionComparison"];
+        assert_eq!(c["rows"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(c["rows"][0]["key"], "C2");
+        assert_eq!(c["reports"][0]["otherRevenue"]["amount"], "875.01");
+        assert_eq!(c["reports"][1]["otherRevenue"]["amount"], "716.67");
+        // Bad lists are refused; a sales rep may not ask.
+        assert_eq!(code(&app.admin(COMPARE, json!({ "m": [] }))), "BAD_USER_INPUT");
+        assert_eq!(code(&app.as_role(Role::SalesRep, COMPARE, json!({ "m": ["LINEAR"] }))), "FORBIDDEN");
+
+        // The same table as CSV.
+        let token = app.token("fin", Role::Finance);
+        let (status, body) = app.get_with_auth("/export/comparison.csv?models=J_SHAPED,INVERSE_J,LINEAR&from=2026-02-01&to=2026-03-01", &token);
+        assert_eq!(status, 200, "{body}");
+        let lines: Vec<Vec<&str>> = body.lines().map(|l| l.split(',').collect()).collect();
+        assert_eq!(lines[0], ["key", "campaign", "J_SHAPED conversions", "J_SHAPED revenue", "INVERSE_J conversions", "INVERSE_J revenue", "LINEAR conversions", "LINEAR revenue", "currency"]);
+        assert_eq!((lines[1][0], lines[1][3], lines[1][5], lines[1][7], lines[1][8]), ("C1", "200.00", "600.00", "333.34", "USD"));
+        assert_eq!((lines[3][0], lines[3][3], lines[3][5], lines[3][7]), ("C3", "675.01", "225.00", "383.33"));
+        assert_eq!(lines[4][0], "(other campaigns)");
+        assert_eq!((lines[5][0], lines[5][3]), ("(unattributed)", "0.00"));
+        let (status, body) = app.get_with_auth("/export/comparison.csv?models=LINEAR,NOPE&from=2026-02-01&to=2026-03-01", &token);
+        assert_eq!(status, 400, "{body}");
+    }
+}
+
+fn cents(text: &str) -> i64 {
+    let negative = text.starts_with('-');
+    let (int, frac) = text.trim_start_matches('-').split_once('.').unwrap();
+    let v = int.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap();
+    if negative {
+        -v
+    } else {
+        v
+    }
+}
