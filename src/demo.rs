@@ -717,6 +717,7 @@ async fn pay_plans(ctx: &Ctx, currency: &str) -> AppResult<()> {
                 cap: cap.map(|c| money(c, currency)),
                 clawback_days: 90,
                 contacts: crate::domain::account::Mapping::ContactRoles,
+                custom_model: None,
             },
         )
         .await?;

@@ -576,6 +576,7 @@ pub fn generate(db: &Db, scale: Scale, seed: u64, progress: impl Fn(&str)) -> Ap
                 cap_cents: cap,
                 clawback_days: 90,
                 contacts: "CONTACT_ROLES",
+                custom_model: None,
             },
         )?);
     }

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use funnelgraph::auth::Role;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// L1 touches C1, C2, C3 (01-05, 01-10, 01-15), its deal D1 (1000.00) wins 02-01 and books
 /// 1000.00; L2 touches C2, C3 (01-06, 01-07), its deal D2 wins 02-02 and books 100.01.
@@ -46,6 +46,10 @@ fn company(app: &TestApp) {
         .is_none());
 }
 
+fn rows_of(app: &TestApp, model: &str) -> Vec<(String, f64, String)> {
+    rows(app, model)
+}
+
 fn rows(app: &TestApp, model: &str) -> Vec<(String, f64, String)> {
     let v = app.ok(
         "query($m: AttributionModel!) { attribution(model: $m, period: { from: \"2026-02-01\", to: \"2026-03-01\" }) { rows { key conversions revenue { amount } } totalRevenue { amount } } }",
@@ -74,6 +78,37 @@ const COMPARE: &str = "query($m: [AttributionModel!]!) { attributionComparison(p
     stage period { from to }
     rows { key campaign { name } models { model conversions revenue { amount } } }
     reports { model totalRevenue { amount } unattributedRevenue { amount } otherRevenue { amount } rows { key } } } }";
+
+const MODEL: &str = "mutation($k: String!, $n: String!, $f: Decimal!, $l: Decimal!, $m: Decimal!, $o: Decimal!, $c: Decimal!, $x: Decimal!) {
+    upsertAttributionModel(key: $k, name: $n, first: $f, last: $l, mql: $m, opportunity: $o, close: $c, middle: $x) {
+        key name current { version first last mql opportunity close middle createdBy } versions { version } } }";
+
+fn define(app: &TestApp, role: Role, key: &str, w: [&str; 6]) -> Value {
+    app.gql_with(&app.token("mm", role), MODEL, json!({ "k": key, "n": format!("Model {key}"), "f": w[0], "l": w[1], "m": w[2], "o": w[3], "c": w[4], "x": w[5] }))
+}
+
+fn custom_rows(app: &TestApp, key: &str) -> (Vec<(String, f64, String)>, Value) {
+    let v = app.ok(
+        "query($k: String!) { attribution(model: CUSTOM, customModel: $k, period: { from: \"2026-02-01\", to: \"2026-03-01\" }) { model customModel { key version } rows { key conversions revenue { amount } } totalRevenue { amount } } }",
+        json!({ "k": key }),
+    );
+    let r = &v["attribution"];
+    assert_eq!(r["model"], "CUSTOM");
+    assert_eq!(r["totalRevenue"]["amount"], "1100.01");
+    let rows = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["key"].as_str().unwrap().to_string(),
+                (x["conversions"].as_f64().unwrap() * 1e9).round() / 1e9,
+                x["revenue"]["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (rows, r["customModel"].clone())
+}
 
 both_databases! {
     fn j_shaped_and_inverse_j_split_the_hand_worked_deals(app) {
@@ -153,6 +188,80 @@ both_databases! {
         let (status, body) = app.get_with_auth("/export/comparison.csv?models=LINEAR,NOPE&from=2026-02-01&to=2026-03-01", &token);
         assert_eq!(status, 400, "{body}");
     }
+
+    fn custom_models_are_versioned_data_that_reports_and_plans_use(app) {
+        company(app);
+        // J_SHAPED as data: first 0.2, last 0.6, middle 0.2, gives J_SHAPED's figures.
+        let v = define(app, Role::MarketingManager, "j-data", ["0.2", "0.6", "0", "0", "0", "0.2"]);
+        assert!(v.get("errors").is_none(), "{v}");
+        assert_eq!(v["data"]["upsertAttributionModel"]["current"], json!({ "version": 1, "first": "0.2", "last": "0.6", "mql": "0", "opportunity": "0", "close": "0", "middle": "0.2", "createdBy": "mm" }));
+        let (rows, used) = custom_rows(app, "j-data");
+        assert_eq!(rows, rows_of(app, "J_SHAPED"));
+        assert_eq!(used, json!({ "key": "j-data", "version": 1 }));
+        // An edit makes version 2, used from now on: first 0.5 / last 0.5 (two-role model, no
+        // middle): D1 500.00 / 0 / 500.00, D2 50.01 / 50.00 (ties to the earlier touch).
+        let v = define(app, Role::Admin, "j-data", ["0.5", "0.5", "0", "0", "0", "0"]);
+        assert_eq!(v["data"]["upsertAttributionModel"]["versions"], json!([{ "version": 1 }, { "version": 2 }]));
+        let (rows, used) = custom_rows(app, "j-data");
+        assert_eq!(rows, [row("C1", 0.5, "500.00"), row("C2", 0.5, "50.01"), row("C3", 1.0, "550.00")]);
+        assert_eq!(used["version"], 2);
+        // The same weights again (written differently) make no version.
+        let v = define(app, Role::Admin, "j-data", ["0.50", "0.500", "0", "0", "0", "0.0"]);
+        assert_eq!(v["data"]["upsertAttributionModel"]["versions"].as_array().unwrap().len(), 2, "{v}");
+        // CLOSE is tn at WON only: at OPPORTUNITY a close-only model has no role, so equal shares.
+        define(app, Role::Admin, "closer", ["0", "0", "0", "0", "1", "0"]);
+        let v = app.ok(r#"{ attribution(model: CUSTOM, customModel: "closer", stage: OPPORTUNITY, period: { from: "2026-01-01", to: "2026-02-01" }) { rows { key revenue { amount } } } }"#, json!({}));
+        assert_eq!(v["attribution"]["rows"], json!([
+            { "key": "C1", "revenue": { "amount": "333.34" } },
+            { "key": "C2", "revenue": { "amount": "383.33" } },
+            { "key": "C3", "revenue": { "amount": "383.33" } },
+        ]));
+        let (rows, _) = custom_rows(app, "closer");
+        assert_eq!(rows, [row("C1", 0.0, "0.00"), row("C2", 0.0, "0.00"), row("C3", 2.0, "1100.01")]);
+        // Bad definitions and bad asks.
+        for (w, why) in [
+            (["0.5", "0.4", "0", "0", "0", "0"], "sums to 0.9"),
+            (["1.5", "-0.5", "0", "0", "0", "0"], "a negative weight"),
+            (["0.1234567891", "0.8765432109", "0", "0", "0", "0"], "ten fraction digits"),
+        ] {
+            assert_eq!(code(&define(app, Role::Admin, "bad", w)), "BAD_USER_INPUT", "{why}");
+        }
+        assert!(define(app, Role::Admin, "bad", ["0.5", "0.4", "0", "0", "0", "0"])["errors"][0]["message"].as_str().unwrap().contains("sum to 0.9"));
+        assert_eq!(code(&define(app, Role::Admin, "bad key!", ["1", "0", "0", "0", "0", "0"])), "BAD_USER_INPUT");
+        assert_eq!(code(&define(app, Role::Marketer, "mine", ["1", "0", "0", "0", "0", "0"])), "FORBIDDEN");
+        assert_eq!(code(&app.admin(r#"{ attribution(model: CUSTOM, period: { from: "2026-02-01", to: "2026-03-01" }) { rows { key } } }"#, json!({}))), "BAD_USER_INPUT");
+        assert_eq!(code(&app.admin(r#"{ attribution(model: LINEAR, customModel: "j-data", period: { from: "2026-02-01", to: "2026-03-01" }) { rows { key } } }"#, json!({}))), "BAD_USER_INPUT");
+        assert_eq!(code(&app.admin(r#"{ attribution(model: CUSTOM, customModel: "nope", period: { from: "2026-02-01", to: "2026-03-01" }) { rows { key } } }"#, json!({}))), "NOT_FOUND");
+        let v = app.as_role(Role::Analyst, "{ attributionModels { key name current { version } } }", json!({}));
+        assert_eq!(v["data"]["attributionModels"], json!([
+            { "key": "closer", "name": "Model closer", "current": { "version": 1 } },
+            { "key": "j-data", "name": "Model j-data", "current": { "version": 2 } },
+        ]));
+        // Side by side with named models.
+        let v = app.ok("{ attributionComparison(period: { from: \"2026-02-01\", to: \"2026-03-01\" }, models: [LINEAR], customModels: [\"j-data\"]) { reports { model customModel { key version } } rows { key models { model revenue { amount } } } } }", json!({}));
+        assert_eq!(v["attributionComparison"]["reports"][1]["customModel"], json!({ "key": "j-data", "version": 2 }));
+        assert_eq!(v["attributionComparison"]["rows"][0]["models"][1]["revenue"]["amount"], "500.00");
+
+        // A plan on the custom model pays on its current version; a closed statement keeps the
+        // version (and the figures) it used.
+        user(app, "mk", "MARKETER");
+        campaign(app, "C3", "email", Some("mk"));
+        let v = app.admin("mutation { upsertCompensationPlan(input: { externalId: \"p\", name: \"Ten percent\", model: CUSTOM, customModel: \"j-data\", revenueRate: \"0.10\", qualifiedLeadBonus: { amount: \"0.00\", currency: \"USD\" } }) { model customModel } }", json!({}));
+        assert_eq!(v["data"]["upsertCompensationPlan"], json!({ "model": "CUSTOM", "customModel": "j-data" }), "{v}");
+        assert_eq!(code(&app.admin("mutation { upsertCompensationPlan(input: { externalId: \"q\", name: \"Q\", model: CUSTOM, customModel: \"nope\", revenueRate: \"0.10\", qualifiedLeadBonus: { amount: \"0.00\", currency: \"USD\" } }) { model } }", json!({}))), "NOT_FOUND");
+        app.ok("mutation { assignCompensationPlan(input: { userExternalId: \"mk\", planExternalId: \"p\", effectiveFrom: \"2026-01-01\" }) { id } }", json!({}));
+        const STATEMENT: &str = "{ compensationStatement(userExternalId: \"mk\", period: { from: \"2026-02-01\", to: \"2026-03-01\" }) { status attributedRevenue { amount } plan { customModel customModelVersion } } }";
+        let v = app.ok(STATEMENT, json!({}));
+        assert_eq!(v["compensationStatement"], json!({ "status": "OPEN", "attributedRevenue": { "amount": "550.00" }, "plan": { "customModel": "j-data", "customModelVersion": 2 } }));
+        app.ok("mutation { closePeriod(period: { from: \"2026-02-01\", to: \"2026-03-01\" }) { statements } }", json!({}));
+        define(app, Role::Admin, "j-data", ["0.2", "0.6", "0", "0", "0", "0.2"]);
+        let v = app.ok(STATEMENT, json!({}));
+        assert_eq!(v["compensationStatement"], json!({ "status": "CLOSED", "attributedRevenue": { "amount": "550.00" }, "plan": { "customModel": "j-data", "customModelVersion": 2 } }));
+        // A live statement of another period uses version 3 (J_SHAPED: C3 gets 675.01 of Feb).
+        let v = app.ok("{ compensationStatement(userExternalId: \"mk\", period: { from: \"2026-02-01\", to: \"2026-02-28\" }) { attributedRevenue { amount } plan { customModelVersion } } }", json!({}));
+        assert_eq!(v["compensationStatement"], json!({ "attributedRevenue": { "amount": "675.01" }, "plan": { "customModelVersion": 3 } }));
+    }
+
 }
 
 fn cents(text: &str) -> i64 {

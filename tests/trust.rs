@@ -130,6 +130,8 @@ fn hostile_writes() -> Vec<(&'static str, &'static str)> {
         // Taking over rex's account (its domain would pull every lead of rex.example along).
         ("Mutation.upsertAccount", "mutation { upsertAccount(input: { externalId: \"acct-rex\", name: \"Hijacked\", domain: \"evil.example\", ownerExternalId: \"rita\" }) { id } }"),
         ("Mutation.setMqaSettings", "mutation { setMqaSettings(minContacts: 1, threshold: 0) { threshold } }"),
+        // Redefining the company's custom attribution model.
+        ("Mutation.upsertAttributionModel", "mutation { upsertAttributionModel(key: \"house\", name: \"Hijacked\", first: \"1\", last: \"0\", mql: \"0\", opportunity: \"0\", close: \"0\", middle: \"0\") { key } }"),
         // Re-valuing every euro amount of January.
         ("Mutation.upsertExchangeRate", "mutation { upsertExchangeRate(currency: \"EUR\", rate: \"9.99\", effectiveFrom: \"2026-01-01\") { revalued } }"),
     ]

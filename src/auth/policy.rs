@@ -79,6 +79,8 @@ pub enum Write {
     Compensation,
     /// Exchange rates (SPEC §9): finance sets them, the CRM sync brings them.
     ExchangeRates,
+    /// Custom attribution models (SPEC §4b).
+    AttributionModels,
 }
 
 pub fn read(role: Role, what: Read) -> Scope {
@@ -142,6 +144,9 @@ pub fn write(role: Role, what: Write) -> Scope {
 
         (Write::ExchangeRates, Admin | Finance | Integration) => All,
         (Write::ExchangeRates, _) => None,
+
+        (Write::AttributionModels, Admin | MarketingManager) => All,
+        (Write::AttributionModels, _) => None,
     }
 }
 
@@ -241,6 +246,12 @@ pub const OPERATIONS: &[(&str, Need)] = &[
     ("Mutation.setMqlThreshold", Need::Write(Write::Scoring)),
     // Rates are market data, no one's personal data: any signed-in caller reads them.
     ("Query.exchangeRates", Need::Anyone),
+    // Custom models are part of the shared definitions, like the scoring rules.
+    ("Query.attributionModels", Need::Read(Read::LeadDefinition)),
+    (
+        "Mutation.upsertAttributionModel",
+        Need::Write(Write::AttributionModels),
+    ),
     (
         "Mutation.upsertExchangeRate",
         Need::Write(Write::ExchangeRates),

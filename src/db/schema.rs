@@ -206,6 +206,7 @@ diesel::table! {
         cap_cents -> Nullable<BigInt>,
         clawback_days -> Integer,
         contacts -> Text,
+        custom_model -> Nullable<Text>,
     }
 }
 
@@ -293,3 +294,30 @@ diesel::table! {
         rate -> Text,
     }
 }
+
+diesel::table! {
+    attribution_models (id) {
+        id -> BigInt,
+        key -> Text,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    attribution_model_versions (id) {
+        id -> BigInt,
+        model_id -> BigInt,
+        version -> Integer,
+        first_weight -> Text,
+        last_weight -> Text,
+        mql_weight -> Text,
+        opportunity_weight -> Text,
+        close_weight -> Text,
+        middle_weight -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+    }
+}
+
+diesel::joinable!(attribution_model_versions -> attribution_models (model_id));
+diesel::allow_tables_to_appear_in_same_query!(attribution_models, attribution_model_versions);

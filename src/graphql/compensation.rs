@@ -165,6 +165,9 @@ pub struct CompensationPlanInput {
     /// keep the mapping they were computed with.
     #[graphql(default_with = "Some(super::types::ContactMapping::ContactRoles)")]
     pub contacts: Option<super::types::ContactMapping>,
+    /// With model CUSTOM: the key of a model in `attributionModels`; statements use its
+    /// current version, and a closed statement keeps the version it used.
+    pub custom_model: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -276,12 +279,18 @@ impl CompensationMutation {
         ctx: &Context<'_>,
         input: CompensationPlanInput,
     ) -> Result<CompensationPlan> {
+        let custom_model = input.custom_model.clone();
+        let model = input
+            .model
+            .resolve(&session(ctx).ctx, input.custom_model)
+            .await?;
         let row = service::upsert_plan(
             &session(ctx).ctx,
             service::PlanInput {
                 external_id: input.external_id,
                 name: input.name,
-                model: input.model.into(),
+                model,
+                custom_model,
                 revenue_rate: input.revenue_rate.0,
                 quota: input.quota.map(|m| (m.amount.0, m.currency)),
                 accelerator_rate: input.accelerator_rate.map(|d| d.0),

@@ -12,6 +12,7 @@ pub mod gate;
 pub mod ids;
 pub mod import;
 pub mod loaders;
+pub mod models;
 pub mod mutation;
 pub mod precheck;
 pub mod query;
@@ -64,6 +65,7 @@ pub struct QueryRoot(
     funnel::FunnelQuery,
     accounts::AccountQuery,
     currency::CurrencyQuery,
+    models::ModelQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -74,6 +76,7 @@ pub struct MutationRoot(
     funnel::FunnelMutation,
     accounts::AccountMutation,
     currency::CurrencyMutation,
+    models::ModelMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

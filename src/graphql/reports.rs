@@ -61,6 +61,32 @@ pub struct AttributionReport {
     pub other_revenue: Money,
     /// MARKOV only; empty for the other models.
     pub removal_effects: Vec<RemovalEffect>,
+    /// CUSTOM only: the model and the version the report used.
+    pub custom_model: Option<CustomModelRef>,
+    #[graphql(skip)]
+    pub custom_version: Option<i64>,
+}
+
+/// A version of a custom model, as a report or statement used it.
+#[derive(SimpleObject, Clone)]
+pub struct CustomModelRef {
+    pub key: String,
+    pub version: i32,
+}
+
+impl AttributionReport {
+    /// Names the custom model version a report used.
+    async fn described(
+        mut self,
+        s: &Session,
+    ) -> Result<AttributionReport, crate::service::AppError> {
+        if let Some(version) = self.custom_version {
+            self.custom_model = crate::service::models::describe(&s.ctx, version)
+                .await?
+                .map(|(key, version)| CustomModelRef { key, version });
+        }
+        Ok(self)
+    }
 }
 
 /// One campaign's conversions and revenue under one model.
@@ -126,6 +152,11 @@ impl AttributionReport {
                     share,
                 })
                 .collect(),
+            custom_model: None,
+            custom_version: match r.query.model {
+                crate::domain::attribution::Model::Custom(w) => Some(w.version),
+                _ => None,
+            },
         }
     }
 }
@@ -224,12 +255,17 @@ impl ReportQueryRoot {
             ContactMapping,
         >,
         segment: Option<String>,
+        #[graphql(
+            desc = "With model CUSTOM: the key of a model in attributionModels (its current version)."
+        )]
+        custom_model: Option<String>,
     ) -> Result<AttributionReport> {
         let s = session(ctx);
+        let model = model.resolve(&s.ctx, custom_model).await?;
         let report = service::report(
             &s.ctx,
             ReportQuery {
-                model: model.into(),
+                model,
                 stage: stage.unwrap_or(LeadStage::Won).into(),
                 period: period.checked()?,
                 grouping: group_by.unwrap_or(AttributionGrouping::Campaign).into(),
@@ -240,7 +276,7 @@ impl ReportQueryRoot {
             },
         )
         .await?;
-        Ok(AttributionReport::new(s, report))
+        Ok(AttributionReport::new(s, report).described(s).await?)
     }
 
     /// Every listed model's conversions and revenue per campaign, side by side (at most 12
@@ -257,10 +293,18 @@ impl ReportQueryRoot {
         #[graphql(default_with = "Some(ContactMapping::ContactRoles)")] contacts: Option<
             ContactMapping,
         >,
+        #[graphql(desc = "Custom models (keys of attributionModels) compared after `models`.")]
+        custom_models: Option<Vec<String>>,
     ) -> Result<AttributionComparison> {
         let s = session(ctx);
-        let models: Vec<crate::domain::attribution::Model> =
-            models.into_iter().map(Into::into).collect();
+        let mut resolved: Vec<crate::domain::attribution::Model> = Vec::new();
+        for model in models {
+            resolved.push(model.resolve(&s.ctx, None).await?);
+        }
+        for key in custom_models.unwrap_or_default() {
+            resolved.push(crate::service::models::current(&s.ctx, &key).await?);
+        }
+        let models = resolved;
         let query = ReportQuery {
             model: crate::domain::attribution::Model::Linear,
             stage: stage.unwrap_or(LeadStage::Won).into(),
@@ -294,11 +338,13 @@ impl ReportQueryRoot {
                         .collect(),
                 })
                 .collect(),
-            reports: c
-                .reports
-                .into_iter()
-                .map(|r| AttributionReport::new(s, r))
-                .collect(),
+            reports: {
+                let mut out = Vec::new();
+                for r in c.reports {
+                    out.push(AttributionReport::new(s, r).described(s).await?);
+                }
+                out
+            },
         })
     }
 
@@ -312,10 +358,13 @@ impl ReportQueryRoot {
         #[graphql(default_with = "Some(ContactMapping::ContactRoles)")] contacts: Option<
             ContactMapping,
         >,
+        #[graphql(desc = "With model CUSTOM: the key of a model in attributionModels.")]
+        custom_model: Option<String>,
     ) -> Result<Vec<CampaignRoi>> {
+        let model = model.resolve(&session(ctx).ctx, custom_model).await?;
         let rows = service::campaign_roi(
             &session(ctx).ctx,
-            model.into(),
+            model,
             period.checked()?,
             campaign_external_ids,
             contacts.unwrap_or_default().into(),

@@ -775,11 +775,14 @@ impl Opportunity {
         #[graphql(default_with = "Some(ContactMapping::ContactRoles)")] contacts: Option<
             ContactMapping,
         >,
+        #[graphql(desc = "With model CUSTOM: the key of a model in attributionModels.")]
+        custom_model: Option<String>,
     ) -> Result<Vec<AttributionCredit>> {
+        let model = model.resolve(&session(ctx).ctx, custom_model).await?;
         let credits = service::attribution::opportunity_credits(
             &session(ctx).ctx,
             self.0.id,
-            model.into(),
+            model,
             contacts.unwrap_or_default().into(),
         )
         .await?;
@@ -840,7 +843,6 @@ impl RevenueEvent {
 // ---- object types reached from the entities above (plans, rules, credits) ----
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "crate::domain::attribution::Model")]
 pub enum AttributionModel {
     FirstTouch,
     LastTouch,
@@ -852,6 +854,66 @@ pub enum AttributionModel {
     Markov,
     JShaped,
     InverseJ,
+    /// A custom model as data (`attributionModels`), named by a `customModel` argument.
+    Custom,
+}
+
+impl From<crate::domain::attribution::Model> for AttributionModel {
+    fn from(m: crate::domain::attribution::Model) -> Self {
+        use crate::domain::attribution::Model as M;
+        match m {
+            M::FirstTouch => AttributionModel::FirstTouch,
+            M::LastTouch => AttributionModel::LastTouch,
+            M::Linear => AttributionModel::Linear,
+            M::PositionBased => AttributionModel::PositionBased,
+            M::WShaped => AttributionModel::WShaped,
+            M::FullPath => AttributionModel::FullPath,
+            M::TimeDecay => AttributionModel::TimeDecay,
+            M::Markov => AttributionModel::Markov,
+            M::JShaped => AttributionModel::JShaped,
+            M::InverseJ => AttributionModel::InverseJ,
+            M::Custom(_) => AttributionModel::Custom,
+        }
+    }
+}
+
+impl AttributionModel {
+    /// The named model, or None for CUSTOM (which needs its `customModel`).
+    pub fn named(self) -> Option<crate::domain::attribution::Model> {
+        use crate::domain::attribution::Model as M;
+        Some(match self {
+            AttributionModel::FirstTouch => M::FirstTouch,
+            AttributionModel::LastTouch => M::LastTouch,
+            AttributionModel::Linear => M::Linear,
+            AttributionModel::PositionBased => M::PositionBased,
+            AttributionModel::WShaped => M::WShaped,
+            AttributionModel::FullPath => M::FullPath,
+            AttributionModel::TimeDecay => M::TimeDecay,
+            AttributionModel::Markov => M::Markov,
+            AttributionModel::JShaped => M::JShaped,
+            AttributionModel::InverseJ => M::InverseJ,
+            AttributionModel::Custom => return None,
+        })
+    }
+
+    /// The model a query names: a named one, or the current version of `custom` when the
+    /// model is CUSTOM (each without the other is BAD_USER_INPUT).
+    pub async fn resolve(
+        self,
+        ctx: &crate::service::Ctx,
+        custom: Option<String>,
+    ) -> Result<crate::domain::attribution::Model, crate::service::AppError> {
+        match (self.named(), custom) {
+            (Some(model), None) => Ok(model),
+            (None, Some(key)) => crate::service::models::current(ctx, &key).await,
+            (None, None) => Err(crate::service::AppError::BadInput(
+                "model CUSTOM needs customModel: the key of a model in attributionModels".into(),
+            )),
+            (Some(_), Some(_)) => Err(crate::service::AppError::BadInput(
+                "customModel goes with model: CUSTOM".into(),
+            )),
+        }
+    }
 }
 
 /// A touchpoint's share of an opportunity.
@@ -1012,9 +1074,21 @@ impl CompensationPlan {
         &self.0.name
     }
     async fn model(&self) -> Result<AttributionModel> {
+        if self.0.model == "CUSTOM" {
+            return Ok(AttributionModel::Custom);
+        }
         let m: crate::domain::attribution::Model =
             self.0.model.parse().map_err(AppError::Internal)?;
         Ok(m.into())
+    }
+    /// The custom model's key when `model` is CUSTOM.
+    async fn custom_model(&self) -> Option<&str> {
+        self.0.custom_model.as_deref()
+    }
+    /// The version of that model this plan's statement used (on a statement's plan; null on a
+    /// plan read by itself, which follows the current version).
+    async fn custom_model_version(&self) -> Option<i32> {
+        self.0.custom_model_version
     }
     async fn revenue_rate(&self) -> Decimal {
         Decimal(self.0.revenue_rate.clone())

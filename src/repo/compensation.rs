@@ -23,6 +23,8 @@ pub struct PlanRow {
     pub clawback_days: i32,
     /// Whose touches its statements credit on a deal (SPEC §8 mapping).
     pub contacts: String,
+    /// The custom model's key when `model` is CUSTOM (its current version is used).
+    pub custom_model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
@@ -38,6 +40,7 @@ pub struct PlanValues<'a> {
     pub cap_cents: Option<i64>,
     pub clawback_days: i32,
     pub contacts: &'a str,
+    pub custom_model: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]

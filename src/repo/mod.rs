@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod compensation;
 pub mod journeys;
 pub mod leads;
+pub mod models;
 pub mod opportunities;
 pub mod rates;
 pub mod reports;

@@ -39,6 +39,8 @@ pub struct PlanInput {
     pub cap: Option<(String, String)>,
     pub clawback_days: i32,
     pub contacts: Mapping,
+    /// The custom model's key when `model` is one (SPEC §4b).
+    pub custom_model: Option<String>,
 }
 
 /// A plan as a statement saw it (frozen statements keep the plan they were computed with).
@@ -58,6 +60,13 @@ pub struct PlanRecord {
     /// mapping credited the deal's contacts.
     #[serde(default = "contact_roles")]
     pub contacts: String,
+    /// The custom model's key when `model` is CUSTOM.
+    #[serde(default)]
+    pub custom_model: Option<String>,
+    /// The version of that model a statement used (set when the statement is computed, so a
+    /// frozen statement keeps it).
+    #[serde(default)]
+    pub custom_model_version: Option<i32>,
 }
 
 fn contact_roles() -> String {
@@ -78,6 +87,8 @@ impl From<PlanRow> for PlanRecord {
             cap_cents: p.cap_cents,
             clawback_days: p.clawback_days,
             contacts: p.contacts,
+            custom_model: p.custom_model,
+            custom_model_version: None,
         }
     }
 }
@@ -215,6 +226,7 @@ pub async fn upsert_plan(ctx: &Ctx, input: PlanInput) -> AppResult<PlanRow> {
                 cap_cents: cap,
                 clawback_days: input.clawback_days,
                 contacts: input.contacts.as_str(),
+                custom_model: input.custom_model.as_deref(),
             };
             let outcome = match repo::plan_by_external_id(conn, &input.external_id)? {
                 None => {
@@ -462,7 +474,7 @@ pub fn compute_with(
     currency: &str,
     shared: &SharedFacts,
 ) -> AppResult<StatementRecord> {
-    let plan: PlanRecord = repo::plan_in_effect(conn, user.id, period.from)?
+    let mut plan: PlanRecord = repo::plan_in_effect(conn, user.id, period.from)?
         .ok_or_else(|| {
             AppError::NotFound(format!(
                 "user \"{}\" has no compensation plan in effect on {}",
@@ -470,7 +482,14 @@ pub fn compute_with(
             ))
         })?
         .into();
-    let model = Model::from_str(&plan.model).map_err(AppError::Internal)?;
+    let model = match (plan.model.as_str(), plan.custom_model.clone()) {
+        ("CUSTOM", Some(key)) => {
+            let (model, version) = super::models::current_in(conn, &key)?;
+            plan.custom_model_version = Some(version.version);
+            model
+        }
+        (named, _) => Model::from_str(named).map_err(AppError::Internal)?,
+    };
     let terms = terms(&plan)?;
     let owned: HashMap<i64, String> = shared
         .campaigns

@@ -12,6 +12,7 @@ pub mod funnel;
 pub mod import;
 pub mod index;
 pub mod leads;
+pub mod models;
 pub mod moves;
 pub mod opportunities;
 pub mod periods;

@@ -15,6 +15,7 @@ use crate::repo::{audit, campaigns, leads, opportunities, scoring, users};
 pub use crate::repo::audit::AuditRow;
 pub use crate::repo::campaigns::{CampaignRow, CostRow};
 pub use crate::repo::leads::{LeadRow, TouchpointRow, TransitionRow};
+pub use crate::repo::models::VersionRow as ModelVersionRow;
 pub use crate::repo::opportunities::{OpportunityRow, RevenueRow};
 pub use crate::repo::scoring::RuleRow;
 pub use crate::repo::users::UserRow;

@@ -19,6 +19,89 @@ pub enum Model {
     JShaped,
     /// SPEC §4b: first 0.6, last 0.2, the middle share 0.2 (n=2: 0.75 / 0.25).
     InverseJ,
+    /// A custom model as data (SPEC §4b): one version of its role weights.
+    Custom(RoleWeights),
+}
+
+/// The fraction digits a custom model's role weight may have.
+pub const ROLE_DIGITS: u32 = 9;
+const ROLE_ONE: u64 = 1_000_000_000;
+
+/// One version of a custom model: role weights in units of 10^-9, summing to 10^9 (= 1).
+/// `version` is the version's id, so two versions are two models to every cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RoleWeights {
+    pub version: i64,
+    pub first: u64,
+    pub last: u64,
+    pub mql: u64,
+    pub opportunity: u64,
+    pub close: u64,
+    pub middle: u64,
+}
+
+/// The role names of a custom model, in the order `RoleWeights::parse` takes them.
+pub const ROLES: [&str; 6] = ["first", "last", "mql", "opportunity", "close", "middle"];
+
+impl RoleWeights {
+    /// Parses the six weights (first, last, mql, opportunity, close, middle) as decimal
+    /// strings: each ≥ 0 with at most 9 fraction digits, summing exactly to 1.
+    pub fn parse(version: i64, texts: [&str; 6]) -> Result<RoleWeights, String> {
+        let mut units = [0u64; 6];
+        for (i, text) in texts.iter().enumerate() {
+            let bad = || {
+                format!(
+                    "{} = \"{text}\": a weight is a decimal from 0 to 1 with at most {ROLE_DIGITS} fraction digits",
+                    ROLES[i]
+                )
+            };
+            let d = crate::money::Decimal::parse(text).map_err(|_| bad())?;
+            if d.units < 0 || d.scale > ROLE_DIGITS {
+                return Err(bad());
+            }
+            let v = d.rescale(ROLE_DIGITS).ok_or_else(bad)?;
+            units[i] = u64::try_from(v)
+                .ok()
+                .filter(|v| *v <= ROLE_ONE)
+                .ok_or_else(bad)?;
+        }
+        let sum: u64 = units.iter().sum();
+        if sum != ROLE_ONE {
+            return Err(format!(
+                "the weights sum to {}, not exactly 1",
+                crate::money::format_units(i128::from(sum), ROLE_DIGITS)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+            ));
+        }
+        let [first, last, mql, opportunity, close, middle] = units;
+        Ok(RoleWeights {
+            version,
+            first,
+            last,
+            mql,
+            opportunity,
+            close,
+            middle,
+        })
+    }
+
+    /// The weights as the shortest decimal strings, in `ROLES` order.
+    pub fn texts(&self) -> [String; 6] {
+        [
+            self.first,
+            self.last,
+            self.mql,
+            self.opportunity,
+            self.close,
+            self.middle,
+        ]
+        .map(|u| {
+            let text = crate::money::format_units(i128::from(u), ROLE_DIGITS);
+            let text = text.trim_end_matches('0');
+            text.strip_suffix('.').unwrap_or(text).to_string()
+        })
+    }
 }
 
 pub const MODELS: [Model; 10] = [
@@ -47,6 +130,7 @@ impl Model {
             Model::Markov => "MARKOV",
             Model::JShaped => "J_SHAPED",
             Model::InverseJ => "INVERSE_J",
+            Model::Custom(_) => "CUSTOM",
         }
     }
 }
@@ -230,6 +314,7 @@ pub fn weights(
             w[0] = first;
             w[n - 1] = last;
         }
+        Model::Custom(roles) => w = custom_weights(&roles, conversion, touches),
         Model::WShaped => w = role_weights(conversion, touches, false),
         Model::FullPath => w = role_weights(conversion, touches, true),
         Model::TimeDecay => {
@@ -366,6 +451,40 @@ fn role_weights(conversion: &Conversion, touches: &[Touch], full_path: bool) -> 
         .collect()
 }
 
+/// A custom model (SPEC §4b): FIRST = t1, LAST = tn, MQL and OPPORTUNITY as in §4, CLOSE = tn
+/// at WON only; a role weighted 0 is absent. A touch's raw weight is the sum of its roles'
+/// weights, or `middle` shared equally by the touches holding no role; scaled to sum to 1 (all
+/// raw weights 0: equal shares). Integers: role touches × k (k = touches holding no role).
+fn custom_weights(roles: &RoleWeights, conversion: &Conversion, touches: &[Touch]) -> Vec<u64> {
+    let n = touches.len();
+    let mut held = vec![0u64; n];
+    let mut hold = |i: Option<usize>, weight: u64| {
+        if let (Some(i), true) = (i, weight > 0) {
+            held[i] += weight;
+        }
+    };
+    hold(Some(0), roles.first);
+    hold(Some(n - 1), roles.last);
+    if let Some(mql) = conversion.mql_at.filter(|m| *m <= conversion.at) {
+        hold(last_at_or_before(touches, mql), roles.mql);
+    }
+    if let Some(created) = conversion.opportunity_created_at {
+        hold(last_at_or_before(touches, created), roles.opportunity);
+    }
+    if conversion.won {
+        hold(Some(n - 1), roles.close);
+    }
+    let k = held.iter().filter(|h| **h == 0).count().max(1) as u64;
+    let raw: Vec<u64> = held
+        .iter()
+        .map(|h| if *h > 0 { h * k } else { roles.middle })
+        .collect();
+    if raw.iter().all(|w| *w == 0) {
+        return vec![1; n];
+    }
+    raw
+}
+
 /// MARKOV: each distinct campaign on the touches gets RE(c) / Σ RE over those campaigns
 /// (equal shares when that sum is 0), spread equally over that campaign's touches.
 fn markov_weights(touches: &[Touch], removal_effects: &HashMap<i64, f64>) -> Vec<f64> {
@@ -448,6 +567,66 @@ mod tests {
         let t = touches(&[(1, 1), (2, 2), (3, 3)]);
         assert_eq!(w(Model::FirstTouch, &conv(9), &t), vec![1.0, 0.0, 0.0]);
         assert_eq!(w(Model::LastTouch, &conv(9), &t), vec![0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn custom_models_weigh_roles_and_share_the_middle() {
+        let roles = |t: [&str; 6]| RoleWeights::parse(1, t).map(Model::Custom);
+        let t3 = touches(&[(1, 1), (2, 1), (3, 1)]);
+        let t4 = touches(&[(1, 1), (2, 1), (3, 1), (4, 1)]);
+        // W_SHAPED as data: first, mql and opportunity 0.3, middle 0.1 → the same shares.
+        let w_shaped = roles(["0.3", "0", "0.3", "0.3", "0", "0.1"]).unwrap();
+        let mut c = conv(9);
+        c.mql_at = Some(day(2));
+        c.opportunity_created_at = Some(day(3));
+        assert_eq!(
+            shares(&weights(
+                w_shaped,
+                &c,
+                &t4,
+                Params::default(),
+                &HashMap::new()
+            )),
+            shares(&weights(
+                Model::WShaped,
+                &c,
+                &t4,
+                Params::default(),
+                &HashMap::new()
+            ))
+        );
+        // first 0.5, last 0.3, middle 0.2 on three touches: 0.5 / 0.2 / 0.3.
+        let m = roles(["0.5", "0.3", "0", "0", "0", "0.2"]).unwrap();
+        assert!(close(&w(m, &conv(9), &t3), &[0.5, 0.2, 0.3]));
+        // One touch holds first and last: 0.8 of 0.8 → everything.
+        assert!(close(&w(m, &conv(9), &touches(&[(1, 1)])), &[1.0]));
+        // An absent role (no MQL before the conversion): first 0.5 and mql 0.5 with no middle →
+        // only the first touch weighs, and it takes everything after scaling.
+        let m = roles(["0.5", "0", "0.5", "0", "0", "0"]).unwrap();
+        assert!(close(&w(m, &conv(9), &t3), &[1.0, 0.0, 0.0]));
+        // CLOSE only at WON: elsewhere nothing weighs, so equal shares.
+        let m = roles(["0", "0", "0", "0", "1", "0"]).unwrap();
+        assert!(close(
+            &w(m, &conv(9), &t3),
+            &[1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0]
+        ));
+        let mut won = conv(9);
+        won.won = true;
+        assert!(close(&w(m, &won, &t3), &[0.0, 0.0, 1.0]));
+        // Validation: a sum other than 1, a negative, too many digits, junk.
+        assert_eq!(
+            roles(["0.5", "0.4", "0", "0", "0", "0"]).err(),
+            Some("the weights sum to 0.9, not exactly 1".to_string())
+        );
+        assert!(roles(["1.5", "-0.5", "0", "0", "0", "0"]).is_err());
+        assert!(roles(["0.1234567891", "0.8765432109", "0", "0", "0", "0"]).is_err());
+        assert!(roles(["one", "0", "0", "0", "0", "0"]).is_err());
+        assert_eq!(
+            RoleWeights::parse(1, ["0.25", "0.75", "0", "0", "0", "0.000"])
+                .map(|r| r.texts())
+                .ok(),
+            Some(["0.25", "0.75", "0", "0", "0", "0"].map(String::from))
+        );
     }
 
     #[test]
