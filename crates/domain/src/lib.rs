@@ -19,5 +19,6 @@ pub mod money;
 pub mod period;
 pub mod report;
 pub mod scoring;
+pub mod shapley;
 pub mod stage;
 pub mod stats;

@@ -1,0 +1,157 @@
+//! SHAPLEY (SPEC §4b): channel-level Shapley values of a conversion-rate game over the MARKOV
+//! paths, computed over every coalition (no sampling), and a conversion's weights from them.
+//!
+//! Players are the channels on the paths (at most 16, so 2^16 coalitions). v(S) is the share of
+//! converting paths among the paths whose channel set lies within S (0 when there is none);
+//! φ(c) = Σ_{S ⊆ N∖{c}} |S|!(n−|S|−1)!/n! · (v(S ∪ {c}) − v(S)). The path counts per coalition
+//! are exact integers (a subset-sum transform); the values are real numbers, like MARKOV's
+//! removal effects, and Σφ = v(N) up to rounding.
+
+use std::collections::HashMap;
+
+/// The largest number of channels an exact Shapley game is computed over.
+pub const MAX_PLAYERS: usize = 16;
+
+/// The Shapley value of each of `n` channels for `paths`, each the bit set of its channels
+/// (bit i: channel i) and whether it converted. None when `n` exceeds `MAX_PLAYERS`.
+pub fn shapley_values(paths: &[(u32, bool)], n: usize) -> Option<Vec<f64>> {
+    if n > MAX_PLAYERS {
+        return None;
+    }
+    let size = 1usize << n;
+    let mut all = vec![0u64; size];
+    let mut converted = vec![0u64; size];
+    for (mask, conv) in paths {
+        let m = *mask as usize;
+        if m == 0 || m >= size {
+            continue;
+        }
+        all[m] += 1;
+        if *conv {
+            converted[m] += 1;
+        }
+    }
+    // Paths whose set lies within each coalition: sum over subsets, one channel at a time.
+    for i in 0..n {
+        let bit = 1usize << i;
+        for m in 0..size {
+            if m & bit != 0 {
+                all[m] += all[m ^ bit];
+                converted[m] += converted[m ^ bit];
+            }
+        }
+    }
+    let v = |m: usize| {
+        if all[m] == 0 {
+            0.0
+        } else {
+            converted[m] as f64 / all[m] as f64
+        }
+    };
+    // |S|!(n−|S|−1)!/n!, exact in f64 for n ≤ 16 (16! < 2^53).
+    let factorial = |k: usize| (1..=k).map(|x| x as f64).product::<f64>();
+    let weight: Vec<f64> = (0..n)
+        .map(|s| factorial(s) * factorial(n - s - 1) / factorial(n))
+        .collect();
+    Some(
+        (0..n)
+            .map(|c| {
+                let bit = 1usize << c;
+                (0..size)
+                    .filter(|m| m & bit == 0)
+                    .map(|m| weight[m.count_ones() as usize] * (v(m | bit) - v(m)))
+                    .sum()
+            })
+            .collect(),
+    )
+}
+
+/// A conversion's weights: each channel on its touches gets max(φ, 0) normalised over those
+/// channels (equal shares when they are all 0), spread equally over that channel's touches.
+/// `channel_of` maps each touch's campaign to its channel's φ index.
+pub fn weights(touch_campaigns: &[i64], channel_of: &HashMap<i64, usize>, phi: &[f64]) -> Vec<f64> {
+    let channel = |c: &i64| channel_of.get(c).copied();
+    let mut on: Vec<Option<usize>> = touch_campaigns.iter().map(channel).collect();
+    on.sort_unstable();
+    on.dedup();
+    let value = |ch: Option<usize>| ch.and_then(|i| phi.get(i)).copied().unwrap_or(0.0).max(0.0);
+    let total: f64 = on.iter().map(|ch| value(*ch)).sum();
+    let share = |ch: Option<usize>| {
+        if total > 0.0 {
+            value(ch) / total
+        } else {
+            1.0 / on.len() as f64
+        }
+    };
+    touch_campaigns
+        .iter()
+        .map(|c| {
+            let ch = channel(c);
+            let count = touch_campaigns.iter().filter(|d| channel(d) == ch).count() as f64;
+            share(ch) / count
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Channels A (bit 0), B (bit 1), C (bit 2); paths {A} converting, {A} not, {B} not, {A,B}
+    /// converting, {B,C} converting, {C} not.
+    ///
+    /// v(∅) = 0, v(A) = 1/2, v(B) = 0, v(C) = 0, v(AB) = 2/4, v(AC) = 1/3, v(BC) = 1/3,
+    /// v(ABC) = 3/6. Weights for n = 3: |S| = 0 → 1/3, 1 → 1/6, 2 → 1/3.
+    /// φ(A) = 1/3·(1/2) + 1/6·(1/2 − 0) + 1/6·(1/3 − 0) + 1/3·(1/2 − 1/3) = 13/36
+    /// φ(B) = 1/3·0 + 1/6·(1/2 − 1/2) + 1/6·(1/3 − 0) + 1/3·(1/2 − 1/3) = 4/36
+    /// φ(C) = 1/3·0 + 1/6·(1/3 − 1/2) + 1/6·(1/3 − 0) + 1/3·(1/2 − 1/2) = 1/36
+    /// and Σφ = 18/36 = v(N).
+    #[test]
+    fn a_three_channel_game_worked_by_hand() {
+        let paths = [
+            (0b001, true),
+            (0b001, false),
+            (0b010, false),
+            (0b011, true),
+            (0b110, true),
+            (0b100, false),
+        ];
+        let phi = shapley_values(&paths, 3).unwrap_or_default();
+        let expected = [13.0 / 36.0, 4.0 / 36.0, 1.0 / 36.0];
+        for (got, want) in phi.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-15, "{phi:?}");
+        }
+        assert!((phi.iter().sum::<f64>() - 0.5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_value_may_be_negative_and_a_conversion_ignores_it() {
+        // {A} converts, {A,B} does not: B only lowers the rate. v(A) = 1, v(B) = 0, v(AB) = 1/2.
+        // φ(A) = 1/2·1 + 1/2·(1/2 − 0) = 3/4; φ(B) = 1/2·0 + 1/2·(1/2 − 1) = −1/4.
+        let phi = shapley_values(&[(0b01, true), (0b11, false)], 2).unwrap_or_default();
+        assert!(
+            (phi[0] - 0.75).abs() < 1e-15 && (phi[1] + 0.25).abs() < 1e-15,
+            "{phi:?}"
+        );
+        // Campaigns 10 and 11 are channel A, 20 channel B: A's share spread over its two touches.
+        let channel_of = HashMap::from([(10, 0), (11, 0), (20, 1)]);
+        assert_eq!(
+            weights(&[10, 20, 11], &channel_of, &phi),
+            vec![0.5, 0.0, 0.5]
+        );
+        // All non-positive: equal shares per channel.
+        assert_eq!(weights(&[20, 20], &channel_of, &phi), vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn sixteen_channels_are_exact_and_seventeen_refused() {
+        let paths: Vec<(u32, bool)> = (1..2000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) & 0xFFFF | 1, i % 7 == 0))
+            .collect();
+        let phi = shapley_values(&paths, 16).unwrap_or_default();
+        let all = paths.len() as f64;
+        let converted = paths.iter().filter(|p| p.1).count() as f64;
+        assert!((phi.iter().sum::<f64>() - converted / all).abs() < 1e-12);
+        assert!(shapley_values(&paths, 17).is_none());
+    }
+}
