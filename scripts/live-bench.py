@@ -46,6 +46,22 @@ def account_reports():
     return out
 
 
+def model_reports():
+    """The models of issue 18 on the same engine: J_SHAPED, INVERSE_J, a custom model, and a
+    five-model comparison (each is a CAMPAIGN report per model), with W_SHAPED as control."""
+    out = []
+    for stage in ["OPPORTUNITY", "WON"]:
+        for model in ["J_SHAPED", "INVERSE_J", "W_SHAPED"]:
+            name = "attribution W_SHAPED (control)" if model == "W_SHAPED" else "attribution J_SHAPED / INVERSE_J"
+            out.append((name, f"{{ attribution(model: {model}, stage: {stage}, period: {PERIOD}) "
+                              f"{{ totalConversions totalRevenue {{ amount }} rows {{ key conversions revenue {{ amount }} }} }} }}"))
+        out.append(("attribution CUSTOM", f"{{ attribution(model: CUSTOM, customModel: \"bench\", stage: {stage}, period: {PERIOD}) "
+                                          f"{{ totalConversions totalRevenue {{ amount }} rows {{ key conversions revenue {{ amount }} }} }} }}"))
+        out.append(("attributionComparison (5 models)", f"{{ attributionComparison(period: {PERIOD}, stage: {stage}, models: [LINEAR, W_SHAPED, J_SHAPED, INVERSE_J], customModels: [\"bench\"]) "
+                                                         f"{{ rows {{ key models {{ model conversions revenue {{ amount }} }} }} }} }}"))
+    return out
+
+
 def reports():
     out = []
     for stage in STAGES:
@@ -90,6 +106,8 @@ def main():
     ap.add_argument("--currencies", action="store_true",
                     help="deals and revenue in EUR/GBP/JPY, and every 40th writer step a finance "
                          "correction of a month's rate in the quarter (re-values that month's amounts)")
+    ap.add_argument("--models", action="store_true",
+                    help="ask the issue-18 model reports (J_SHAPED, INVERSE_J, a custom model, a comparison)")
     ap.add_argument("--only", help="ask only the reports whose name contains this")
     ap.add_argument("--base", help="use a server already running at this URL (ADMIN token from "
                     "FUNNELGRAPH_JWT_SECRET) instead of starting one")
@@ -139,6 +157,11 @@ def run(args, base, token, pid, ready_s):
     failed = [0]
     peak_rss = [0]
     run_id = f"{int(time.time())}"
+    if args.models:
+        v = post(base, token, "mutation { upsertAttributionModel(key: \"bench\", name: \"Bench stages\", first: \"0.25\", "
+                              "last: \"0.15\", mql: \"0.2\", opportunity: \"0.25\", close: \"0.1\", middle: \"0.05\") { key } }")
+        if v.get("errors"):
+            sys.exit(f"could not define the custom model: {v}")
 
     def rss_sampler():
         while not stop.is_set():
@@ -215,7 +238,7 @@ def run(args, base, token, pid, ready_s):
     latencies = {}
 
     def dashboard():
-        items = account_reports() if args.accounts else reports()
+        items = account_reports() if args.accounts else model_reports() if args.models else reports()
         if args.only:
             items = [r for r in items if args.only in r[0]]
         i = 0
