@@ -262,6 +262,71 @@ both_databases! {
         assert_eq!(v["compensationStatement"], json!({ "attributedRevenue": { "amount": "675.01" }, "plan": { "customModelVersion": 3 } }));
     }
 
+
+    fn shapley_credits_channels_by_the_hand_worked_game(app) {
+        // Channels a, b, c (one campaign each). Paths of the WON game in February: P1 {a}
+        // converts, P2 {a} not, P3 {b} not, P4 {a, b} converts, P5 {b, c} converts, P6 {c} not.
+        // φ(a) = 13/36, φ(b) = 4/36, φ(c) = 1/36 (worked in domain::shapley's test; Σ = 1/2).
+        for (c, channel) in [("CA", "a"), ("CB", "b"), ("CC", "c")] {
+            campaign(app, c, channel, None);
+        }
+        let journeys: [(&str, &[&str], bool); 6] = [
+            ("P1", &["CA"], true),
+            ("P2", &["CA"], false),
+            ("P3", &["CB"], false),
+            ("P4", &["CA", "CB"], true),
+            ("P5", &["CB", "CC"], true),
+            ("P6", &["CC"], false),
+        ];
+        for (lead_id, campaigns, converts) in journeys {
+            lead(app, lead_id, "2026-01-01T00:00:00Z");
+            for (i, c) in campaigns.iter().enumerate() {
+                touch(app, &format!("{lead_id}-{i}"), lead_id, c, &format!("2026-02-0{}T00:00:00Z", i + 2));
+            }
+            if converts {
+                let deal = format!("D-{lead_id}");
+                opportunity(app, &deal, lead_id, &[], None, "100.00", "2026-02-10T00:00:00Z");
+                assert!(close(app, &deal, true, "2026-02-15T00:00:00Z").get("errors").is_none());
+                assert!(revenue(app, &format!("R-{lead_id}"), &deal, "100.00", "2026-02-15").get("errors").is_none());
+            }
+        }
+        let v = app.ok(r#"{ attribution(model: SHAPLEY, period: { from: "2026-02-01", to: "2026-03-01" }) {
+            totalRevenue { amount } rows { key conversions revenue { amount } } shapleyValues { channel value } } }"#, json!({}));
+        let r = &v["attribution"];
+        let phi: Vec<(String, f64)> = r["shapleyValues"].as_array().unwrap().iter()
+            .map(|x| (x["channel"].as_str().unwrap().to_string(), x["value"].as_f64().unwrap())).collect();
+        assert_eq!(phi.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+        for ((_, got), want) in phi.iter().zip([13.0 / 36.0, 4.0 / 36.0, 1.0 / 36.0]) {
+            assert!((got - want).abs() < 1e-12, "{phi:?}");
+        }
+        // P1: all to a. P4: a 13/17, b 4/17 of 100.00 → 76.47 / 23.53. P5: b 4/5, c 1/5 → 80.00 / 20.00.
+        assert_eq!(r["totalRevenue"]["amount"], "300.00");
+        let rows: Vec<(String, String)> = r["rows"].as_array().unwrap().iter()
+            .map(|x| (x["key"].as_str().unwrap().to_string(), x["revenue"]["amount"].as_str().unwrap().to_string())).collect();
+        assert_eq!(rows, [
+            ("CA".to_string(), "176.47".to_string()),
+            ("CB".to_string(), "103.53".to_string()),
+            ("CC".to_string(), "20.00".to_string()),
+        ]);
+        let conversions: f64 = r["rows"].as_array().unwrap().iter().map(|x| x["conversions"].as_f64().unwrap()).sum();
+        assert!((conversions - 3.0).abs() < 1e-9);
+        // The same through a deal's credits and the CSV export.
+        let v = app.ok(r#"{ opportunity(externalId: "D-P4") { credits(model: SHAPLEY) { amount { amount } } } }"#, json!({}));
+        assert_eq!(v["opportunity"]["credits"], json!([{ "amount": { "amount": "76.47" } }, { "amount": { "amount": "23.53" } }]));
+        let (status, body) = app.get_with_auth("/export/attribution.csv?model=SHAPLEY&from=2026-02-01&to=2026-03-01", &app.token("fin", Role::Finance));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("CA,Campaign CA,") && body.contains(",176.47,USD"), "{body}");
+        // Beyond 16 channels on the paths the game is not computed exactly: refused.
+        for i in 0..15 {
+            campaign(app, &format!("X{i}"), &format!("x{i:02}"), None);
+            lead(app, &format!("Q{i}"), "2026-01-01T00:00:00Z");
+            touch(app, &format!("Q{i}-t"), &format!("Q{i}"), &format!("X{i}"), "2026-02-03T00:00:00Z");
+        }
+        let v = app.admin(r#"{ attribution(model: SHAPLEY, period: { from: "2026-02-01", to: "2026-03-01" }) { rows { key } } }"#, json!({}));
+        assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains("at most 16 channels; the period's paths have 18"), "{v}");
+    }
+
 }
 
 fn cents(text: &str) -> i64 {

@@ -61,10 +61,20 @@ pub struct AttributionReport {
     pub other_revenue: Money,
     /// MARKOV only; empty for the other models.
     pub removal_effects: Vec<RemovalEffect>,
+    /// SHAPLEY only: each channel's raw Shapley value φ (may be negative; Σφ is the paths'
+    /// conversion rate); a channel on no path has 0. Empty for the other models.
+    pub shapley_values: Vec<ShapleyValue>,
     /// CUSTOM only: the model and the version the report used.
     pub custom_model: Option<CustomModelRef>,
     #[graphql(skip)]
     pub custom_version: Option<i64>,
+}
+
+/// A channel's Shapley value in the period's conversion-rate game.
+#[derive(SimpleObject, Clone)]
+pub struct ShapleyValue {
+    pub channel: String,
+    pub value: f64,
 }
 
 /// A version of a custom model, as a report or statement used it.
@@ -150,6 +160,14 @@ impl AttributionReport {
                     campaign: Campaign(c),
                     removal_effect: re,
                     share,
+                })
+                .collect(),
+            shapley_values: r
+                .shapley_values
+                .iter()
+                .map(|(channel, value)| ShapleyValue {
+                    channel: channel.clone(),
+                    value: *value,
                 })
                 .collect(),
             custom_model: None,
@@ -299,7 +317,11 @@ impl ReportQueryRoot {
         let s = session(ctx);
         let mut resolved: Vec<crate::domain::attribution::Model> = Vec::new();
         for model in models {
-            resolved.push(model.resolve(&s.ctx, None).await?);
+            resolved.push(model.named().ok_or_else(|| {
+                crate::service::AppError::BadInput(
+                    "list custom models in customModels, by key".into(),
+                )
+            })?);
         }
         for key in custom_models.unwrap_or_default() {
             resolved.push(crate::service::models::current(&s.ctx, &key).await?);

@@ -854,6 +854,8 @@ pub enum AttributionModel {
     Markov,
     JShaped,
     InverseJ,
+    /// Channel-level Shapley values of the period's paths (SPEC §4b), at most 16 channels.
+    Shapley,
     /// A custom model as data (`attributionModels`), named by a `customModel` argument.
     Custom,
 }
@@ -872,6 +874,7 @@ impl From<crate::domain::attribution::Model> for AttributionModel {
             M::Markov => AttributionModel::Markov,
             M::JShaped => AttributionModel::JShaped,
             M::InverseJ => AttributionModel::InverseJ,
+            M::Shapley => AttributionModel::Shapley,
             M::Custom(_) => AttributionModel::Custom,
         }
     }
@@ -892,6 +895,7 @@ impl AttributionModel {
             AttributionModel::Markov => M::Markov,
             AttributionModel::JShaped => M::JShaped,
             AttributionModel::InverseJ => M::InverseJ,
+            AttributionModel::Shapley => M::Shapley,
             AttributionModel::Custom => return None,
         })
     }

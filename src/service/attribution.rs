@@ -88,6 +88,8 @@ pub struct AttributionReport {
     pub report: Report,
     /// (campaign, removal effect, share) for MARKOV, by campaign externalId.
     pub removal_effects: Vec<(CampaignRow, f64, f64)>,
+    /// (channel, φ) for SHAPLEY, by channel.
+    pub shapley_values: Vec<(String, f64)>,
     pub campaigns: HashMap<i64, CampaignRow>,
 }
 
@@ -834,7 +836,7 @@ async fn tallies(
     let Shape { by, mapping } = shape;
     let cache = ctx.reports.clone();
     let index = cache.index.clone();
-    let markov = model == Model::Markov;
+    let markov = model.data_driven();
     let half_life_bits = if model == Model::TimeDecay {
         params.half_life_days.to_bits()
     } else {
@@ -871,7 +873,8 @@ async fn tallies(
                     mapping,
                 };
                 if markov {
-                    let found = markov_tallies(&cache, &index, &stages, q, by, tally_key)?;
+                    let found =
+                        markov_tallies(&cache, &index, &stages, q, by, tally_key, &campaigns)?;
                     return Ok((found, campaigns));
                 }
                 let found = index.read(|j| -> AppResult<Vec<Arc<Tallied>>> {
@@ -914,7 +917,11 @@ async fn tallies(
                 let mut found = Vec::new();
                 for stage in stages {
                     let effects = if markov {
-                        removal_effects(&markov_paths(conn, stage, period, lookback)?)
+                        data_effects(
+                            model,
+                            &markov_paths(conn, stage, period, lookback)?,
+                            &campaigns.campaigns,
+                        )?
                     } else {
                         HashMap::new()
                     };
@@ -942,21 +949,34 @@ async fn tallies(
                         continue;
                     }
                 }
-                let facts = match cache.get(&facts_key(version, stage, markov)) {
+                // Facts are cached with MARKOV's effects; SHAPLEY's are made on the plain facts.
+                let with_effects = model == Model::Markov;
+                let facts = match cache.get(&facts_key(version, stage, with_effects)) {
                     Some(hit) => hit,
                     None => {
                         let mut loaded = match cache.get(&facts_key(version, stage, false)) {
                             Some(hit) => (*hit).clone(),
                             None => load_facts(conn, stage, period, lookback)?,
                         };
-                        if markov {
+                        if with_effects {
                             loaded.removal_effects =
                                 removal_effects(&markov_paths(conn, stage, period, lookback)?);
                         }
                         let loaded = Arc::new(loaded);
-                        cache.put(facts_key(version, stage, markov), loaded.clone());
+                        cache.put(facts_key(version, stage, with_effects), loaded.clone());
                         loaded
                     }
+                };
+                let facts = if model == Model::Shapley {
+                    let mut own = (*facts).clone();
+                    own.removal_effects = data_effects(
+                        model,
+                        &markov_paths(conn, stage, period, lookback)?,
+                        &campaigns.campaigns,
+                    )?;
+                    Arc::new(own)
+                } else {
+                    facts
                 };
                 let tallied = Arc::new(Tallied {
                     tally: Tally::of_facts(&facts, model, params, by)?,
@@ -976,6 +996,7 @@ async fn tallies(
 /// other report up), and the conversions credited with the effects under the lock again. Both
 /// versions hold every write acknowledged before the report began; if a change landed between
 /// them the tally is served but not kept (its effects are of the earlier version).
+#[allow(clippy::too_many_arguments)]
 fn markov_tallies(
     cache: &ReportCache,
     index: &JourneyIndex,
@@ -983,12 +1004,16 @@ fn markov_tallies(
     q: Weighing,
     by: Buckets,
     key_of: impl Fn(LeadStage) -> TallyKey,
+    campaigns: &CampaignData,
 ) -> AppResult<Vec<Arc<Tallied>>> {
     let began = std::time::Instant::now();
-    let (solved_at, kept, chains) = index.read(|j| {
+    let shapley = q.model == Model::Shapley;
+    let (solved_at, kept, chains, games) = index.read(|j| -> AppResult<_> {
         let version = j.journal.version;
         let mut kept = Vec::new();
         let mut chains = Vec::new();
+        // SHAPLEY's games are small (one player per channel): made here from the paths.
+        let mut games: Vec<Option<HashMap<i64, f64>>> = Vec::new();
         for stage in stages {
             let key = key_of(*stage);
             match cache.take_tally(&key) {
@@ -996,17 +1021,26 @@ fn markov_tallies(
                     cache.keep_tally(key, Version::Indexed(version), t.clone());
                     kept.push(Some(t));
                     chains.push(None);
+                    games.push(None);
+                }
+                _ if shapley => {
+                    kept.push(None);
+                    chains.push(None);
+                    let paths = indexed_markov_paths(j, *stage, key.period, key.lookback_days);
+                    games.push(Some(data_effects(q.model, &paths, &campaigns.campaigns)?));
                 }
                 _ => {
                     kept.push(None);
                     chains.push(Some(chain(cache, j, *stage, key.period, key.lookback_days)));
+                    games.push(None);
                 }
             }
         }
-        (version, kept, chains)
-    })?;
+        Ok((version, kept, chains, games))
+    })??;
     let counted = began.elapsed();
-    let mut effects: Vec<HashMap<i64, f64>> = chains.iter().map(|_| HashMap::new()).collect();
+    let mut effects: Vec<HashMap<i64, f64>> =
+        games.into_iter().map(Option::unwrap_or_default).collect();
     let to_solve: Vec<(usize, &ChainCounts)> = chains
         .iter()
         .enumerate()
@@ -1115,6 +1149,29 @@ fn chain(
     counts
 }
 
+/// A data-driven model's figures from the period's paths: MARKOV's removal effects by
+/// campaign, SHAPLEY's game encoded by campaign (`domain::shapley::effects`; more than 16
+/// channels on the paths is BAD_USER_INPUT); nothing for the other models.
+pub fn data_effects(
+    model: Model,
+    paths: &[Path],
+    campaigns: &[CampaignRow],
+) -> AppResult<HashMap<i64, f64>> {
+    match model {
+        Model::Markov => Ok(removal_effects(paths)),
+        Model::Shapley => {
+            let channel_of: HashMap<i64, String> = campaigns
+                .iter()
+                .map(|c| (c.id, c.channel.clone()))
+                .collect();
+            crate::domain::shapley::effects(paths, &channel_of)
+                .map(|(encoded, _)| encoded)
+                .map_err(AppError::BadInput)
+        }
+        _ => Ok(HashMap::new()),
+    }
+}
+
 /// Which campaigns' rows the caller may see.
 fn visible_campaigns(ctx: &Ctx, campaigns: &[CampaignRow]) -> AppResult<HashSet<i64>> {
     let scope = ctx.require_read(Read::Campaigns, "attribution")?;
@@ -1201,10 +1258,23 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
         }
         removal.sort_by(|a, b| a.0.external_id.cmp(&b.0.external_id));
     }
+    // SHAPLEY: each channel's φ, as the encoded game holds it (channels on no path: 0).
+    let mut shapley: Vec<(String, f64)> = Vec::new();
+    if query.model == Model::Shapley {
+        for c in campaigns {
+            if let Some(phi) = tallied.removal_effects.get(&c.id) {
+                if !shapley.iter().any(|(ch, _)| *ch == c.channel) {
+                    shapley.push((c.channel.clone(), *phi));
+                }
+            }
+        }
+        shapley.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     Ok(AttributionReport {
         query,
         report,
         removal_effects: removal,
+        shapley_values: shapley,
         campaigns: by_id,
     })
 }
@@ -1258,7 +1328,7 @@ pub async fn opportunity_credits(
                     mapped(&JourneyIndex::rebuilt(conn)?)?
                 };
             }
-            let effects = if model == Model::Markov {
+            let effects = if model.data_driven() {
                 let day = at.date_naive();
                 let period = Period::new(day - Duration::days(365), day + Duration::days(1))
                     .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -1273,7 +1343,7 @@ pub async fn opportunity_credits(
                 } else {
                     markov_paths(conn, stage, period, 365)?
                 };
-                removal_effects(&paths)
+                data_effects(model, &paths, &campaigns::all(conn)?)?
             } else {
                 HashMap::new()
             };

@@ -17,7 +17,6 @@ use crate::domain::attribution::Touch;
 use crate::domain::attribution::{Model, Params};
 use crate::domain::compensation::{self as pay, EventCredit, Terms};
 use crate::domain::exact::ExactSum;
-use crate::domain::markov::removal_effects;
 use crate::domain::money::{Decimal, Money};
 use crate::domain::period::Period;
 use crate::domain::report::{self, CampaignInfo, Grouping};
@@ -215,6 +214,24 @@ pub async fn upsert_plan(ctx: &Ctx, input: PlanInput) -> AppResult<PlanRow> {
     let ctx2 = ctx.clone();
     ctx.db
         .write(move |conn| {
+            // A plan on a custom model names one that exists; any other names none.
+            match (&input.model, &input.custom_model) {
+                (Model::Custom(_), Some(key)) => {
+                    super::models::current_in(conn, key)?;
+                }
+                (Model::Custom(_), None) => {
+                    return Err(AppError::BadInput(
+                        "model CUSTOM needs customModel: the key of a model in attributionModels"
+                            .into(),
+                    ))
+                }
+                (_, Some(_)) => {
+                    return Err(AppError::BadInput(
+                        "customModel goes with model: CUSTOM".into(),
+                    ))
+                }
+                (_, None) => {}
+            }
             let values = PlanValues {
                 external_id: &input.external_id,
                 name: &input.name,
@@ -372,13 +389,12 @@ impl SharedFacts {
         };
         let effects_for =
             |conn: &mut AnyConnection, stage: LeadStage| -> AppResult<HashMap<i64, f64>> {
-                if model == Model::Markov {
-                    Ok(removal_effects(&markov_paths(
-                        conn,
-                        stage,
-                        self.period,
-                        365,
-                    )?))
+                if model.data_driven() {
+                    super::attribution::data_effects(
+                        model,
+                        &markov_paths(conn, stage, self.period, 365)?,
+                        &self.campaigns,
+                    )
                 } else {
                     Ok(HashMap::new())
                 }
@@ -414,7 +430,7 @@ impl SharedFacts {
             won_credits.push(per_campaign);
         }
         let sal_effects = effects_for(conn, LeadStage::Sal)?;
-        let sal_report = if model == Model::Markov {
+        let sal_report = if model.data_driven() {
             let mut sal = self.sal.clone();
             sal.removal_effects = sal_effects;
             self.sal_report(&sal, model)?

@@ -19,6 +19,8 @@ pub enum Model {
     JShaped,
     /// SPEC §4b: first 0.6, last 0.2, the middle share 0.2 (n=2: 0.75 / 0.25).
     InverseJ,
+    /// Channel-level Shapley values of a conversion-rate game (SPEC §4b, `shapley`).
+    Shapley,
     /// A custom model as data (SPEC §4b): one version of its role weights.
     Custom(RoleWeights),
 }
@@ -56,7 +58,7 @@ impl RoleWeights {
                 )
             };
             let d = crate::money::Decimal::parse(text).map_err(|_| bad())?;
-            if d.units < 0 || d.scale > ROLE_DIGITS {
+            if d.units < 0 {
                 return Err(bad());
             }
             let v = d.rescale(ROLE_DIGITS).ok_or_else(bad)?;
@@ -104,7 +106,7 @@ impl RoleWeights {
     }
 }
 
-pub const MODELS: [Model; 10] = [
+pub const MODELS: [Model; 11] = [
     Model::FirstTouch,
     Model::LastTouch,
     Model::Linear,
@@ -115,6 +117,7 @@ pub const MODELS: [Model; 10] = [
     Model::FullPath,
     Model::TimeDecay,
     Model::Markov,
+    Model::Shapley,
 ];
 
 impl Model {
@@ -130,8 +133,15 @@ impl Model {
             Model::Markov => "MARKOV",
             Model::JShaped => "J_SHAPED",
             Model::InverseJ => "INVERSE_J",
+            Model::Shapley => "SHAPLEY",
             Model::Custom(_) => "CUSTOM",
         }
+    }
+
+    /// Whether its weights come from the period's paths (MARKOV's removal effects, SHAPLEY's
+    /// values), made per version rather than brought forward.
+    pub fn data_driven(self) -> bool {
+        matches!(self, Model::Markov | Model::Shapley)
     }
 }
 
@@ -328,6 +338,7 @@ pub fn weights(
             w = quantize(&raw);
         }
         Model::Markov => w = quantize(&markov_weights(touches, removal_effects)),
+        Model::Shapley => w = quantize(&crate::shapley::encoded_weights(touches, removal_effects)),
     }
     w
 }
@@ -482,7 +493,18 @@ fn custom_weights(roles: &RoleWeights, conversion: &Conversion, touches: &[Touch
     if raw.iter().all(|w| *w == 0) {
         return vec![1; n];
     }
-    raw
+    // The same proportions in the smallest integers (weights like 0.123456789 would otherwise
+    // give exact sums large denominators).
+    let divisor = raw.iter().fold(0u64, |g, w| gcd(g, *w)).max(1);
+    raw.iter().map(|w| w / divisor).collect()
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// MARKOV: each distinct campaign on the touches gets RE(c) / Σ RE over those campaigns
@@ -864,7 +886,7 @@ mod tests {
             #[test]
             fn weights_are_non_negative_and_sum_to_one(
                 mut touches in arb_touches(),
-                model in 0usize..8,
+                model in 0usize..MODELS.len(),
                 mql in prop::option::of(0i64..60),
                 created in prop::option::of(0i64..60),
                 effects in prop::collection::vec(0.0f64..1.0, 6),
@@ -885,7 +907,7 @@ mod tests {
             }
 
             #[test]
-            fn weights_do_not_depend_on_input_order(touches in arb_touches(), model in 0usize..8, seed in any::<u64>()) {
+            fn weights_do_not_depend_on_input_order(touches in arb_touches(), model in 0usize..MODELS.len(), seed in any::<u64>()) {
                 let mut sorted = touches.clone();
                 sort_touches(&mut sorted);
                 let mut shuffled = touches;

@@ -9,6 +9,9 @@
 
 use std::collections::HashMap;
 
+/// (channel, φ) of the channels on the paths, by channel.
+pub type ChannelValues = Vec<(String, f64)>;
+
 /// The largest number of channels an exact Shapley game is computed over.
 pub const MAX_PLAYERS: usize = 16;
 
@@ -23,6 +26,7 @@ pub fn shapley_values(paths: &[(u32, bool)], n: usize) -> Option<Vec<f64>> {
     let mut converted = vec![0u64; size];
     for (mask, conv) in paths {
         let m = *mask as usize;
+        debug_assert!(m < size, "a path names a channel beyond the {n} players");
         if m == 0 || m >= size {
             continue;
         }
@@ -68,17 +72,25 @@ pub fn shapley_values(paths: &[(u32, bool)], n: usize) -> Option<Vec<f64>> {
 
 /// A conversion's weights: each channel on its touches gets max(φ, 0) normalised over those
 /// channels (equal shares when they are all 0), spread equally over that channel's touches.
-/// `channel_of` maps each touch's campaign to its channel's φ index.
+/// `channel_of` maps each touch's campaign to its channel's φ index; a campaign it does not
+/// know is a channel of its own with φ = 0.
 pub fn weights(touch_campaigns: &[i64], channel_of: &HashMap<i64, usize>, phi: &[f64]) -> Vec<f64> {
-    let channel = |c: &i64| channel_of.get(c).copied();
-    let mut on: Vec<Option<usize>> = touch_campaigns.iter().map(channel).collect();
+    // A known channel by index, an unknown campaign by its id: never merged.
+    let group = |c: &i64| channel_of.get(c).map_or(Err(*c), |i| Ok(*i));
+    let mut on: Vec<Result<usize, i64>> = touch_campaigns.iter().map(group).collect();
     on.sort_unstable();
     on.dedup();
-    let value = |ch: Option<usize>| ch.and_then(|i| phi.get(i)).copied().unwrap_or(0.0).max(0.0);
-    let total: f64 = on.iter().map(|ch| value(*ch)).sum();
-    let share = |ch: Option<usize>| {
+    let value = |g: Result<usize, i64>| {
+        g.ok()
+            .and_then(|i| phi.get(i))
+            .copied()
+            .unwrap_or(0.0)
+            .max(0.0)
+    };
+    let total: f64 = on.iter().map(|g| value(*g)).sum();
+    let share = |g: Result<usize, i64>| {
         if total > 0.0 {
-            value(ch) / total
+            value(g) / total
         } else {
             1.0 / on.len() as f64
         }
@@ -86,11 +98,95 @@ pub fn weights(touch_campaigns: &[i64], channel_of: &HashMap<i64, usize>, phi: &
     touch_campaigns
         .iter()
         .map(|c| {
-            let ch = channel(c);
-            let count = touch_campaigns.iter().filter(|d| channel(d) == ch).count() as f64;
-            share(ch) / count
+            let g = group(c);
+            let count = touch_campaigns.iter().filter(|d| group(d) == g).count() as f64;
+            share(g) / count
         })
         .collect()
+}
+
+/// The Shapley game of some paths, encoded in the map the reports carry a data-driven model's
+/// figures in: for each campaign id c, `c` → φ of its channel and `−c` → that channel's index
+/// (campaign ids are positive). Also the φ of each channel on the paths, by name. Channels are
+/// the campaigns' (`channel_of`); one on no path has φ = 0. More than `MAX_PLAYERS` channels on
+/// the paths: an error naming them.
+pub fn effects(
+    paths: &[crate::markov::Path],
+    channel_of: &HashMap<i64, String>,
+) -> Result<(HashMap<i64, f64>, ChannelValues), String> {
+    let mut players: Vec<&str> = paths
+        .iter()
+        .flat_map(|p| p.campaigns.iter())
+        .filter_map(|c| channel_of.get(c).map(String::as_str))
+        .collect();
+    players.sort_unstable();
+    players.dedup();
+    if players.len() > MAX_PLAYERS {
+        return Err(format!(
+            "SHAPLEY is computed exactly over at most {MAX_PLAYERS} channels; the period's paths have {}",
+            players.len()
+        ));
+    }
+    let index_of = |c: &i64| -> Option<usize> {
+        let channel = channel_of.get(c)?;
+        players.binary_search(&channel.as_str()).ok()
+    };
+    let games: Vec<(u32, bool)> = paths
+        .iter()
+        .map(|p| {
+            let mask = p
+                .campaigns
+                .iter()
+                .filter_map(index_of)
+                .fold(0u32, |m, i| m | (1 << i));
+            (mask, p.converted)
+        })
+        .collect();
+    let phi = shapley_values(&games, players.len()).unwrap_or_default();
+    // Channels on no path get indices after the players, with φ = 0.
+    let mut others: Vec<&str> = channel_of
+        .values()
+        .map(String::as_str)
+        .filter(|ch| players.binary_search(ch).is_err())
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    let mut encoded = HashMap::new();
+    for (campaign, channel) in channel_of {
+        let index = match players.binary_search(&channel.as_str()) {
+            Ok(i) => i,
+            Err(_) => players.len() + others.binary_search(&channel.as_str()).unwrap_or(0),
+        };
+        encoded.insert(*campaign, phi.get(index).copied().unwrap_or(0.0));
+        encoded.insert(-*campaign, index as f64);
+    }
+    let values = players
+        .iter()
+        .zip(&phi)
+        .map(|(ch, v)| (ch.to_string(), *v))
+        .collect();
+    Ok((encoded, values))
+}
+
+/// `weights` for touches, from the map `effects` encodes.
+pub fn encoded_weights(
+    touches: &[crate::attribution::Touch],
+    encoded: &HashMap<i64, f64>,
+) -> Vec<f64> {
+    let campaigns: Vec<i64> = touches.iter().map(|t| t.campaign_id).collect();
+    let mut channel_of = HashMap::new();
+    let mut phi: Vec<f64> = Vec::new();
+    for c in &campaigns {
+        if let (Some(index), Some(value)) = (encoded.get(&-*c), encoded.get(c)) {
+            let index = *index as usize;
+            if phi.len() <= index {
+                phi.resize(index + 1, 0.0);
+            }
+            phi[index] = *value;
+            channel_of.insert(*c, index);
+        }
+    }
+    weights(&campaigns, &channel_of, &phi)
 }
 
 #[cfg(test)]
@@ -153,5 +249,58 @@ mod tests {
         let converted = paths.iter().filter(|p| p.1).count() as f64;
         assert!((phi.iter().sum::<f64>() - converted / all).abs() < 1e-12);
         assert!(shapley_values(&paths, 17).is_none());
+    }
+}
+
+#[cfg(test)]
+mod encoded {
+    use super::*;
+    use crate::markov::Path;
+
+    #[test]
+    fn the_encoded_game_gives_the_same_weights() {
+        // Campaigns 1, 2 are channel "a"; 3 is "b"; 4 is "c"; 5 is "d" (on no path).
+        let channel_of: HashMap<i64, String> = [(1, "a"), (2, "a"), (3, "b"), (4, "c"), (5, "d")]
+            .into_iter()
+            .map(|(c, ch)| (c, ch.to_string()))
+            .collect();
+        let path = |cs: &[i64], converted| Path {
+            campaigns: cs.to_vec(),
+            converted,
+        };
+        let paths = [
+            path(&[1], true),
+            path(&[2], false),
+            path(&[3], false),
+            path(&[1, 3], true),
+            path(&[3, 4], true),
+            path(&[4], false),
+        ];
+        let (encoded, values) = effects(&paths, &channel_of).unwrap_or_default();
+        let names: Vec<&str> = values.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!((values[0].1 - 13.0 / 36.0).abs() < 1e-15);
+        assert_eq!(encoded.get(&5), Some(&0.0));
+        let touch = |id: i64, c: i64| crate::attribution::Touch {
+            id,
+            external_id: id.to_string().into(),
+            campaign_id: c,
+            at: chrono::DateTime::UNIX_EPOCH,
+        };
+        // a (two campaigns, one channel) and b: 13/17 spread over a's two touches, 4/17 to b.
+        let w = encoded_weights(&[touch(1, 1), touch(2, 2), touch(3, 3)], &encoded);
+        assert!(
+            (w[0] - 13.0 / 34.0).abs() < 1e-12
+                && (w[1] - 13.0 / 34.0).abs() < 1e-12
+                && (w[2] - 4.0 / 17.0).abs() < 1e-12,
+            "{w:?}"
+        );
+        // Only the off-path channel and an unknown campaign: equal shares, never merged.
+        let w = encoded_weights(&[touch(1, 5), touch(2, 99)], &encoded);
+        assert_eq!(w, vec![0.5, 0.5]);
+        // Seventeen channels on the paths are refused.
+        let many: HashMap<i64, String> = (1..=17).map(|c| (c, format!("ch{c}"))).collect();
+        let paths: Vec<Path> = (1..=17).map(|c| path(&[c], c % 2 == 0)).collect();
+        assert!(effects(&paths, &many).is_err());
     }
 }

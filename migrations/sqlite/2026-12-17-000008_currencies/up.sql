@@ -2,7 +2,7 @@
 -- of `currency`, an exact decimal string (up to 10^9 with 10 fraction digits does not fit a
 -- BIGINT once scaled), in force from `effective_from` until the next row's.
 CREATE TABLE exchange_rates (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     currency TEXT NOT NULL,
     effective_from DATE NOT NULL,
     rate TEXT NOT NULL,

@@ -2,13 +2,13 @@
 -- role weights is a new version (decimal strings, summing to 1), so a report or statement can
 -- say which version it used.
 CREATE TABLE attribution_models (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL
 );
 
 CREATE TABLE attribution_model_versions (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     model_id BIGINT NOT NULL REFERENCES attribution_models (id),
     version INTEGER NOT NULL,
     first_weight TEXT NOT NULL,
