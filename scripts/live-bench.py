@@ -47,14 +47,16 @@ def account_reports():
 
 
 def model_reports():
-    """The models of issue 18 on the same engine: J_SHAPED, INVERSE_J, a custom model, and a
-    five-model comparison (each is a CAMPAIGN report per model), with W_SHAPED as control."""
+    """The models of issue 18: J_SHAPED, INVERSE_J, SHAPLEY, a custom model, and a five-model
+    comparison (each is a CAMPAIGN report per model), with W_SHAPED as control."""
     out = []
     for stage in ["OPPORTUNITY", "WON"]:
         for model in ["J_SHAPED", "INVERSE_J", "W_SHAPED"]:
             name = "attribution W_SHAPED (control)" if model == "W_SHAPED" else "attribution J_SHAPED / INVERSE_J"
             out.append((name, f"{{ attribution(model: {model}, stage: {stage}, period: {PERIOD}) "
                               f"{{ totalConversions totalRevenue {{ amount }} rows {{ key conversions revenue {{ amount }} }} }} }}"))
+        out.append(("attribution SHAPLEY", f"{{ attribution(model: SHAPLEY, stage: {stage}, period: {PERIOD}) "
+                                           f"{{ totalConversions totalRevenue {{ amount }} rows {{ key conversions revenue {{ amount }} }} shapleyValues {{ channel value }} }} }}"))
         out.append(("attribution CUSTOM", f"{{ attribution(model: CUSTOM, customModel: \"bench\", stage: {stage}, period: {PERIOD}) "
                                           f"{{ totalConversions totalRevenue {{ amount }} rows {{ key conversions revenue {{ amount }} }} }} }}"))
         out.append(("attributionComparison (5 models)", f"{{ attributionComparison(period: {PERIOD}, stage: {stage}, models: [LINEAR, W_SHAPED, J_SHAPED, INVERSE_J], customModels: [\"bench\"]) "

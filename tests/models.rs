@@ -316,6 +316,20 @@ both_databases! {
         let (status, body) = app.get_with_auth("/export/attribution.csv?model=SHAPLEY&from=2026-02-01&to=2026-03-01", &app.token("fin", Role::Finance));
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("CA,Campaign CA,") && body.contains(",176.47,USD"), "{body}");
+        // A new converting path {c} after the report: the kept game is brought forward and
+        // equals the game made afresh.
+        lead(app, "P7", "2026-01-01T00:00:00Z");
+        touch(app, "P7-0", "P7", "CC", "2026-02-04T00:00:00Z");
+        opportunity(app, "D-P7", "P7", &[], None, "10.00", "2026-02-10T00:00:00Z");
+        assert!(close(app, "D-P7", true, "2026-02-16T00:00:00Z").get("errors").is_none());
+        let expected = funnelgraph::domain::shapley::shapley_values(
+            &[(0b001, true), (0b001, false), (0b010, false), (0b011, true), (0b110, true), (0b100, false), (0b100, true)], 3).unwrap();
+        let v = app.ok(r#"{ attribution(model: SHAPLEY, period: { from: "2026-02-01", to: "2026-03-01" }) { shapleyValues { channel value } } }"#, json!({}));
+        let got: Vec<f64> = v["attribution"]["shapleyValues"].as_array().unwrap().iter().map(|x| x["value"].as_f64().unwrap()).collect();
+        assert_eq!(got.len(), 3);
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((g - e).abs() < 1e-12, "{got:?} vs {expected:?}");
+        }
         // Beyond 16 channels on the paths the game is not computed exactly: refused.
         for i in 0..15 {
             campaign(app, &format!("X{i}"), &format!("x{i:02}"), None);

@@ -802,21 +802,75 @@ pub fn advance_chain(
     lookback: i64,
     since: i64,
 ) -> bool {
+    advance_paths(j, stage, period, lookback, since, |path, sign| {
+        counts.add(path, sign)
+    })
+}
+
+/// The paths of the leads changed since `since`: each as it was (−1) and as it is (+1).
+/// False when the journal no longer reaches back to `since`.
+fn advance_paths(
+    j: &Journeys,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+    since: i64,
+    mut count: impl FnMut(&Path, i32),
+) -> bool {
     let Some(changed) = j.journal.since(since) else {
         return false;
     };
     for (id, before) in &changed.leads {
         if let Some(path) = before.and_then(|l| markov_path_of(l, stage, period, lookback)) {
-            counts.add(&path, -1);
+            count(&path, -1);
         }
         if let Some(path) = j
             .lead(*id)
             .and_then(|l| markov_path_of(l, stage, period, lookback))
         {
-            counts.add(&path, 1);
+            count(&path, 1);
         }
     }
     true
+}
+
+/// A SHAPLEY game's path-set counts of a stage and period at the index's version: kept from
+/// an earlier version and brought forward, or read from the whole index.
+fn game(
+    cache: &ReportCache,
+    j: &Journeys,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+) -> Arc<crate::domain::shapley::PathSets> {
+    let version = j.journal.version;
+    let key = ChainKey {
+        stage,
+        period,
+        lookback_days: lookback,
+    };
+    let mut sets = None;
+    if let Some((since, mut kept)) = cache.take_game(&key) {
+        if since == version
+            || (since < version
+                && advance_paths(j, stage, period, lookback, since, |path, sign| {
+                    Arc::make_mut(&mut kept).add(path, sign)
+                }))
+        {
+            sets = Some(kept);
+        }
+    }
+    let sets = sets.unwrap_or_else(|| {
+        let mut fresh = crate::domain::shapley::PathSets::default();
+        for lead in j.leads.values() {
+            if let Some(path) = markov_path_of(lead, stage, period, lookback) {
+                fresh.add(&path, 1);
+            }
+        }
+        Arc::new(fresh)
+    });
+    cache.keep_game(key, version, sets.clone());
+    sets
 }
 
 /// The tallies of some stages of a period under a model, and every campaign, in one catch-up
@@ -1026,8 +1080,14 @@ fn markov_tallies(
                 _ if shapley => {
                     kept.push(None);
                     chains.push(None);
-                    let paths = indexed_markov_paths(j, *stage, key.period, key.lookback_days);
-                    games.push(Some(data_effects(q.model, &paths, &campaigns.campaigns)?));
+                    let sets = game(cache, j, *stage, key.period, key.lookback_days);
+                    let channel_of: HashMap<i64, String> = campaigns
+                        .campaigns
+                        .iter()
+                        .map(|c| (c.id, c.channel.clone()))
+                        .collect();
+                    let (encoded, _) = sets.effects(&channel_of).map_err(AppError::BadInput)?;
+                    games.push(Some(encoded));
                 }
                 _ => {
                     kept.push(None);

@@ -79,6 +79,8 @@ pub struct ReportCache {
     /// MARKOV chains' counts at the index version they were brought to (16 MB each at
     /// 2,000 campaigns: a few are kept).
     chains: Mutex<HashMap<ChainKey, (i64, Arc<ChainCounts>)>>,
+    /// SHAPLEY games' path-set counts, kept and brought forward like the chains.
+    games: Mutex<HashMap<ChainKey, (i64, Arc<crate::domain::shapley::PathSets>)>>,
     /// What other reports read for a period, per data version and type of value: the
     /// funnel's cohort, leakage's MQLs, the facts every statement of a period shares. Keyed by
     /// type, so this module need not know the reports that use it.
@@ -250,18 +252,45 @@ impl ReportCache {
 
     /// Keeps a chain's counts; beyond `CHAINS` the oldest go.
     pub(crate) fn keep_chain(&self, key: ChainKey, version: i64, counts: Arc<ChainCounts>) {
-        const CHAINS: usize = 12;
-        if let Ok(mut map) = self.chains.lock() {
-            if map.get(&key).is_some_and(|(v, _)| *v > version) {
-                return;
-            }
-            while map.len() >= CHAINS && !map.contains_key(&key) {
-                let Some(oldest) = map.iter().min_by_key(|(_, (v, _))| *v).map(|(k, _)| *k) else {
-                    break;
-                };
-                map.remove(&oldest);
-            }
-            map.insert(key, (version, counts));
+        keep_versioned(&self.chains, key, version, counts);
+    }
+
+    /// Takes a SHAPLEY game's counts out (brought forward, then kept again).
+    pub(crate) fn take_game(
+        &self,
+        key: &ChainKey,
+    ) -> Option<(i64, Arc<crate::domain::shapley::PathSets>)> {
+        self.games.lock().ok()?.remove(key)
+    }
+
+    pub(crate) fn keep_game(
+        &self,
+        key: ChainKey,
+        version: i64,
+        sets: Arc<crate::domain::shapley::PathSets>,
+    ) {
+        keep_versioned(&self.games, key, version, sets);
+    }
+}
+
+/// Keeps `value` at `version` unless a newer one is kept; beyond 12 entries the oldest go.
+fn keep_versioned<V>(
+    map: &Mutex<HashMap<ChainKey, (i64, Arc<V>)>>,
+    key: ChainKey,
+    version: i64,
+    value: Arc<V>,
+) {
+    const KEPT: usize = 12;
+    if let Ok(mut map) = map.lock() {
+        if map.get(&key).is_some_and(|(v, _)| *v > version) {
+            return;
         }
+        while map.len() >= KEPT && !map.contains_key(&key) {
+            let Some(oldest) = map.iter().min_by_key(|(_, (v, _))| *v).map(|(k, _)| *k) else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        map.insert(key, (version, value));
     }
 }

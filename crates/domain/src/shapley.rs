@@ -18,22 +18,29 @@ pub const MAX_PLAYERS: usize = 16;
 /// The Shapley value of each of `n` channels for `paths`, each the bit set of its channels
 /// (bit i: channel i) and whether it converted. None when `n` exceeds `MAX_PLAYERS`.
 pub fn shapley_values(paths: &[(u32, bool)], n: usize) -> Option<Vec<f64>> {
+    let counted: Vec<(u32, u64, u64)> = paths
+        .iter()
+        .map(|(mask, conv)| (*mask, 1, u64::from(*conv)))
+        .collect();
+    shapley_of_counts(&counted, n)
+}
+
+/// `shapley_values` over counted paths: (channel bit set, paths, converting paths).
+pub fn shapley_of_counts(paths: &[(u32, u64, u64)], n: usize) -> Option<Vec<f64>> {
     if n > MAX_PLAYERS {
         return None;
     }
     let size = 1usize << n;
     let mut all = vec![0u64; size];
     let mut converted = vec![0u64; size];
-    for (mask, conv) in paths {
+    for (mask, count, conv) in paths {
         let m = *mask as usize;
         debug_assert!(m < size, "a path names a channel beyond the {n} players");
         if m == 0 || m >= size {
             continue;
         }
-        all[m] += 1;
-        if *conv {
-            converted[m] += 1;
-        }
+        all[m] += count;
+        converted[m] += conv;
     }
     // Paths whose set lies within each coalition: sum over subsets, one channel at a time.
     for i in 0..n {
@@ -114,9 +121,59 @@ pub fn effects(
     paths: &[crate::markov::Path],
     channel_of: &HashMap<i64, String>,
 ) -> Result<(HashMap<i64, f64>, ChannelValues), String> {
-    let mut players: Vec<&str> = paths
-        .iter()
-        .flat_map(|p| p.campaigns.iter())
+    let mut sets = PathSets::default();
+    for p in paths {
+        sets.add(p, 1);
+    }
+    sets.effects(channel_of)
+}
+
+/// The paths of a Shapley game as counts per set of campaigns (a path taken as the set of its
+/// campaigns), so a lead's changed path can be taken back and counted in again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathSets {
+    /// Sorted distinct campaigns → (paths, converting paths).
+    counts: HashMap<Vec<i64>, (i64, i64)>,
+}
+
+impl PathSets {
+    /// Counts a path in (`sign` 1) or takes it back (−1).
+    pub fn add(&mut self, path: &crate::markov::Path, sign: i32) {
+        let mut set = path.campaigns.clone();
+        set.sort_unstable();
+        set.dedup();
+        if set.is_empty() {
+            return;
+        }
+        let entry = self.counts.entry(set).or_insert((0, 0));
+        entry.0 += i64::from(sign);
+        if path.converted {
+            entry.1 += i64::from(sign);
+        }
+    }
+
+    /// The game's encoded figures and the channels' values, as `effects`.
+    pub fn effects(
+        &self,
+        channel_of: &HashMap<i64, String>,
+    ) -> Result<(HashMap<i64, f64>, ChannelValues), String> {
+        effects_of_sets(
+            self.counts
+                .iter()
+                .filter(|(_, (n, _))| *n > 0)
+                .map(|(set, (n, c))| (set.as_slice(), *n, *c)),
+            channel_of,
+        )
+    }
+}
+
+fn effects_of_sets<'a>(
+    sets: impl Iterator<Item = (&'a [i64], i64, i64)> + Clone,
+    channel_of: &HashMap<i64, String>,
+) -> Result<(HashMap<i64, f64>, ChannelValues), String> {
+    let mut players: Vec<&str> = sets
+        .clone()
+        .flat_map(|(set, ..)| set.iter())
         .filter_map(|c| channel_of.get(c).map(String::as_str))
         .collect();
     players.sort_unstable();
@@ -131,18 +188,16 @@ pub fn effects(
         let channel = channel_of.get(c)?;
         players.binary_search(&channel.as_str()).ok()
     };
-    let games: Vec<(u32, bool)> = paths
-        .iter()
-        .map(|p| {
-            let mask = p
-                .campaigns
+    let games: Vec<(u32, u64, u64)> = sets
+        .map(|(set, n, converted)| {
+            let mask = set
                 .iter()
                 .filter_map(index_of)
                 .fold(0u32, |m, i| m | (1 << i));
-            (mask, p.converted)
+            (mask, n.unsigned_abs(), converted.unsigned_abs())
         })
         .collect();
-    let phi = shapley_values(&games, players.len()).unwrap_or_default();
+    let phi = shapley_of_counts(&games, players.len()).unwrap_or_default();
     // Channels on no path get indices after the players, with φ = 0.
     let mut others: Vec<&str> = channel_of
         .values()
