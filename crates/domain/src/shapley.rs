@@ -171,9 +171,13 @@ fn effects_of_sets<'a>(
     sets: impl Iterator<Item = (&'a [i64], i64, i64)> + Clone,
     channel_of: &HashMap<i64, String>,
 ) -> Result<(HashMap<i64, f64>, ChannelValues), String> {
-    let mut players: Vec<&str> = sets
-        .clone()
-        .flat_map(|(set, ..)| set.iter())
+    // The campaigns on the paths, then their channels: one lookup per distinct campaign.
+    let mut on_paths: std::collections::HashSet<i64> = std::collections::HashSet::new();
+    for (set, ..) in sets.clone() {
+        on_paths.extend(set.iter().copied());
+    }
+    let mut players: Vec<&str> = on_paths
+        .iter()
         .filter_map(|c| channel_of.get(c).map(String::as_str))
         .collect();
     players.sort_unstable();
@@ -184,15 +188,18 @@ fn effects_of_sets<'a>(
             players.len()
         ));
     }
-    let index_of = |c: &i64| -> Option<usize> {
-        let channel = channel_of.get(c)?;
-        players.binary_search(&channel.as_str()).ok()
-    };
+    let player_of: HashMap<i64, usize> = on_paths
+        .iter()
+        .filter_map(|c| {
+            let channel = channel_of.get(c)?;
+            Some((*c, players.binary_search(&channel.as_str()).ok()?))
+        })
+        .collect();
     let games: Vec<(u32, u64, u64)> = sets
         .map(|(set, n, converted)| {
             let mask = set
                 .iter()
-                .filter_map(index_of)
+                .filter_map(|c| player_of.get(c))
                 .fold(0u32, |m, i| m | (1 << i));
             (mask, n.unsigned_abs(), converted.unsigned_abs())
         })
