@@ -341,6 +341,42 @@ both_databases! {
         assert!(v["errors"][0]["message"].as_str().unwrap().contains("at most 16 channels; the period's paths have 18"), "{v}");
     }
 
+
+    fn markov_matches_the_published_toy_example(app) {
+        // Bryl's toy example: C1→C2→C3 converts, C1 and C2→C3 do not. Removal effects 0.5, 1, 1.
+        for c in ["C1", "C2", "C3"] {
+            campaign(app, c, "email", None);
+        }
+        let journeys: [(&str, &[&str], bool); 3] = [("A", &["C1", "C2", "C3"], true), ("B", &["C1"], false), ("C", &["C2", "C3"], false)];
+        for (lead_id, campaigns, converts) in journeys {
+            lead(app, lead_id, "2026-01-01T00:00:00Z");
+            for (i, c) in campaigns.iter().enumerate() {
+                touch(app, &format!("{lead_id}-{i}"), lead_id, c, &format!("2026-02-0{}T00:00:00Z", i + 2));
+            }
+            if converts {
+                opportunity(app, "D", lead_id, &[], None, "90.00", "2026-02-10T00:00:00Z");
+                assert!(close(app, "D", true, "2026-02-15T00:00:00Z").get("errors").is_none());
+                assert!(revenue(app, "R", "D", "90.00", "2026-02-15").get("errors").is_none());
+            }
+        }
+        let v = app.ok(r#"{ attribution(model: MARKOV, period: { from: "2026-02-01", to: "2026-03-01" }) {
+            rows { key revenue { amount } } removalEffects { campaign { externalId } removalEffect share } } }"#, json!({}));
+        let effects: Vec<(String, f64, f64)> = v["attribution"]["removalEffects"].as_array().unwrap().iter()
+            .map(|e| (e["campaign"]["externalId"].as_str().unwrap().to_string(), e["removalEffect"].as_f64().unwrap(), e["share"].as_f64().unwrap())).collect();
+        let expected = [("C1", 0.5, 0.2), ("C2", 1.0, 0.4), ("C3", 1.0, 0.4)];
+        assert_eq!(effects.len(), 3, "{v}");
+        for ((c, re, share), (ec, ere, eshare)) in effects.iter().zip(expected) {
+            assert_eq!(c, ec);
+            assert!((re - ere).abs() < 1e-12 && (share - eshare).abs() < 1e-12, "{effects:?}");
+        }
+        // The converting journey splits 90.00 by 0.5 : 1 : 1 → 18.00 / 36.00 / 36.00.
+        assert_eq!(v["attribution"]["rows"], json!([
+            { "key": "C1", "revenue": { "amount": "18.00" } },
+            { "key": "C2", "revenue": { "amount": "36.00" } },
+            { "key": "C3", "revenue": { "amount": "36.00" } },
+        ]));
+    }
+
 }
 
 fn cents(text: &str) -> i64 {

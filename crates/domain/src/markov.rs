@@ -366,6 +366,60 @@ mod tests {
         assert!((share(3) - 0.4).abs() < 1e-12);
     }
 
+    /// The 5-channel first-order transition matrix printed in the public notebook
+    /// `Attribution_Markov_Chain.ipynb` (GitHub: Iskriyana/attribution-markov-chains), rounded
+    /// there to 6 decimals; its removal effects are Facebook 0.354760, Paid Search 0.331104,
+    /// Instagram 0.217314, Online Video 0.206914, Online Display 0.154355 and P(conversion)
+    /// 0.0734627, which the solver reproduces to 1e-5.
+    #[test]
+    fn the_published_five_channel_matrix() {
+        // States: START, then campaigns 1 Online Video, 2 Paid Search, 3 Facebook,
+        // 4 Online Display, 5 Instagram. Columns: OV, PS, FB, OD, IG, then CONVERSION.
+        let rows: [[f64; 6]; 6] = [
+            [0.142361, 0.317399, 0.278408, 0.142644, 0.119188, 0.0],
+            [0.0, 0.047947, 0.059323, 0.018920, 0.031908, 0.078146],
+            [0.029221, 0.0, 0.064442, 0.048053, 0.034196, 0.053309],
+            [0.025577, 0.050655, 0.0, 0.024352, 0.173072, 0.053220],
+            [0.017299, 0.092386, 0.053986, 0.0, 0.029363, 0.050324],
+            [0.024118, 0.045809, 0.218777, 0.023531, 0.0, 0.057979],
+        ];
+        let n = 6;
+        let mut a = faer::Mat::<f64>::zeros(n, n);
+        let mut r = vec![0.0; n];
+        for (i, row) in rows.iter().enumerate() {
+            a[(i, i)] = 1.0;
+            for (j, q) in row[..5].iter().enumerate() {
+                a[(i, j + 1)] -= q;
+            }
+            r[i] = row[5];
+        }
+        // P(conversion) = x[START] with (I − Q) x = r, by the reference inversion.
+        let dense: Vec<Vec<f64>> = (0..n)
+            .map(|i| (0..n).map(|j| a[(i, j)]).collect())
+            .collect();
+        let fundamental = invert(dense).unwrap_or_default();
+        let p: f64 = (0..n).map(|j| fundamental[0][j] * r[j]).sum();
+        assert!((p - 0.0734627).abs() < 1e-5, "P(conversion) {p}");
+        let re = solve(Chain {
+            campaigns: vec![1, 2, 3, 4, 5],
+            a,
+            r,
+        });
+        for (campaign, published) in [
+            (3, 0.354760),
+            (2, 0.331104),
+            (5, 0.217314),
+            (1, 0.206914),
+            (4, 0.154355),
+        ] {
+            assert!(
+                (re[&campaign] - published).abs() < 1e-5,
+                "{campaign}: {} vs {published}",
+                re[&campaign]
+            );
+        }
+    }
+
     #[test]
     fn the_lu_solver_agrees_with_the_gauss_jordan_one_on_random_chains() {
         let mut below = xorshift();
