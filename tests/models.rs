@@ -237,6 +237,12 @@ both_databases! {
             { "key": "closer", "name": "Model closer", "current": { "version": 1 } },
             { "key": "j-data", "name": "Model j-data", "current": { "version": 2 } },
         ]));
+        // The CSV names custom columns by key and version.
+        let (status, body) = app.get_with_auth("/export/comparison.csv?models=LINEAR&customModels=j-data&from=2026-02-01&to=2026-03-01", &app.token("fin", Role::Finance));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.lines().next().unwrap().contains("CUSTOM:j-data@2 conversions,CUSTOM:j-data@2 revenue"), "{body}");
+        assert!(body.lines().nth(1).unwrap().starts_with("C1,Campaign C1,"), "{body}");
+        assert!(body.lines().nth(1).unwrap().contains(",500.00,USD"), "{body}");
         // Side by side with named models.
         let v = app.ok("{ attributionComparison(period: { from: \"2026-02-01\", to: \"2026-03-01\" }, models: [LINEAR], customModels: [\"j-data\"]) { reports { model customModel { key version } } rows { key models { model revenue { amount } } } } }", json!({}));
         assert_eq!(v["attributionComparison"]["reports"][1]["customModel"], json!({ "key": "j-data", "version": 2 }));

@@ -237,29 +237,53 @@ pub(super) async fn export_comparison(
 ) -> Result<HttpResponse, HttpError> {
     use crate::domain::attribution::Model;
     let params = query_params(&req);
-    let parsed = params
-        .get("models")
-        .ok_or_else(|| {
-            AppError::BadInput(
-                "query parameter models (e.g. LINEAR,W_SHAPED,MARKOV) is required".into(),
-            )
-        })
-        .and_then(|list| {
-            list.split(',')
-                .map(|m| m.trim().parse::<Model>().map_err(AppError::BadInput))
-                .collect::<Result<Vec<Model>, AppError>>()
-        })
-        .and_then(|models| Ok((report_query(&params, Model::Linear)?, models)));
-    let result = match parsed {
-        Ok((query, models)) => crate::service::attribution::comparison(&ctx, &models, query).await,
-        Err(e) => Err(e),
+    let list = |name: &str| -> Vec<String> {
+        params
+            .get(name)
+            .map(|l| {
+                l.split(',')
+                    .map(|m| m.trim().to_string())
+                    .filter(|m| !m.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let c = result.map_err(|e| HttpError::app(&rid, e))?;
+    let (named, custom) = (list("models"), list("customModels"));
+    let result = async {
+        if named.is_empty() && custom.is_empty() {
+            return Err(AppError::BadInput(
+                "query parameter models (e.g. LINEAR,W_SHAPED,MARKOV) or customModels (keys) is required"
+                    .into(),
+            ));
+        }
+        let mut models = named
+            .iter()
+            .map(|m| m.parse::<Model>().map_err(AppError::BadInput))
+            .collect::<Result<Vec<Model>, AppError>>()?;
+        for key in &custom {
+            models.push(crate::service::models::current(&ctx, key).await?);
+        }
+        let query = report_query(&params, Model::Linear)?;
+        let c = crate::service::attribution::comparison(&ctx, &models, query).await?;
+        // Each column's label: the model, or CUSTOM:key@version.
+        let mut labels = Vec::new();
+        for r in &c.reports {
+            labels.push(match r.query.model {
+                Model::Custom(w) => match crate::service::models::describe(&ctx, w.version).await? {
+                    Some((key, version)) => format!("CUSTOM:{key}@{version}"),
+                    None => "CUSTOM".to_string(),
+                },
+                m => m.as_str().to_string(),
+            });
+        }
+        Ok((c, labels))
+    }
+    .await;
+    let (c, labels) = result.map_err(|e| HttpError::app(&rid, e))?;
     let currency = &state.currency;
     let money = |cents: i64| crate::domain::money::Money(cents).to_decimal_string(currency);
     let mut header = vec!["key".to_string(), "campaign".to_string()];
-    for r in &c.reports {
-        let m = r.query.model.as_str();
+    for m in &labels {
         header.push(format!("{m} conversions"));
         header.push(format!("{m} revenue"));
     }
