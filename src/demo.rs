@@ -174,10 +174,7 @@ fn deal_currency(fx: &Fx, n: usize) -> Option<&Currency> {
 /// `cents` (a USD-sized figure) as written in `currency`, or in the reporting one.
 fn written(fx: &Fx, currency: Option<&Currency>, cents: i64) -> (String, String) {
     match currency {
-        Some(c) => {
-            let units = if c.digits == 0 { cents * 3 / 2 } else { cents };
-            money(units, c.code)
-        }
+        Some(c) => money(Fx::original_of(c, cents), c.code),
         None => money(cents, &fx.reporting),
     }
 }

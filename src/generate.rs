@@ -87,14 +87,20 @@ impl Fx {
         Ok(fx)
     }
 
-    /// `cents` of a USD-sized amount written instead in `currency` (yen: 1.5 per cent),
-    /// and its reporting-currency value on `day`.
-    pub fn book(&self, currency: &Currency, cents: i64, day: NaiveDate) -> (i64, i64) {
-        let original = if currency.digits == 0 {
+    /// `cents` of a USD-sized amount as written instead in `currency`, in its minor units
+    /// (yen: 1.5 per cent; the others one for one).
+    pub fn original_of(currency: &Currency, cents: i64) -> i64 {
+        if currency.digits == 0 {
             cents * 3 / 2
         } else {
             cents
-        };
+        }
+    }
+
+    /// `cents` of a USD-sized amount written instead in `currency`, and its reporting-currency
+    /// value on `day`.
+    pub fn book(&self, currency: &Currency, cents: i64, day: NaiveDate) -> (i64, i64) {
+        let original = Fx::original_of(currency, cents);
         let value = self
             .rates
             .in_force(currency.code, day)

@@ -125,22 +125,6 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Cents of a decimal amount.
-fn cents(amount: &str) -> i64 {
-    let negative = amount.starts_with('-');
-    let (units, fraction) = amount
-        .trim_start_matches('-')
-        .split_once('.')
-        .unwrap_or((amount, "0"));
-    let value =
-        units.parse::<i64>().unwrap() * 100 + format!("{fraction:0<2}").parse::<i64>().unwrap();
-    if negative {
-        -value
-    } else {
-        value
-    }
-}
-
 both_databases! {
     fn leads_match_accounts_by_the_whole_host_and_never_by_free_mail(app) {
         account(app, "ACME", Some("Acme.COM"), None, "SMB");

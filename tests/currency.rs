@@ -92,17 +92,6 @@ fn amount_of(app: &TestApp, opp: &str) -> Value {
         .clone()
 }
 
-fn cents(text: &str) -> i64 {
-    let negative = text.starts_with('-');
-    let (int, frac) = text.trim_start_matches('-').split_once('.').unwrap();
-    let v = int.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap();
-    if negative {
-        -v
-    } else {
-        v
-    }
-}
-
 const REPORT: &str = "query($m: AttributionModel!, $s: LeadStage, $g: AttributionGrouping, $from: Date!, $to: Date!) { attribution(model: $m, stage: $s, groupBy: $g, period: { from: $from, to: $to }) { totalRevenue { amount currency } unattributedRevenue { amount } otherRevenue { amount } rows { key revenue { amount } } } }";
 
 fn total_revenue(app: &TestApp, stage: &str, from: &str, to: &str) -> String {

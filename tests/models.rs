@@ -384,14 +384,3 @@ both_databases! {
     }
 
 }
-
-fn cents(text: &str) -> i64 {
-    let negative = text.starts_with('-');
-    let (int, frac) = text.trim_start_matches('-').split_once('.').unwrap();
-    let v = int.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap();
-    if negative {
-        -v
-    } else {
-        v
-    }
-}

@@ -52,6 +52,14 @@ pub fn by_key(conn: &mut AnyConnection, key: &str) -> QueryResult<Option<ModelRo
         .optional()
 }
 
+pub fn by_id(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<ModelRow>> {
+    models::table
+        .find(id)
+        .select(ModelRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<ModelRow>> {
     models::table
         .select(ModelRow::as_select())

@@ -173,11 +173,7 @@ pub async fn describe(ctx: &Ctx, version_id: i64) -> AppResult<Option<(String, i
             let Some(v) = repo::version_by_id(conn, version_id)? else {
                 return Ok(None);
             };
-            let key = crate::repo::models::all(conn)?
-                .into_iter()
-                .find(|m| m.id == v.model_id)
-                .map(|m| m.key);
-            Ok(key.map(|k| (k, v.version)))
+            Ok(repo::by_id(conn, v.model_id)?.map(|m| (m.key, v.version)))
         })
         .await
 }

@@ -374,3 +374,19 @@ pub fn stage_of(app: &TestApp, lead: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// Cents of a decimal amount.
+pub fn cents(amount: &str) -> i64 {
+    let negative = amount.starts_with('-');
+    let (units, fraction) = amount
+        .trim_start_matches('-')
+        .split_once('.')
+        .unwrap_or((amount, "0"));
+    let value =
+        units.parse::<i64>().unwrap() * 100 + format!("{fraction:0<2}").parse::<i64>().unwrap();
+    if negative {
+        -value
+    } else {
+        value
+    }
+}
