@@ -122,7 +122,7 @@ pub async fn run(
     }
     for model in [
         crate::domain::attribution::Model::WShaped,
-        crate::domain::attribution::Model::Markov,
+        crate::domain::attribution::Model::Markov(1),
     ]
     .into_iter()
     .filter(|_| wants("roi"))

@@ -246,7 +246,7 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
             LeadStage::Won,
         ] {
             let from_db = attribution::load_facts(&mut conn, stage, p, lookback).unwrap();
-            let heuristic = MODELS.into_iter().filter(|m| *m != Model::Markov);
+            let heuristic = MODELS.into_iter().filter(|m| m.markov_order().is_none());
             for (model, by_month) in heuristic.flat_map(|m| [(m, false), (m, true)]) {
                 let params = Params::default();
                 let buckets = if by_month {
@@ -371,7 +371,7 @@ fn assert_index_agrees(app: &TestApp, step: usize, kept: &mut Kept) {
                 .read(|j| {
                     (
                         j.journal.version,
-                        attribution::indexed_chain(j, stage, p, lookback),
+                        attribution::indexed_chain(j, stage, p, lookback, 1),
                     )
                 })
                 .unwrap();

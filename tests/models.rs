@@ -383,4 +383,118 @@ both_databases! {
         ]));
     }
 
+
+    fn markov_of_order_two_and_three_remembers_where_a_path_came_from(app) {
+        // A→B→C converts (twice), D→B→E does not (twice). Order 1: START→A ½, →D ½; A→B, D→B
+        // 1; B→C ½, B→E ½; P = ½. Without A: ¼ (RE ½), without D: ¼ (RE ½), B and C: 1, E: 0.
+        // Order 2: (A,B)→(B,C) 1 and (D,B)→(B,E) 1: P = ½; without A nothing converts (RE 1),
+        // without D the A paths still convert (RE 0); B, C 1; E 0. Order 3 remembers the same.
+        for c in ["A", "B", "C", "D", "E"] {
+            campaign(app, c, "email", None);
+        }
+        let journeys: [(&str, &[&str], bool); 4] = [
+            ("L1", &["A", "B", "C"], true), ("L2", &["D", "B", "E"], false),
+            ("L3", &["A", "B", "C"], true), ("L4", &["D", "B", "E"], false),
+        ];
+        for (lead_id, campaigns, converts) in journeys {
+            lead(app, lead_id, "2026-01-01T00:00:00Z");
+            for (i, c) in campaigns.iter().enumerate() {
+                touch(app, &format!("{lead_id}-{i}"), lead_id, c, &format!("2026-02-0{}T00:00:00Z", i + 2));
+            }
+            if converts {
+                let deal = format!("D-{lead_id}");
+                opportunity(app, &deal, lead_id, &[], None, "90.00", "2026-02-10T00:00:00Z");
+                assert!(close(app, &deal, true, "2026-02-15T00:00:00Z").get("errors").is_none());
+                assert!(revenue(app, &format!("R-{lead_id}"), &deal, "90.00", "2026-02-15").get("errors").is_none());
+            }
+        }
+        let ask = |order: i32| {
+            let v = app.ok(&format!(r#"{{ attribution(model: MARKOV, markovOrder: {order}, period: {{ from: "2026-02-01", to: "2026-03-01" }}) {{
+                markovOrder rows {{ key revenue {{ amount }} }} totalRevenue {{ amount }} unattributedRevenue {{ amount }}
+                removalEffects {{ campaign {{ externalId }} removalEffect }} }} }}"#), json!({}));
+            let effects: Vec<(String, f64)> = v["attribution"]["removalEffects"].as_array().unwrap().iter()
+                .map(|e| (e["campaign"]["externalId"].as_str().unwrap().to_string(), e["removalEffect"].as_f64().unwrap())).collect();
+            (v, effects)
+        };
+        let expect = |effects: &[(String, f64)], want: [f64; 5]| {
+            for (c, re) in ["A", "B", "C", "D", "E"].iter().zip(want) {
+                let got = effects.iter().find(|(k, _)| k == c).map(|e| e.1).unwrap_or(0.0);
+                assert!((got - re).abs() < 1e-12, "{c}: {got} vs {re} in {effects:?}");
+            }
+        };
+        let (first, effects) = ask(1);
+        assert_eq!(first["attribution"]["markovOrder"], json!(1));
+        expect(&effects, [0.5, 1.0, 1.0, 0.5, 0.0]);
+        // Each 90.00 by 0.5 : 1 : 1 → 18.00 / 36.00 / 36.00, twice.
+        assert_eq!(first["attribution"]["rows"], json!([
+            { "key": "A", "revenue": { "amount": "36.00" } },
+            { "key": "B", "revenue": { "amount": "72.00" } },
+            { "key": "C", "revenue": { "amount": "72.00" } },
+        ]));
+        for order in [2, 3] {
+            let (v, effects) = ask(order);
+            assert_eq!(v["attribution"]["markovOrder"], json!(order));
+            expect(&effects, [1.0, 1.0, 1.0, 0.0, 0.0]);
+            // 1 : 1 : 1 → 30.00 each, twice; the rows sum to the revenue booked.
+            assert_eq!(v["attribution"]["rows"], json!([
+                { "key": "A", "revenue": { "amount": "60.00" } },
+                { "key": "B", "revenue": { "amount": "60.00" } },
+                { "key": "C", "revenue": { "amount": "60.00" } },
+            ]), "order {order}");
+            assert_eq!(v["attribution"]["totalRevenue"]["amount"], "180.00");
+            assert_eq!(v["attribution"]["unattributedRevenue"]["amount"], "0.00");
+        }
+        // Every stage at every order: rows + other + unattributed = total, conversions too.
+        for stage in ["INQUIRY", "MQL", "SQL", "OPPORTUNITY", "WON"] {
+            for order in 1..=3 {
+                let v = app.ok(&format!(r#"{{ attribution(model: MARKOV, markovOrder: {order}, stage: {stage}, period: {{ from: "2026-01-01", to: "2026-03-01" }}) {{
+                    rows {{ conversions revenue {{ amount }} }} totalConversions totalRevenue {{ amount }}
+                    unattributedConversions unattributedRevenue {{ amount }} otherConversions otherRevenue {{ amount }} }} }}"#), json!({}));
+                let r = &v["attribution"];
+                let units = |m: &Value| m["amount"].as_str().unwrap().replace('.', "").parse::<i64>().unwrap();
+                let rows = r["rows"].as_array().unwrap();
+                let cents: i64 = rows.iter().map(|x| units(&x["revenue"])).sum::<i64>()
+                    + units(&r["unattributedRevenue"]) + units(&r["otherRevenue"]);
+                assert_eq!(cents, units(&r["totalRevenue"]), "{stage} order {order}: {v}");
+                let conversions: f64 = rows.iter().map(|x| x["conversions"].as_f64().unwrap()).sum::<f64>()
+                    + r["unattributedConversions"].as_f64().unwrap() + r["otherConversions"].as_f64().unwrap();
+                assert!((conversions - r["totalConversions"].as_f64().unwrap()).abs() < 1e-9, "{stage} order {order}: {v}");
+            }
+        }
+        // Side by side: MARKOV at orders 1 and 2, a column each, in GraphQL and CSV.
+        let v = app.ok(r#"{ attributionComparison(models: [LINEAR, MARKOV], markovOrders: [1, 2], period: { from: "2026-02-01", to: "2026-03-01" }) {
+            rows { key models { model markovOrder revenue { amount } } } } }"#, json!({}));
+        let a = &v["attributionComparison"]["rows"][0];
+        assert_eq!(a["key"], "A");
+        assert_eq!(a["models"], json!([
+            { "model": "LINEAR", "markovOrder": null, "revenue": { "amount": "60.00" } },
+            { "model": "MARKOV", "markovOrder": 1, "revenue": { "amount": "36.00" } },
+            { "model": "MARKOV", "markovOrder": 2, "revenue": { "amount": "60.00" } },
+        ]));
+        let admin = app.token("admin", Role::Admin);
+        let (status, csv) = app.get_with_auth("/export/comparison.csv?models=MARKOV&markovOrders=1,2&from=2026-02-01&to=2026-03-01", &admin);
+        assert_eq!(status, 200, "{csv}");
+        let mut lines = csv.lines();
+        assert_eq!(lines.next().unwrap(), "key,campaign,MARKOV conversions,MARKOV revenue,MARKOV:order2 conversions,MARKOV:order2 revenue,currency");
+        assert_eq!(lines.next().unwrap(), "A,Campaign A,0.4,36.00,0.666666666667,60.00,USD");
+        let (status, csv) = app.get_with_auth("/export/attribution.csv?model=MARKOV&markovOrder=2&from=2026-02-01&to=2026-03-01", &admin);
+        assert_eq!(status, 200, "{csv}");
+        assert!(csv.lines().any(|l| l.starts_with("A,Campaign A,") && l.ends_with(",60.00,USD")), "{csv}");
+        let (status, body) = app.get_with_auth("/export/attribution.csv?model=LINEAR&markovOrder=2&from=2026-02-01&to=2026-03-01", &admin);
+        assert_eq!(status, 400, "{body}");
+        // Orders out of range, or with another model: BAD_USER_INPUT.
+        for q in [
+            r#"{ attribution(model: MARKOV, markovOrder: 4, period: { from: "2026-02-01", to: "2026-03-01" }) { totalConversions } }"#,
+            r#"{ attribution(model: MARKOV, markovOrder: 0, period: { from: "2026-02-01", to: "2026-03-01" }) { totalConversions } }"#,
+            r#"{ attribution(model: LINEAR, markovOrder: 2, period: { from: "2026-02-01", to: "2026-03-01" }) { totalConversions } }"#,
+            r#"{ campaignRoi(model: W_SHAPED, markovOrder: 2, period: { from: "2026-02-01", to: "2026-03-01" }) { wins } }"#,
+        ] {
+            let v = app.admin(q, json!({}));
+            assert_eq!(code(&v), "BAD_USER_INPUT", "{q}: {v}");
+        }
+        let roi = app.ok(r#"{ campaignRoi(model: MARKOV, markovOrder: 2, period: { from: "2026-02-01", to: "2026-03-01" }) { campaign { externalId } attributedRevenue { amount } } }"#, json!({}));
+        let a = roi["campaignRoi"].as_array().unwrap().iter().find(|r| r["campaign"]["externalId"] == "A").unwrap();
+        assert_eq!(a["attributedRevenue"]["amount"], "60.00", "{roi}");
+    }
+
 }

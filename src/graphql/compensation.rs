@@ -282,7 +282,7 @@ impl CompensationMutation {
         let custom_model = input.custom_model.clone();
         let model = input
             .model
-            .resolve(&session(ctx).ctx, input.custom_model)
+            .resolve(&session(ctx).ctx, input.custom_model, None)
             .await?;
         let row = service::upsert_plan(
             &session(ctx).ctx,

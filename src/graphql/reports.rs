@@ -66,6 +66,8 @@ pub struct AttributionReport {
     pub shapley_values: Vec<ShapleyValue>,
     /// CUSTOM only: the model and the version the report used.
     pub custom_model: Option<CustomModelRef>,
+    /// MARKOV only: the chain's order (1, 2 or 3).
+    pub markov_order: Option<i32>,
     #[graphql(skip)]
     pub custom_version: Option<i64>,
 }
@@ -103,6 +105,10 @@ impl AttributionReport {
 #[derive(SimpleObject, Clone)]
 pub struct ModelFigures {
     pub model: AttributionModel,
+    /// MARKOV only: the chain's order.
+    pub markov_order: Option<i32>,
+    /// CUSTOM only: which model (its key) and version.
+    pub custom_model: Option<CustomModelRef>,
     pub conversions: f64,
     pub revenue: Money,
 }
@@ -171,6 +177,7 @@ impl AttributionReport {
                 })
                 .collect(),
             custom_model: None,
+            markov_order: r.query.model.markov_order().map(i32::from),
             custom_version: match r.query.model {
                 crate::domain::attribution::Model::Custom(w) => Some(w.version),
                 _ => None,
@@ -277,9 +284,11 @@ impl ReportQueryRoot {
             desc = "With model CUSTOM: the key of a model in attributionModels (its current version)."
         )]
         custom_model: Option<String>,
+        #[graphql(desc = "With model MARKOV: the chain's order, 1 (the default), 2 or 3.")]
+        markov_order: Option<i32>,
     ) -> Result<AttributionReport> {
         let s = session(ctx);
-        let model = model.resolve(&s.ctx, custom_model).await?;
+        let model = model.resolve(&s.ctx, custom_model, markov_order).await?;
         let report = service::report(
             &s.ctx,
             ReportQuery {
@@ -313,15 +322,33 @@ impl ReportQueryRoot {
         >,
         #[graphql(desc = "Custom models (keys of attributionModels) compared after `models`.")]
         custom_models: Option<Vec<String>>,
+        #[graphql(
+            desc = "The orders MARKOV in `models` is compared at, a column each (default [1])."
+        )]
+        markov_orders: Option<Vec<i32>>,
     ) -> Result<AttributionComparison> {
         let s = session(ctx);
         let mut resolved: Vec<crate::domain::attribution::Model> = Vec::new();
+        let orders = markov_orders.unwrap_or_else(|| vec![1]);
+        if orders.is_empty() {
+            return Err(crate::service::AppError::BadInput(
+                "markovOrders lists at least one order (1, 2 or 3)".into(),
+            )
+            .into());
+        }
         for model in models {
-            resolved.push(model.named().ok_or_else(|| {
+            let named = model.named().ok_or_else(|| {
                 crate::service::AppError::BadInput(
                     "list custom models in customModels, by key".into(),
                 )
-            })?);
+            })?;
+            if named.markov_order().is_some() {
+                for order in &orders {
+                    resolved.push(AttributionModel::with_order(named, Some(*order))?);
+                }
+            } else {
+                resolved.push(named);
+            }
         }
         for key in custom_models.unwrap_or_default() {
             resolved.push(crate::service::models::current(&s.ctx, &key).await?);
@@ -338,8 +365,22 @@ impl ReportQueryRoot {
             segment: None,
         };
         let c = service::comparison(&s.ctx, &models, query.clone()).await?;
-        let models: Vec<AttributionModel> =
-            c.reports.iter().map(|r| r.query.model.into()).collect();
+        let mut models: Vec<(AttributionModel, Option<i32>, Option<CustomModelRef>)> = Vec::new();
+        for r in &c.reports {
+            let custom = match r.query.model {
+                crate::domain::attribution::Model::Custom(w) => {
+                    crate::service::models::describe(&s.ctx, w.version)
+                        .await?
+                        .map(|(key, version)| CustomModelRef { key, version })
+                }
+                _ => None,
+            };
+            models.push((
+                r.query.model.into(),
+                r.query.model.markov_order().map(i32::from),
+                custom,
+            ));
+        }
         Ok(AttributionComparison {
             stage: query.stage.into(),
             period: period_of(query.period),
@@ -352,11 +393,15 @@ impl ReportQueryRoot {
                     models: models
                         .iter()
                         .zip(row.figures)
-                        .map(|(model, (conversions, revenue))| ModelFigures {
-                            model: *model,
-                            conversions: conversions.to_f64(),
-                            revenue: Money::new(s, revenue),
-                        })
+                        .map(
+                            |((model, order, custom), (conversions, revenue))| ModelFigures {
+                                model: *model,
+                                markov_order: *order,
+                                custom_model: custom.clone(),
+                                conversions: conversions.to_f64(),
+                                revenue: Money::new(s, revenue),
+                            },
+                        )
                         .collect(),
                 })
                 .collect(),
@@ -371,6 +416,7 @@ impl ReportQueryRoot {
     }
 
     /// Cost, attributed revenue and pipeline, conversions and cost per conversion, per campaign.
+    #[allow(clippy::too_many_arguments)]
     async fn campaign_roi(
         &self,
         ctx: &Context<'_>,
@@ -382,8 +428,12 @@ impl ReportQueryRoot {
         >,
         #[graphql(desc = "With model CUSTOM: the key of a model in attributionModels.")]
         custom_model: Option<String>,
+        #[graphql(desc = "With model MARKOV: the chain's order, 1 (the default), 2 or 3.")]
+        markov_order: Option<i32>,
     ) -> Result<Vec<CampaignRoi>> {
-        let model = model.resolve(&session(ctx).ctx, custom_model).await?;
+        let model = model
+            .resolve(&session(ctx).ctx, custom_model, markov_order)
+            .await?;
         let rows = service::campaign_roi(
             &session(ctx).ctx,
             model,

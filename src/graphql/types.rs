@@ -777,8 +777,12 @@ impl Opportunity {
         >,
         #[graphql(desc = "With model CUSTOM: the key of a model in attributionModels.")]
         custom_model: Option<String>,
+        #[graphql(desc = "With model MARKOV: the chain's order, 1 (the default), 2 or 3.")]
+        markov_order: Option<i32>,
     ) -> Result<Vec<AttributionCredit>> {
-        let model = model.resolve(&session(ctx).ctx, custom_model).await?;
+        let model = model
+            .resolve(&session(ctx).ctx, custom_model, markov_order)
+            .await?;
         let credits = service::attribution::opportunity_credits(
             &session(ctx).ctx,
             self.0.id,
@@ -871,7 +875,7 @@ impl From<crate::domain::attribution::Model> for AttributionModel {
             M::WShaped => AttributionModel::WShaped,
             M::FullPath => AttributionModel::FullPath,
             M::TimeDecay => AttributionModel::TimeDecay,
-            M::Markov => AttributionModel::Markov,
+            M::Markov(_) => AttributionModel::Markov,
             M::JShaped => AttributionModel::JShaped,
             M::InverseJ => AttributionModel::InverseJ,
             M::Shapley => AttributionModel::Shapley,
@@ -881,6 +885,23 @@ impl From<crate::domain::attribution::Model> for AttributionModel {
 }
 
 impl AttributionModel {
+    /// MARKOV at `order` (1 ..= 3); an order with any other model is BAD_USER_INPUT.
+    pub fn with_order(
+        model: crate::domain::attribution::Model,
+        order: Option<i32>,
+    ) -> Result<crate::domain::attribution::Model, crate::service::AppError> {
+        match order {
+            None => Ok(model),
+            Some(k) => model
+                .at_order(i64::from(k))
+                .map_err(crate::service::AppError::BadInput),
+        }
+    }
+
+    fn order_alone() -> crate::service::AppError {
+        crate::service::AppError::BadInput("markovOrder goes with model: MARKOV".into())
+    }
+
     /// The named model, or None for CUSTOM (which needs its `customModel`).
     pub fn named(self) -> Option<crate::domain::attribution::Model> {
         use crate::domain::attribution::Model as M;
@@ -892,7 +913,7 @@ impl AttributionModel {
             AttributionModel::WShaped => M::WShaped,
             AttributionModel::FullPath => M::FullPath,
             AttributionModel::TimeDecay => M::TimeDecay,
-            AttributionModel::Markov => M::Markov,
+            AttributionModel::Markov => M::Markov(1),
             AttributionModel::JShaped => M::JShaped,
             AttributionModel::InverseJ => M::InverseJ,
             AttributionModel::Shapley => M::Shapley,
@@ -906,9 +927,11 @@ impl AttributionModel {
         self,
         ctx: &crate::service::Ctx,
         custom: Option<String>,
+        markov_order: Option<i32>,
     ) -> Result<crate::domain::attribution::Model, crate::service::AppError> {
         match (self.named(), custom) {
-            (Some(model), None) => Ok(model),
+            (Some(model), None) => AttributionModel::with_order(model, markov_order),
+            (None, Some(_)) if markov_order.is_some() => Err(Self::order_alone()),
             (None, Some(key)) => crate::service::models::current(ctx, &key).await,
             (None, None) => Err(crate::service::AppError::BadInput(
                 "model CUSTOM needs customModel: the key of a model in attributionModels".into(),

@@ -112,7 +112,8 @@ pub(super) async fn export_statements(
     Ok(csv_response("statements.csv", body, &rid))
 }
 
-/// `GET /export/attribution.csv?model=&from=&to=&stage=&groupBy=`: a report's rows for BI.
+/// `GET /export/attribution.csv?model=&from=&to=&stage=&groupBy=` (`markovOrder=` with
+/// MARKOV): a report's rows for BI.
 pub(super) async fn export_attribution(
     req: HttpRequest,
     RequestId(rid): RequestId,
@@ -127,6 +128,16 @@ pub(super) async fn export_attribution(
             AppError::BadInput("query parameter model (e.g. W_SHAPED) is required".into())
         })
         .and_then(|m| m.parse().map_err(AppError::BadInput))
+        .and_then(
+            |model: crate::domain::attribution::Model| match params.get("markovOrder") {
+                None => Ok(model),
+                Some(k) => k
+                    .parse::<i64>()
+                    .map_err(|_| format!("markovOrder={k} is not a number"))
+                    .and_then(|k| model.at_order(k))
+                    .map_err(AppError::BadInput),
+            },
+        )
         .and_then(|model| report_query(&params, model));
     let result = match parsed {
         Ok(query) => report(&ctx, query).await,
@@ -226,7 +237,8 @@ fn report_query(
     })
 }
 
-/// `GET /export/comparison.csv?models=LINEAR,W_SHAPED&from=&to=&stage=&contacts=`: the
+/// `GET /export/comparison.csv?models=LINEAR,W_SHAPED&from=&to=&stage=&contacts=`
+/// (`markovOrders=1,2` puts MARKOV in at each order, `customModels=` adds custom ones): the
 /// `attributionComparison` table, a row per campaign and a conversions and a revenue column per
 /// model, then each model's other and unattributed figures.
 pub(super) async fn export_comparison(
@@ -256,16 +268,38 @@ pub(super) async fn export_comparison(
                     .into(),
             ));
         }
-        let mut models = named
-            .iter()
-            .map(|m| m.parse::<Model>().map_err(AppError::BadInput))
-            .collect::<Result<Vec<Model>, AppError>>()?;
+        let orders = match params.get("markovOrders") {
+            None => vec![1],
+            Some(_) => list("markovOrders")
+                .iter()
+                .map(|k| {
+                    k.parse::<i64>()
+                        .map_err(|_| AppError::BadInput(format!("markovOrders: {k} is not a number")))
+                })
+                .collect::<Result<Vec<i64>, AppError>>()?,
+        };
+        if orders.is_empty() {
+            return Err(AppError::BadInput(
+                "markovOrders lists at least one order (1, 2 or 3)".into(),
+            ));
+        }
+        let mut models = Vec::new();
+        for m in &named {
+            let model = m.parse::<Model>().map_err(AppError::BadInput)?;
+            if model.markov_order().is_some() {
+                for k in &orders {
+                    models.push(model.at_order(*k).map_err(AppError::BadInput)?);
+                }
+            } else {
+                models.push(model);
+            }
+        }
         for key in &custom {
             models.push(crate::service::models::current(&ctx, key).await?);
         }
         let query = report_query(&params, Model::Linear)?;
         let c = crate::service::attribution::comparison(&ctx, &models, query).await?;
-        // Each column's label: the model, or CUSTOM:key@version.
+        // Each column's label: the model, MARKOV:order2 above order 1, or CUSTOM:key@version.
         let mut labels = Vec::new();
         for r in &c.reports {
             labels.push(match r.query.model {
@@ -273,6 +307,7 @@ pub(super) async fn export_comparison(
                     Some((key, version)) => format!("CUSTOM:{key}@{version}"),
                     None => "CUSTOM".to_string(),
                 },
+                Model::Markov(k) if k > 1 => format!("MARKOV:order{k}"),
                 m => m.as_str().to_string(),
             });
         }

@@ -21,7 +21,7 @@ use crate::domain::attribution::{
 };
 use crate::domain::deal::DealStatus;
 use crate::domain::exact::ExactSum;
-use crate::domain::markov::{collapse, removal_effects, ChainCounts, Path};
+use crate::domain::markov::{collapse, removal_effects_of_order, ChainCounts, Path};
 use crate::domain::money::Money;
 use crate::domain::period::Period;
 use crate::domain::report::{
@@ -780,9 +780,15 @@ pub fn indexed_markov_paths(
     paths.into_iter().map(|(_, p)| p).collect()
 }
 
-/// The MARKOV chain's counts of a stage and period, read from the journey index.
-pub fn indexed_chain(j: &Journeys, stage: LeadStage, period: Period, lookback: i64) -> ChainCounts {
-    let mut counts = ChainCounts::default();
+/// The MARKOV chain's counts of a stage and period, of an order, read from the journey index.
+pub fn indexed_chain(
+    j: &Journeys,
+    stage: LeadStage,
+    period: Period,
+    lookback: i64,
+    order: u8,
+) -> ChainCounts {
+    let mut counts = ChainCounts::new(order);
     for lead in j.leads.values() {
         if let Some(path) = markov_path_of(lead, stage, period, lookback) {
             counts.add(&path, 1);
@@ -848,6 +854,7 @@ fn game(
         stage,
         period,
         lookback_days: lookback,
+        order: 0,
     };
     let mut sets = None;
     if let Some((since, mut kept)) = cache.take_game(&key) {
@@ -1004,17 +1011,19 @@ async fn tallies(
                     }
                 }
                 // Facts are cached with MARKOV's effects; SHAPLEY's are made on the plain facts.
-                let with_effects = model == Model::Markov;
+                let with_effects = model.markov_order().unwrap_or(0);
                 let facts = match cache.get(&facts_key(version, stage, with_effects)) {
                     Some(hit) => hit,
                     None => {
-                        let mut loaded = match cache.get(&facts_key(version, stage, false)) {
+                        let mut loaded = match cache.get(&facts_key(version, stage, 0)) {
                             Some(hit) => (*hit).clone(),
                             None => load_facts(conn, stage, period, lookback)?,
                         };
-                        if with_effects {
-                            loaded.removal_effects =
-                                removal_effects(&markov_paths(conn, stage, period, lookback)?);
+                        if with_effects > 0 {
+                            loaded.removal_effects = removal_effects_of_order(
+                                &markov_paths(conn, stage, period, lookback)?,
+                                with_effects,
+                            );
                         }
                         let loaded = Arc::new(loaded);
                         cache.put(facts_key(version, stage, with_effects), loaded.clone());
@@ -1091,7 +1100,15 @@ fn markov_tallies(
                 }
                 _ => {
                     kept.push(None);
-                    chains.push(Some(chain(cache, j, *stage, key.period, key.lookback_days)));
+                    let order = q.model.markov_order().unwrap_or(1);
+                    chains.push(Some(chain(
+                        cache,
+                        j,
+                        *stage,
+                        key.period,
+                        key.lookback_days,
+                        order,
+                    )));
                     games.push(None);
                 }
             }
@@ -1188,12 +1205,14 @@ fn chain(
     stage: LeadStage,
     period: Period,
     lookback: i64,
+    order: u8,
 ) -> Arc<ChainCounts> {
     let version = j.journal.version;
     let key = ChainKey {
         stage,
         period,
         lookback_days: lookback,
+        order,
     };
     let mut counts = None;
     if let Some((since, mut kept)) = cache.take_chain(&key) {
@@ -1204,7 +1223,8 @@ fn chain(
             counts = Some(kept);
         }
     }
-    let counts = counts.unwrap_or_else(|| Arc::new(indexed_chain(j, stage, period, lookback)));
+    let counts =
+        counts.unwrap_or_else(|| Arc::new(indexed_chain(j, stage, period, lookback, order)));
     cache.keep_chain(key, version, counts.clone());
     counts
 }
@@ -1218,7 +1238,7 @@ pub fn data_effects(
     campaigns: &[CampaignRow],
 ) -> AppResult<HashMap<i64, f64>> {
     match model {
-        Model::Markov => Ok(removal_effects(paths)),
+        Model::Markov(order) => Ok(removal_effects_of_order(paths, order)),
         Model::Shapley => {
             let channel_of: HashMap<i64, String> = campaigns
                 .iter()
@@ -1309,7 +1329,7 @@ pub async fn report(ctx: &Ctx, query: ReportQuery) -> AppResult<AttributionRepor
         .map(|c| (c.id, c.clone()))
         .collect();
     let mut removal = Vec::new();
-    if query.model == Model::Markov {
+    if query.model.markov_order().is_some() {
         let total: f64 = tallied.removal_effects.values().sum();
         for (id, re) in &tallied.removal_effects {
             if let (true, Some(c)) = (visible.contains(id), by_id.get(id)) {

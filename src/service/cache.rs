@@ -34,9 +34,9 @@ pub(crate) struct FactsKey {
     pub(crate) stage: LeadStage,
     pub(crate) period: Period,
     pub(crate) lookback_days: i64,
-    /// Whether the MARKOV removal effects are in (they cost a read of every touch of the
-    /// window, so only MARKOV reports pay for them).
-    pub(crate) markov: bool,
+    /// The order of the MARKOV removal effects in them, 0 for none (they cost a read of every
+    /// touch of the window, so only MARKOV reports pay for them).
+    pub(crate) markov: u8,
 }
 
 /// A tally's query: everything but the caller (a report is cut to the caller's campaigns
@@ -59,6 +59,8 @@ pub(crate) struct ChainKey {
     pub(crate) stage: LeadStage,
     pub(crate) period: Period,
     pub(crate) lookback_days: i64,
+    /// MARKOV's order (SHAPLEY's games: 0).
+    pub(crate) order: u8,
 }
 
 /// A stage's credits, and for MARKOV the removal effects they were weighed by.

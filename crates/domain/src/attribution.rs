@@ -14,7 +14,8 @@ pub enum Model {
     WShaped,
     FullPath,
     TimeDecay,
-    Markov,
+    /// MARKOV of an order 1 ..= 3 (SPEC §4, §4b: `markov::MAX_ORDER`).
+    Markov(u8),
     /// SPEC §4b: first 0.2, last 0.6, the middle share 0.2 (n=2: 0.25 / 0.75).
     JShaped,
     /// SPEC §4b: first 0.6, last 0.2, the middle share 0.2 (n=2: 0.75 / 0.25).
@@ -116,7 +117,7 @@ pub const MODELS: [Model; 11] = [
     Model::WShaped,
     Model::FullPath,
     Model::TimeDecay,
-    Model::Markov,
+    Model::Markov(1),
     Model::Shapley,
 ];
 
@@ -130,7 +131,7 @@ impl Model {
             Model::WShaped => "W_SHAPED",
             Model::FullPath => "FULL_PATH",
             Model::TimeDecay => "TIME_DECAY",
-            Model::Markov => "MARKOV",
+            Model::Markov(_) => "MARKOV",
             Model::JShaped => "J_SHAPED",
             Model::InverseJ => "INVERSE_J",
             Model::Shapley => "SHAPLEY",
@@ -140,8 +141,27 @@ impl Model {
 
     /// Whether its weights come from the period's paths (MARKOV's removal effects, SHAPLEY's
     /// values), made per version rather than brought forward.
+    /// MARKOV at `order` (1 ..= `markov::MAX_ORDER`); an order with another model, or out of
+    /// range, is the message of a caller's mistake.
+    pub fn at_order(self, order: i64) -> Result<Model, String> {
+        let max = i64::from(crate::markov::MAX_ORDER);
+        match self {
+            Model::Markov(_) if (1..=max).contains(&order) => Ok(Model::Markov(order as u8)),
+            Model::Markov(_) => Err(format!("markovOrder is 1, 2 or 3, not {order}")),
+            _ => Err("markovOrder goes with model: MARKOV".into()),
+        }
+    }
+
+    /// MARKOV's order; None for the other models.
+    pub fn markov_order(self) -> Option<u8> {
+        match self {
+            Model::Markov(order) => Some(order),
+            _ => None,
+        }
+    }
+
     pub fn data_driven(self) -> bool {
-        matches!(self, Model::Markov | Model::Shapley)
+        matches!(self, Model::Markov(_) | Model::Shapley)
     }
 }
 
@@ -337,7 +357,7 @@ pub fn weights(
                 .collect();
             w = quantize(&raw);
         }
-        Model::Markov => w = quantize(&markov_weights(touches, removal_effects)),
+        Model::Markov(_) => w = quantize(&markov_weights(touches, removal_effects)),
         Model::Shapley => w = quantize(&crate::shapley::encoded_weights(touches, removal_effects)),
     }
     w
@@ -769,7 +789,7 @@ mod tests {
         let t = touches(&[(1, 1), (2, 2), (3, 1)]);
         let effects = HashMap::from([(1, 0.3), (2, 0.1)]);
         let got = shares(&weights(
-            Model::Markov,
+            Model::Markov(1),
             &conv(9),
             &t,
             Params::default(),
@@ -777,7 +797,7 @@ mod tests {
         ));
         assert!(close(&got, &[0.375, 0.25, 0.375]));
         let got = shares(&weights(
-            Model::Markov,
+            Model::Markov(1),
             &conv(9),
             &t,
             Params::default(),

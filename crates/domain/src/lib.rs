@@ -15,6 +15,7 @@ pub mod exact;
 pub mod handoff;
 pub mod iso4217;
 pub mod markov;
+pub mod markov_higher;
 pub mod money;
 pub mod period;
 pub mod report;

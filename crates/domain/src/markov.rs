@@ -38,11 +38,70 @@ struct Chain {
 }
 
 /// The counts a chain is made of, from paths that can also be taken back (a lead's path
-/// changed): steps between states, steps to CONVERSION, every step out of a state and the
-/// visits of each campaign (the chain's states are the campaigns visited). Dense over every
-/// campaign ever seen, slot 0 being START: 4 bytes per pair of campaigns.
+/// changed): of a first-order chain (SPEC §4), dense, solved by one LU; or of order 2 or 3
+/// (SPEC §4b), sparse, solved block by block (`higher`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainCounts {
+    First(FirstOrder),
+    Higher(crate::markov_higher::HigherOrder),
+}
+
+impl Default for ChainCounts {
+    fn default() -> Self {
+        ChainCounts::First(FirstOrder::default())
+    }
+}
+
+/// The highest MARKOV order (SPEC §4b).
+pub const MAX_ORDER: u8 = 3;
+
+impl ChainCounts {
+    /// No paths yet, of a chain of `order` (1 ..= `MAX_ORDER`; anything else is order 1's
+    /// caller's mistake and counted as the nearest order).
+    pub fn new(order: u8) -> ChainCounts {
+        match order {
+            0 | 1 => ChainCounts::default(),
+            k => ChainCounts::Higher(crate::markov_higher::HigherOrder::new(k.min(MAX_ORDER))),
+        }
+    }
+
+    /// The first-order chain of some paths.
+    pub fn of(paths: &[Path]) -> ChainCounts {
+        ChainCounts::of_order(paths, 1)
+    }
+
+    pub fn of_order(paths: &[Path], order: u8) -> ChainCounts {
+        let mut counts = ChainCounts::new(order);
+        for p in paths {
+            counts.add(p, 1);
+        }
+        counts
+    }
+
+    /// Counts a path in (`sign` 1) or takes it back (−1).
+    pub fn add(&mut self, path: &Path, sign: i32) {
+        match self {
+            ChainCounts::First(c) => c.add(path, sign),
+            ChainCounts::Higher(c) => c.add(path, sign),
+        }
+    }
+
+    /// The removal effect RE(c) of every campaign on the paths (0 for all when nothing
+    /// converts).
+    pub fn removal_effects(&self) -> HashMap<i64, f64> {
+        match self {
+            ChainCounts::First(c) => c.removal_effects(),
+            ChainCounts::Higher(c) => c.removal_effects(),
+        }
+    }
+}
+
+/// The counts of a first-order chain: steps between states, steps to CONVERSION, every step
+/// out of a state and the visits of each campaign (the chain's states are the campaigns
+/// visited). Dense over every campaign ever seen, slot 0 being START: 4 bytes per pair of
+/// campaigns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChainCounts {
+pub struct FirstOrder {
     /// The campaign of each slot (slot 0, START, has none: 0).
     campaigns: Vec<i64>,
     slot_of: HashMap<i64, usize>,
@@ -55,15 +114,7 @@ pub struct ChainCounts {
     visits: Vec<u32>,
 }
 
-impl ChainCounts {
-    pub fn of(paths: &[Path]) -> ChainCounts {
-        let mut counts = ChainCounts::default();
-        for p in paths {
-            counts.add(p, 1);
-        }
-        counts
-    }
-
+impl FirstOrder {
     fn slot(&mut self, campaign: i64) -> usize {
         if let Some(s) = self.slot_of.get(&campaign) {
             return *s;
@@ -166,6 +217,11 @@ pub fn removal_effects(paths: &[Path]) -> HashMap<i64, f64> {
     ChainCounts::of(paths).removal_effects()
 }
 
+/// The removal effects of the chain of `order` (SPEC §4b).
+pub fn removal_effects_of_order(paths: &[Path], order: u8) -> HashMap<i64, f64> {
+    ChainCounts::of_order(paths, order).removal_effects()
+}
+
 fn solve(chain: Chain) -> HashMap<i64, f64> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::lu::partial_pivoting::factor::{lu_in_place, lu_in_place_scratch};
@@ -243,7 +299,11 @@ fn solve(chain: Chain) -> HashMap<i64, f64> {
 /// the LU solver is checked against.
 #[cfg(test)]
 fn removal_effects_by_gauss_jordan(paths: &[Path]) -> HashMap<i64, f64> {
-    let Chain { campaigns, a, r } = ChainCounts::of(paths).chain();
+    let mut counts = FirstOrder::default();
+    for p in paths {
+        counts.add(p, 1);
+    }
+    let Chain { campaigns, a, r } = counts.chain();
     let n = campaigns.len() + 1;
     let mut result: HashMap<i64, f64> = campaigns.iter().map(|c| (*c, 0.0)).collect();
     if r.iter().all(|x| *x == 0.0) {
