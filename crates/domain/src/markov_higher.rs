@@ -293,13 +293,22 @@ impl Graph {
         let none = Vec::new();
         let work = |part: &[i64]| -> Vec<(i64, f64)> {
             let mut scratch = Scratch::new(self.keys.len());
-            part.iter()
-                .map(|c| {
-                    let held = holding.get(c).unwrap_or(&none);
-                    let through = scratch.through(self, &split, &x, *c, &entries[c], held);
-                    (*c, (through / p).clamp(0.0, 1.0))
-                })
-                .collect()
+            let mut found = Vec::new();
+            for batch in part.chunks(LANES) {
+                let lanes: Vec<Lane> = batch
+                    .iter()
+                    .map(|c| Lane {
+                        campaign: *c,
+                        entries: &entries[c],
+                        holding: holding.get(c).unwrap_or(&none),
+                    })
+                    .collect();
+                let through = scratch.through(self, &split, &x, &lanes);
+                for (c, t) in batch.iter().zip(through) {
+                    found.push((*c, (t / p).clamp(0.0, 1.0)));
+                }
+            }
+            found
         };
         let (left, right) = campaigns.split_at(campaigns.len() / 2);
         let found = if campaigns.len() < 64 {
@@ -344,6 +353,12 @@ struct Split {
     u: Vec<f64>,
     what: Vec<f64>,
     omega: Vec<f64>,
+    /// H: states `hub..hub_end`, and its steps inside as compressed rows in local numbers.
+    hub: usize,
+    hub_end: usize,
+    hub_row: Vec<usize>,
+    hub_to: Vec<u32>,
+    hub_q: Vec<f64>,
 }
 
 impl Split {
@@ -424,12 +439,35 @@ impl Split {
             }
             what[s] = w;
         }
+        let (lo, hi) = (g.first[hub] as usize, g.first[hub + 1] as usize);
+        let mut hub_row = vec![0usize; hi - lo + 1];
+        let mut hub_to = Vec::new();
+        let mut hub_q = Vec::new();
+        for s in lo..hi {
+            for k in g.row[s]..g.row[s + 1] {
+                let t = g.to[k] as usize;
+                if (lo..hi).contains(&t) {
+                    hub_to.push((t - lo) as u32);
+                    hub_q.push(g.q[k]);
+                }
+            }
+            hub_row[s - lo + 1] = hub_to.len();
+        }
         Split {
             upstream,
             u,
             what,
             omega,
+            hub: lo,
+            hub_end: hi,
+            hub_row,
+            hub_to,
+            hub_q,
         }
+    }
+
+    fn in_hub(&self, s: u32) -> bool {
+        (self.hub..self.hub_end).contains(&(s as usize))
     }
 }
 
@@ -448,6 +486,21 @@ struct Scratch {
     found: Vec<u32>,
     stack: Vec<u32>,
     block: Block,
+    /// H's values for a batch (state-major, a lane per campaign), what steps out of H bring
+    /// in, and which lanes hold each state.
+    hub_v: Vec<f64>,
+    hub_b: Vec<f64>,
+    hub_held: Vec<u32>,
+}
+
+/// Campaigns solved together over H.
+const LANES: usize = 8;
+
+/// One campaign of a batch: its states whose last campaign it is, and all that hold it.
+struct Lane<'a> {
+    campaign: i64,
+    entries: &'a [u32],
+    holding: &'a [u32],
 }
 
 impl Scratch {
@@ -462,6 +515,9 @@ impl Scratch {
             found: Vec::new(),
             stack: Vec::new(),
             block: Block::default(),
+            hub_v: Vec::new(),
+            hub_b: Vec::new(),
+            hub_held: Vec::new(),
         }
     }
 
@@ -528,98 +584,204 @@ impl Scratch {
         }
     }
 
-    /// Δc(START) = P(convert, visiting c) (see `Split`).
-    fn through(
-        &mut self,
-        g: &Graph,
-        split: &Split,
-        x: &[f64],
-        c: i64,
-        entries: &[u32],
-        holding: &[u32],
-    ) -> f64 {
-        self.stamp += 1;
-        let stamp = self.stamp;
-        // Outside U: the free states reaching c's first states, and their Δ.
-        let seeds: Vec<u32> = entries
-            .iter()
-            .copied()
-            .filter(|s| !split.upstream[*s as usize])
-            .collect();
-        let found = self.search(
-            &seeds,
-            |s| &g.pred[g.pred_row[s as usize]..g.pred_row[s as usize + 1]],
-            |p| !split.upstream[p as usize] && !g.holds(p, c),
-            |me| &mut me.mark,
-        );
-        let mark = std::mem::take(&mut self.mark);
-        let delta_of = |t: u32, delta: &[f64]| {
-            if g.holds(t, c) {
-                x[t as usize]
-            } else if mark[t as usize] == stamp {
-                delta[t as usize]
-            } else {
-                0.0
-            }
-        };
-        self.solve_blocks(g, &found, false, delta_of, |_| 0.0);
-        let delta = std::mem::take(&mut self.delta);
-        let out_of_u = |s: u32| -> f64 {
-            let mut sum = 0.0;
-            for k in g.row[s as usize]..g.row[s as usize + 1] {
-                let t = g.to[k];
-                if !split.upstream[t as usize] {
-                    sum += g.q[k] * delta_of(t, &delta);
-                }
-            }
-            sum
-        };
-        let mut total = 0.0f64;
-        for t in &found {
-            total += split.omega[*t as usize] * delta[*t as usize];
-        }
-        let mut seeds_in_u = Vec::new();
-        for s in holding {
-            if split.upstream[*s as usize] {
-                total += split.u[*s as usize] * (split.what[*s as usize] - out_of_u(*s));
-                seeds_in_u.push(*s);
-            } else {
-                total += split.omega[*s as usize] * x[*s as usize];
-            }
-        }
-        self.found = found;
-        if !seeds_in_u.is_empty() {
-            // U's free states after c, and φ on them (sinks first).
-            let after_c = self.search(
-                &seeds_in_u,
-                |s| &g.to[g.row[s as usize]..g.row[s as usize + 1]],
-                |t| split.upstream[t as usize] && !g.holds(t, c),
-                |me| &mut me.after,
+    /// Δc(START) = P(convert, visiting c) (see `Split`) for up to `LANES` campaigns at once:
+    /// what lies outside U and H is solved per campaign, H for all of them in one set of
+    /// sweeps (each step of H read once for every campaign of the batch).
+    fn through(&mut self, g: &Graph, split: &Split, x: &[f64], lanes: &[Lane]) -> Vec<f64> {
+        let width = lanes.len();
+        let h = split.hub_end - split.hub;
+        self.hub_b.clear();
+        self.hub_b.resize(h * width, 0.0);
+        let mut totals = vec![0.0f64; width];
+        let mut outside: Vec<Vec<(u32, f64)>> = Vec::with_capacity(width);
+        for (lane, l) in lanes.iter().enumerate() {
+            self.stamp += 1;
+            let stamp = self.stamp;
+            let c = l.campaign;
+            // Outside U and H: the free states reaching c's first states, and their Δ.
+            let seeds: Vec<u32> = l
+                .entries
+                .iter()
+                .copied()
+                .filter(|s| !split.upstream[*s as usize] && !split.in_hub(*s))
+                .collect();
+            let found = self.search(
+                &seeds,
+                |s| &g.pred[g.pred_row[s as usize]..g.pred_row[s as usize + 1]],
+                |p| !split.upstream[p as usize] && !split.in_hub(p) && !g.holds(p, c),
+                |me| &mut me.mark,
             );
-            let after = std::mem::take(&mut self.after);
-            let phi_of = |t: u32, phi: &[f64]| {
-                if after[t as usize] == stamp {
-                    phi[t as usize]
+            let mark = std::mem::take(&mut self.mark);
+            let delta_of = |t: u32, delta: &[f64]| {
+                if g.holds(t, c) {
+                    x[t as usize]
+                } else if mark[t as usize] == stamp {
+                    delta[t as usize]
                 } else {
                     0.0
                 }
             };
-            self.solve_blocks(g, &after_c, true, phi_of, |s| {
-                split.what[s as usize] - out_of_u(s)
-            });
-            for p in &seeds_in_u {
-                let mut sum = 0.0;
-                for k in g.row[*p as usize]..g.row[*p as usize + 1] {
-                    sum += g.q[k] * phi_of(g.to[k], &self.phi);
+            self.solve_blocks(g, &found, false, delta_of, |_| 0.0);
+            // What steps out of H bring in, and the inflow from U onto these states.
+            let mut values: Vec<(u32, f64)> = Vec::with_capacity(found.len());
+            let mut scatter = |t: u32, value: f64, hub_b: &mut [f64]| {
+                totals[lane] += split.omega[t as usize] * value;
+                for k in g.pred_row[t as usize]..g.pred_row[t as usize + 1] {
+                    let s = g.pred[k];
+                    if split.in_hub(s) {
+                        hub_b[(s as usize - split.hub) * width + lane] += g.pred_q[k] * value;
+                    }
                 }
-                total += split.u[*p as usize] * sum;
+            };
+            for t in &found {
+                let value = self.delta[*t as usize];
+                scatter(*t, value, &mut self.hub_b);
+                values.push((*t, value));
             }
-            self.after = after;
-            self.found = after_c;
+            for t in l.holding {
+                if !split.upstream[*t as usize] && !split.in_hub(*t) {
+                    scatter(*t, x[*t as usize], &mut self.hub_b);
+                }
+            }
+            self.mark = mark;
+            self.found = found;
+            outside.push(values);
         }
-        self.delta = delta;
-        self.mark = mark;
-        total
+        // H, every campaign of the batch in one set of sweeps.
+        self.sweep_hub(split, x, lanes);
+        for (lane, total) in totals.iter_mut().enumerate() {
+            for i in 0..h {
+                *total += split.omega[split.hub + i] * self.hub_v[i * width + lane];
+            }
+        }
+        // U: where it holds c, and what follows c there.
+        for (lane, l) in lanes.iter().enumerate() {
+            self.stamp += 1;
+            let stamp = self.stamp;
+            let c = l.campaign;
+            let hub_v = std::mem::take(&mut self.hub_v);
+            let values = &outside[lane];
+            let delta_of = |t: u32| -> f64 {
+                if split.in_hub(t) {
+                    hub_v[(t as usize - split.hub) * width + lane]
+                } else if g.holds(t, c) {
+                    x[t as usize]
+                } else {
+                    values
+                        .binary_search_by_key(&t, |v| v.0)
+                        .map_or(0.0, |i| values[i].1)
+                }
+            };
+            let out_of_u = |s: u32| -> f64 {
+                let mut sum = 0.0;
+                for k in g.row[s as usize]..g.row[s as usize + 1] {
+                    let t = g.to[k];
+                    if !split.upstream[t as usize] {
+                        sum += g.q[k] * delta_of(t);
+                    }
+                }
+                sum
+            };
+            let mut seeds_in_u = Vec::new();
+            for s in l.holding {
+                if split.upstream[*s as usize] {
+                    totals[lane] += split.u[*s as usize] * (split.what[*s as usize] - out_of_u(*s));
+                    seeds_in_u.push(*s);
+                }
+            }
+            if !seeds_in_u.is_empty() {
+                // U's free states after c, and φ on them (sinks first).
+                let after_c = self.search(
+                    &seeds_in_u,
+                    |s| &g.to[g.row[s as usize]..g.row[s as usize + 1]],
+                    |t| split.upstream[t as usize] && !g.holds(t, c),
+                    |me| &mut me.after,
+                );
+                let after = std::mem::take(&mut self.after);
+                let phi_of = |t: u32, phi: &[f64]| {
+                    if after[t as usize] == stamp {
+                        phi[t as usize]
+                    } else {
+                        0.0
+                    }
+                };
+                self.solve_blocks(g, &after_c, true, phi_of, |s| {
+                    split.what[s as usize] - out_of_u(s)
+                });
+                for p in &seeds_in_u {
+                    let mut sum = 0.0;
+                    for k in g.row[*p as usize]..g.row[*p as usize + 1] {
+                        sum += g.q[k] * phi_of(g.to[k], &self.phi);
+                    }
+                    totals[lane] += split.u[*p as usize] * sum;
+                }
+                self.after = after;
+                self.found = after_c;
+            }
+            self.hub_v = hub_v;
+        }
+        totals
+    }
+
+    /// Δ on H for every campaign of the batch: v = b + Q·v on its free states, x on those
+    /// holding the lane's campaign, swept in H's order until no lane moves by more than 1e-15
+    /// of its largest value (single-state H: one division).
+    fn sweep_hub(&mut self, split: &Split, x: &[f64], lanes: &[Lane]) {
+        let width = lanes.len();
+        let h = split.hub_end - split.hub;
+        self.hub_v.clear();
+        self.hub_v.resize(h * width, 0.0);
+        // Which lanes hold each state of H (a bit per lane).
+        self.hub_held.clear();
+        self.hub_held.resize(h, 0);
+        for (lane, l) in lanes.iter().enumerate() {
+            for s in l.holding {
+                if split.in_hub(*s) {
+                    let i = *s as usize - split.hub;
+                    self.hub_held[i] |= 1 << lane;
+                    self.hub_v[i * width + lane] = x[*s as usize];
+                }
+            }
+        }
+        let live: u32 = (0..width)
+            .filter(|lane| {
+                (0..h).any(|i| {
+                    self.hub_held[i] & (1 << lane) != 0 || self.hub_b[i * width + lane] != 0.0
+                })
+            })
+            .fold(0, |m, lane| m | (1 << lane));
+        if live == 0 {
+            return;
+        }
+        let mut acc = [0.0f64; LANES];
+        for _ in 0..100_000 {
+            let mut change = [0.0f64; LANES];
+            let mut largest = [0.0f64; LANES];
+            for i in 0..h {
+                acc[..width].copy_from_slice(&self.hub_b[i * width..(i + 1) * width]);
+                for k in split.hub_row[i]..split.hub_row[i + 1] {
+                    let j = split.hub_to[k] as usize;
+                    let q = split.hub_q[k];
+                    let from = &self.hub_v[j * width..(j + 1) * width];
+                    for (a, v) in acc[..width].iter_mut().zip(from) {
+                        *a += q * v;
+                    }
+                }
+                let held = self.hub_held[i];
+                let own = &mut self.hub_v[i * width..(i + 1) * width];
+                for lane in 0..width {
+                    if held & (1 << lane) != 0 {
+                        continue;
+                    }
+                    change[lane] = change[lane].max((acc[lane] - own[lane]).abs());
+                    largest[lane] = largest[lane].max(acc[lane].abs());
+                    own[lane] = acc[lane];
+                }
+            }
+            if (0..width).all(|lane| change[lane] <= largest[lane] * 1e-15) {
+                break;
+            }
+        }
     }
 }
 
