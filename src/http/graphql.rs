@@ -205,6 +205,7 @@ pub(super) async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) ->
         if accept.contains("text/html") || accept.contains("*/*") {
             return HttpResponse::Ok()
                 .insert_header(ContentType::html())
+                .insert_header((header::CONTENT_SECURITY_POLICY, super::assets::PAGE_POLICY))
                 .body(GRAPHIQL_HTML);
         }
         return refuse(
@@ -444,29 +445,22 @@ fn label_errors(body: &mut Value, rid: &str) {
     }
 }
 
+/// GraphiQL, every file of it served by this binary (`assets`): works with no internet.
 const GRAPHIQL_HTML: &str = r#"<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>funnelgraph · GraphiQL</title>
   <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+  <link rel="stylesheet" href="/assets/graphiql/graphiql.min.css">
 </head>
 <body>
   <div id="graphiql">Loading GraphiQL… (paste a token from `funnelgraph token` into the Headers tab as {"Authorization": "Bearer …"})</div>
-  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
-  <script>
-    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
-    ReactDOM.createRoot(document.getElementById('graphiql')).render(
-      React.createElement(GraphiQL, {
-        fetcher,
-        defaultHeaders: '{"Authorization": "Bearer PASTE_A_TOKEN_HERE"}',
-        defaultQuery: '{\n  me { externalId name role }\n  campaigns(first: 10) { totalCount nodes { externalId name channel cost { amount currency } } }\n}\n',
-      })
-    );
-  </script>
+  <script src="/assets/graphiql/react.production.min.js"></script>
+  <script src="/assets/graphiql/react-dom.production.min.js"></script>
+  <script src="/assets/graphiql/graphiql.min.js"></script>
+  <script src="/assets/graphiql/start.js"></script>
 </body>
 </html>
 "#;

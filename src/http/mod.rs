@@ -2,8 +2,10 @@
 //! request, metrics), health and readiness, one way to authenticate a caller (`authenticate`,
 //! and the `Authenticated` extractor built on it), and one mapping of a use-case error to a
 //! status and body (`HttpError`). The routes live beside it: `graphql` (GraphQL over HTTP and
-//! GraphiQL), `import` (NDJSON bulk import) and `export` (CSV).
+//! GraphiQL), `import` (NDJSON bulk import), `export` (CSV) and `assets` (the files browser pages
+//! load, embedded).
 
+mod assets;
 mod export;
 mod graphql;
 mod import;
@@ -102,6 +104,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_we
             .route("/", web::get().to(root))
             .route("/graphql", web::post().to(graphql::graphql_post))
             .route("/graphql", web::get().to(graphql::graphql_get))
+            .route("/assets/{path:.*}", web::get().to(assets::asset))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics_text))
             .route("/ready", web::get().to(ready))
