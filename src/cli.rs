@@ -204,28 +204,42 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         users: std::sync::Arc::new(crate::service::users::UserCache::new(
             std::time::Duration::from_millis(config.user_cache_ms),
         )),
+        dev_tokens: Vec::new(),
     })
 }
 
-fn print_tokens(secret: &Secret, config: &Config, bind: &str) {
+/// A 24-hour token for each demo role: (role, token).
+fn dev_tokens(secret: &Secret, config: &Config) -> Vec<(String, String)> {
+    crate::demo::TOKEN_USERS
+        .iter()
+        .filter_map(|(sub, role)| {
+            auth::mint_hs256(
+                secret.expose().as_bytes(),
+                sub,
+                *role,
+                24 * 3600,
+                config.jwt_issuer.as_deref(),
+                config.jwt_audience.as_deref(),
+            )
+            .ok()
+            .map(|token| (role.as_str().to_string(), token))
+        })
+        .collect()
+}
+
+fn print_tokens(secret: &Secret, config: &Config, bind: &str) -> Vec<(String, String)> {
     println!("\nDev tokens (valid 24 h):");
-    for (sub, role) in crate::demo::TOKEN_USERS {
-        if let Ok(token) = auth::mint_hs256(
-            secret.expose().as_bytes(),
-            sub,
-            role,
-            24 * 3600,
-            config.jwt_issuer.as_deref(),
-            config.jwt_audience.as_deref(),
-        ) {
-            println!("  {:<18} {token}", role.as_str());
-        }
+    let tokens = dev_tokens(secret, config);
+    for (role, token) in &tokens {
+        println!("  {role:<18} {token}");
     }
     println!("\nTry it:");
     println!("  curl -s http://{bind}/graphql -H 'Content-Type: application/json' \\");
     println!("    -H \"Authorization: Bearer $TOKEN\" \\");
     println!("    -d '{{\"query\":\"{{ me {{ name role }} campaigns(first: 5) {{ totalCount nodes {{ externalId name channel cost {{ amount }} }} }} }}\"}}'");
-    println!("  GraphiQL: http://{bind}/graphql (put the token in the Headers tab)\n");
+    println!("  GraphiQL: http://{bind}/graphql (put the token in the Headers tab)");
+    println!("  Dashboard: http://{bind}/ (one click per role)\n");
+    tokens
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -470,7 +484,7 @@ async fn serve(config: &Config, dev: bool, demo: bool) -> Result<(), CliError> {
         None
     };
     let verifier = verifier(config, dev_secret.as_ref())?;
-    let state = state(config, verifier)?;
+    let mut state = state(config, verifier)?;
     if demo {
         let summary = crate::demo::load_if_empty(&state.db, &config.currency)
             .await
@@ -484,7 +498,7 @@ async fn serve(config: &Config, dev: bool, demo: bool) -> Result<(), CliError> {
     }
     if let Some(secret) = dev_secret.as_ref().or(config.jwt_secret.as_ref()) {
         if dev {
-            print_tokens(secret, config, &config.bind);
+            state.dev_tokens = print_tokens(secret, config, &config.bind);
         }
     }
     let listener = TcpListener::bind(&config.bind)?;

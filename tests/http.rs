@@ -73,10 +73,12 @@ both_databases! {
         assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
     }
 
-    fn the_root_points_to_the_api(app) {
+    fn the_root_is_the_dashboard(app) {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
         let resp = agent.get(format!("{}/", app.base)).call().unwrap();
-        assert_eq!(resp.status().as_u16(), 303);
-        assert_eq!(resp.headers().get("location").unwrap(), "/graphql");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert!(resp.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+        let html = resp.into_body().read_to_string().unwrap();
+        assert!(html.contains("/assets/dashboard/app.js") && html.contains("/graphql"), "{html}");
     }
 }

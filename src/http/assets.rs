@@ -1,7 +1,8 @@
 //! The files a browser page loads, embedded in the binary so that nothing is fetched from
 //! another host (SPEC §10): GraphiQL 3, React 18 and ReactDOM 18 as published on npm, vendored
 //! into `assets/graphiql` by `scripts/vendor-graphiql.sh` (pinned versions, SHA256SUMS, and the
-//! packages' licences, which are served too), and the small script that starts GraphiQL.
+//! packages' licences, which are served too), the small script that starts GraphiQL, and the
+//! managers' dashboard (plain HTML, CSS and JavaScript; no build step).
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -39,7 +40,13 @@ const ASSETS: &[Asset] = &[
     asset!("graphiql/LICENSE.react-dom", "text/plain; charset=utf-8"),
     asset!("graphiql/VERSIONS", "text/plain; charset=utf-8"),
     asset!("graphiql/SHA256SUMS", "text/plain; charset=utf-8"),
+    asset!("dashboard/app.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/style.css", "text/css; charset=utf-8"),
 ];
+
+/// The managers' dashboard (`GET /`): a page that signs in with a token and reads everything
+/// through `/graphql` with it (`assets/dashboard`).
+pub(super) const DASHBOARD_HTML: &[u8] = include_bytes!("../../assets/dashboard/index.html");
 
 /// The policy of the pages these files make up: everything from this origin (styles and
 /// fonts inline too, as GraphiQL's stylesheet embeds its fonts), so a browser refuses any

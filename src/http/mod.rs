@@ -40,6 +40,8 @@ pub struct AppState {
     pub reports: std::sync::Arc<crate::service::cache::ReportCache>,
     /// Callers' user rows, reused for a moment.
     pub users: std::sync::Arc<crate::service::users::UserCache>,
+    /// Under `serve --dev`: (role, token) of each demo role, for the dashboard's sign-in.
+    pub dev_tokens: Vec<(String, String)>,
 }
 
 /// Binds the routes to `listener` and returns the running server (await it, or hand it to
@@ -105,6 +107,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_we
             .route("/graphql", web::post().to(graphql::graphql_post))
             .route("/graphql", web::get().to(graphql::graphql_get))
             .route("/assets/{path:.*}", web::get().to(assets::asset))
+            .route("/dev/tokens", web::get().to(dev_tokens))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics_text))
             .route("/ready", web::get().to(ready))
@@ -169,12 +172,31 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
         .body(body)
 }
 
-/// `GET /`: there is no page here (yet); the API and GraphiQL live at `/graphql`.
+/// `GET /`: the managers' dashboard (SPEC §10), which reads the API with the caller's token.
 async fn root() -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/graphql"))
-        .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
-        .body("funnelgraph: the GraphQL API (and GraphiQL in a browser) is at /graphql\n")
+    HttpResponse::Ok()
+        .insert_header(ContentType::html())
+        .insert_header((header::CONTENT_SECURITY_POLICY, assets::PAGE_POLICY))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(assets::DASHBOARD_HTML)
+}
+
+/// `GET /dev/tokens`: under `serve --dev`, the demo roles' tokens it printed, so the dashboard
+/// can sign in with one click; 404 otherwise.
+async fn dev_tokens(state: web::Data<AppState>) -> HttpResponse {
+    if state.dev_tokens.is_empty() {
+        return HttpResponse::NotFound()
+            .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+            .body("only under serve --dev\n");
+    }
+    let list: Vec<Value> = state
+        .dev_tokens
+        .iter()
+        .map(|(role, token)| json!({ "role": role, "token": token }))
+        .collect();
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(list)
 }
 
 async fn health() -> HttpResponse {
