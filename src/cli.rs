@@ -498,7 +498,12 @@ async fn serve(config: &Config, dev: bool, demo: bool) -> Result<(), CliError> {
     }
     if let Some(secret) = dev_secret.as_ref().or(config.jwt_secret.as_ref()) {
         if dev {
-            state.dev_tokens = print_tokens(secret, config, &config.bind);
+            let tokens = print_tokens(secret, config, &config.bind);
+            // The dashboard's one-click sign-in only with the database's development secret:
+            // tokens signed with a configured (production) key are printed, never served.
+            if dev_secret.is_some() {
+                state.dev_tokens = tokens;
+            }
         }
     }
     let listener = TcpListener::bind(&config.bind)?;

@@ -241,6 +241,8 @@ fn the_dashboard_shows_each_role_what_the_api_gives_it() {
         ("mara", Role::MarketingManager),
         ("mark", Role::Marketer),
         ("sam", Role::SalesRep),
+        ("ana", Role::Analyst),
+        ("crm-sync", Role::Integration),
     ] {
         let token = app.token(sub, role);
         let (dom, requests) = render(&browser, &format!("{}/#token={token}", app.base), &app.base);

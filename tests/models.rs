@@ -488,6 +488,8 @@ both_databases! {
             r#"{ attribution(model: MARKOV, markovOrder: 0, period: { from: "2026-02-01", to: "2026-03-01" }) { totalConversions } }"#,
             r#"{ attribution(model: LINEAR, markovOrder: 2, period: { from: "2026-02-01", to: "2026-03-01" }) { totalConversions } }"#,
             r#"{ campaignRoi(model: W_SHAPED, markovOrder: 2, period: { from: "2026-02-01", to: "2026-03-01" }) { wins } }"#,
+            r#"{ attributionComparison(models: [LINEAR], markovOrders: [2], period: { from: "2026-02-01", to: "2026-03-01" }) { rows { key } } }"#,
+            r#"{ attributionComparison(models: [MARKOV], markovOrders: [1, 4], period: { from: "2026-02-01", to: "2026-03-01" }) { rows { key } } }"#,
         ] {
             let v = app.admin(q, json!({}));
             assert_eq!(code(&v), "BAD_USER_INPUT", "{q}: {v}");

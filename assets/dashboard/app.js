@@ -11,8 +11,8 @@
   // A deep link may carry the token in the fragment (never sent to the server): take it, and
   // drop it from the address bar.
   if (location.hash.indexOf('#token=') === 0) {
-    token = decodeURIComponent(location.hash.slice(7));
-    sessionStorage.setItem('funnelgraph-token', token);
+    try { token = decodeURIComponent(location.hash.slice(7)); } catch (e) { token = null; }
+    if (token) { sessionStorage.setItem('funnelgraph-token', token); }
     history.replaceState(null, '', location.pathname + location.search);
   }
 
@@ -57,14 +57,14 @@
       { p: period() }).then(function (d) {
       var f = d.funnel;
       var rows = f.stages.map(function (s) {
-        return '<tr data-stage="' + s.stage + '"><td>' + s.stage + '</td><td data-test="entered">' + s.entered + '</td><td>' + s.convertedToNext +
+        return '<tr data-stage="' + esc(s.stage) + '"><td>' + esc(s.stage) + '</td><td data-test="entered">' + esc(s.entered) + '</td><td>' + esc(s.convertedToNext) +
           '</td><td>' + pct(s.conversionRate) + '</td><td>' + days(s.medianDaysToNext) + '</td></tr>';
       }).join('');
       var times = [['Marketing time (inquiry → SAL)', f.marketingTime], ['Sales cycle (SAL → won/lost)', f.salesCycle], ['Handoff (MQL → SAL)', f.handoffTime]]
         .map(function (t) {
-          return '<tr><td>' + t[0] + '</td><td>' + t[1].count + '</td><td>' + days(t[1].medianDays) + '</td><td>' + days(t[1].p90Days) + '</td><td>' + days(t[1].meanDays) + '</td></tr>';
+          return '<tr><td>' + esc(t[0]) + '</td><td>' + esc(t[1].count) + '</td><td>' + days(t[1].medianDays) + '</td><td>' + days(t[1].p90Days) + '</td><td>' + days(t[1].meanDays) + '</td></tr>';
         }).join('');
-      el.innerHTML = '<div class="kpis"><div class="kpi"><b data-test="cohort">' + f.cohortSize + '</b><span>leads created in the period</span></div></div>' +
+      el.innerHTML = '<div class="kpis"><div class="kpi"><b data-test="cohort">' + esc(f.cohortSize) + '</b><span>leads created in the period</span></div></div>' +
         '<table><thead><tr><th>Stage</th><th>Entered</th><th>To next</th><th>Rate</th><th>Median days</th></tr></thead><tbody>' + rows + '</tbody></table>' +
         '<h2 style="margin-top:1rem">Timeframes (days)</h2><table><thead><tr><th></th><th>Leads</th><th>Median</th><th>p90</th><th>Mean</th></tr></thead><tbody>' + times + '</tbody></table>';
     }).catch(function (e) { fail(el, e); });
@@ -79,7 +79,7 @@
     top.forEach(function (r, i) {
       var y = i * h * 1.6;
       var rev = (w - label) * Number(r.attributedRevenue.amount) / max, cost = (w - label) * Number(r.cost.amount) / max;
-      svg += '<text x="0" y="' + (y + 14) + '">' + esc(r.campaign.name).slice(0, 22) + '</text>' +
+      svg += '<text x="0" y="' + (y + 14) + '">' + esc(r.campaign.name.slice(0, 22)) + '</text>' +
         '<rect x="' + label + '" y="' + y + '" width="' + Math.max(rev, 0) + '" height="' + (h / 2) + '" fill="#2457c5"></rect>' +
         '<rect x="' + label + '" y="' + (y + h / 2) + '" width="' + Math.max(cost, 0) + '" height="' + (h / 2) + '" fill="#f0b429"></rect>';
     });
@@ -95,7 +95,7 @@
       el.innerHTML = '<table><thead><tr><th>Campaign</th><th>Cost</th><th>Revenue</th><th>ROI</th><th>Wins</th></tr></thead><tbody>' +
         rows.map(function (r) {
           return '<tr data-campaign="' + esc(r.campaign.externalId) + '"><td>' + esc(r.campaign.name) + '</td>' + money(r.cost) + money(r.attributedRevenue) +
-            '<td>' + pct(r.roi) + '</td><td>' + r.wins.toFixed(2) + '</td></tr>';
+            '<td>' + pct(r.roi) + '</td><td>' + esc(r.wins.toFixed(2)) + '</td></tr>';
         }).join('') + '</tbody></table>' + chart(rows);
     }).catch(function (e) { fail(el, e); });
   }
@@ -106,15 +106,15 @@
       { p: period() }).then(function (d) {
       var l = d.leakage;
       var f = formats[l.wastedSpend.currency] || (formats[l.wastedSpend.currency] = new Intl.NumberFormat(undefined, { style: 'currency', currency: l.wastedSpend.currency }));
-      el.innerHTML = '<div class="kpis"><div class="kpi"><b data-test="mqls">' + l.mqls + '</b><span>MQLs</span></div>' +
-        '<div class="kpi"><b data-test="leaked">' + l.leaked + '</b><span>leaked (' + pct(l.leakageRate) + ')</span></div>' +
+      el.innerHTML = '<div class="kpis"><div class="kpi"><b data-test="mqls">' + esc(l.mqls) + '</b><span>MQLs</span></div>' +
+        '<div class="kpi"><b data-test="leaked">' + esc(l.leaked) + '</b><span>MQLs leaked (' + pct(l.leakageRate) + ')</span></div>' +
         '<div class="kpi"><b data-test="wasted" data-amount="' + esc(l.wastedSpend.amount) + '">' + esc(f.format(l.wastedSpend.amount)) + '</b><span>wasted spend</span></div></div>' +
         '<div id="leaked-leads"></div>';
       // The leads themselves are personal data: shown to the roles that may read them.
       return gql('query($p: PeriodInput!) { leakage(period: $p) { leakedLeads(first: 20) { totalCount nodes { externalId fullName company } } } }', { p: period() })
         .then(function (d2) {
           var ll = d2.leakage.leakedLeads;
-          $('#leaked-leads').innerHTML = '<h2>Leaked leads to call (' + ll.totalCount + ')</h2><table><thead><tr><th>Lead</th><th>Name</th><th>Company</th></tr></thead><tbody>' +
+          $('#leaked-leads').innerHTML = '<h2>Leaked leads to call (' + esc(ll.totalCount) + ')</h2><table><thead><tr><th>Lead</th><th>Name</th><th>Company</th></tr></thead><tbody>' +
             ll.nodes.map(function (n) {
               return '<tr data-lead="' + esc(n.externalId) + '"><td>' + esc(n.externalId) + '</td><td>' + esc(n.fullName) + '</td><td>' + esc(n.company) + '</td></tr>';
             }).join('') + '</tbody></table>';
@@ -133,16 +133,18 @@
       d.campaigns.nodes.forEach(function (c) { if (c.owner) { owners[c.owner.externalId] = c.owner; } });
       var ids = Object.keys(owners).sort();
       if (!ids.length) { el.innerHTML = '<p class="muted">No campaign owners.</p>'; return; }
-      var q = 'query($p: PeriodInput!) {' + ids.map(function (id, i) {
-        return ' s' + i + ': compensationStatement(userExternalId: ' + JSON.stringify(id) + ', period: $p) { status total { amount currency } attributedRevenue { amount currency } qualifiedLeads }';
+      // One statement per owner, each user's id passed as a variable.
+      var vars = { p: period() };
+      var q = 'query($p: PeriodInput!' + ids.map(function (id, i) { vars['u' + i] = id; return ', $u' + i + ': String!'; }).join('') + ') {' + ids.map(function (id, i) {
+        return ' s' + i + ': compensationStatement(userExternalId: $u' + i + ', period: $p) { status total { amount currency } attributedRevenue { amount currency } qualifiedLeads }';
       }).join('') + ' }';
-      return post(q, { p: period() }).then(function (j) {
+      return post(q, vars).then(function (j) {
         var data = j.data || {};
         var rows = ids.map(function (id, i) {
           var s = data['s' + i];
           if (!s) { return ''; }
-          return '<tr data-user="' + esc(id) + '"><td>' + esc(owners[id].name) + '</td><td data-test="status">' + s.status + '</td>' + money(s.attributedRevenue) +
-            '<td>' + s.qualifiedLeads.toFixed(2) + '</td>' + money(s.total) + '</tr>';
+          return '<tr data-user="' + esc(id) + '"><td>' + esc(owners[id].name) + '</td><td data-test="status">' + esc(s.status) + '</td>' + money(s.attributedRevenue) +
+            '<td>' + esc(s.qualifiedLeads.toFixed(2)) + '</td>' + money(s.total) + '</tr>';
         }).join('');
         el.innerHTML = '<table><thead><tr><th>Marketer</th><th>Status</th><th>Attributed revenue</th><th>Qualified leads</th><th>Pay</th></tr></thead><tbody>' +
           (rows || '<tr><td colspan="5" class="muted">No statements for this period.</td></tr>') + '</tbody></table>' +

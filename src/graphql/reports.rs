@@ -329,6 +329,15 @@ impl ReportQueryRoot {
     ) -> Result<AttributionComparison> {
         let s = session(ctx);
         let mut resolved: Vec<crate::domain::attribution::Model> = Vec::new();
+        let with_markov = models
+            .iter()
+            .any(|m| m.named().is_some_and(|m| m.markov_order().is_some()));
+        if markov_orders.is_some() && !with_markov {
+            return Err(crate::service::AppError::BadInput(
+                "markovOrders goes with MARKOV in models".into(),
+            )
+            .into());
+        }
         let orders = markov_orders.unwrap_or_else(|| vec![1]);
         if orders.is_empty() {
             return Err(crate::service::AppError::BadInput(

@@ -777,12 +777,10 @@ impl Opportunity {
         >,
         #[graphql(desc = "With model CUSTOM: the key of a model in attributionModels.")]
         custom_model: Option<String>,
-        #[graphql(desc = "With model MARKOV: the chain's order, 1 (the default), 2 or 3.")]
-        markov_order: Option<i32>,
     ) -> Result<Vec<AttributionCredit>> {
-        let model = model
-            .resolve(&session(ctx).ctx, custom_model, markov_order)
-            .await?;
+        // MARKOV at order 1 here: a deal's credits solve the chain of 365 days before it, per
+        // deal, which at order 2 takes minutes at scale (BENCHMARKS.md).
+        let model = model.resolve(&session(ctx).ctx, custom_model, None).await?;
         let credits = service::attribution::opportunity_credits(
             &session(ctx).ctx,
             self.0.id,

@@ -283,6 +283,11 @@ pub(super) async fn export_comparison(
                 "markovOrders lists at least one order (1, 2 or 3)".into(),
             ));
         }
+        if params.contains_key("markovOrders") && !named.iter().any(|m| m == "MARKOV") {
+            return Err(AppError::BadInput(
+                "markovOrders goes with MARKOV in models".into(),
+            ));
+        }
         let mut models = Vec::new();
         for m in &named {
             let model = m.parse::<Model>().map_err(AppError::BadInput)?;

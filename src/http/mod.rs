@@ -181,8 +181,9 @@ async fn root() -> HttpResponse {
         .body(assets::DASHBOARD_HTML)
 }
 
-/// `GET /dev/tokens`: under `serve --dev`, the demo roles' tokens it printed, so the dashboard
-/// can sign in with one click; 404 otherwise.
+/// `GET /dev/tokens`: under `serve --dev` with the database's development secret (no key
+/// configured), the demo roles' tokens it printed, so the dashboard can sign in with one
+/// click; 404 otherwise.
 async fn dev_tokens(state: web::Data<AppState>) -> HttpResponse {
     if state.dev_tokens.is_empty() {
         return HttpResponse::NotFound()

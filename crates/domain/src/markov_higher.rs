@@ -493,8 +493,9 @@ struct Scratch {
     hub_held: Vec<u32>,
 }
 
-/// Campaigns solved together over H.
+/// Campaigns solved together over H (a bit each in a u32 mask).
 const LANES: usize = 8;
+const _: () = assert!(LANES <= 32);
 
 /// One campaign of a batch: its states whose last campaign it is, and all that hold it.
 struct Lane<'a> {
@@ -725,7 +726,7 @@ impl Scratch {
 
     /// Δ on H for every campaign of the batch: v = b + Q·v on its free states, x on those
     /// holding the lane's campaign, swept in H's order until no lane moves by more than 1e-15
-    /// of its largest value (single-state H: one division).
+    /// of its largest value (or 100,000 sweeps).
     fn sweep_hub(&mut self, split: &Split, x: &[f64], lanes: &[Lane]) {
         let width = lanes.len();
         let h = split.hub_end - split.hub;
