@@ -235,15 +235,7 @@ fn the_dashboard_shows_each_role_what_the_api_gives_it() {
             .unwrap();
         serde_json::from_str(&resp.into_body().read_to_string().unwrap()).unwrap()
     };
-    for (sub, role) in [
-        ("admin", Role::Admin),
-        ("finance", Role::Finance),
-        ("mara", Role::MarketingManager),
-        ("mark", Role::Marketer),
-        ("sam", Role::SalesRep),
-        ("ana", Role::Analyst),
-        ("crm-sync", Role::Integration),
-    ] {
+    for (sub, role) in funnelgraph::demo::TOKEN_USERS {
         let token = app.token(sub, role);
         let (dom, requests) = render(&browser, &format!("{}/#token={token}", app.base), &app.base);
         assert!(

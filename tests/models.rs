@@ -83,6 +83,43 @@ const MODEL: &str = "mutation($k: String!, $n: String!, $f: Decimal!, $l: Decima
     upsertAttributionModel(key: $k, name: $n, first: $f, last: $l, mql: $m, opportunity: $o, close: $c, middle: $x) {
         key name current { version first last mql opportunity close middle createdBy } versions { version } } }";
 
+/// Leads with their touches on `campaigns` (02-02, 02-03, …), each converting one a deal of
+/// `amount` won 02-15 with that revenue booked, for the data-driven models' hand-worked paths.
+fn record_journeys(app: &TestApp, journeys: &[(&str, &[&str], bool)], amount: &str) {
+    for (lead_id, campaigns, converts) in journeys {
+        lead(app, lead_id, "2026-01-01T00:00:00Z");
+        for (i, c) in campaigns.iter().enumerate() {
+            touch(
+                app,
+                &format!("{lead_id}-{i}"),
+                lead_id,
+                c,
+                &format!("2026-02-0{}T00:00:00Z", i + 2),
+            );
+        }
+        if *converts {
+            let deal = format!("D-{lead_id}");
+            opportunity(
+                app,
+                &deal,
+                lead_id,
+                &[],
+                None,
+                amount,
+                "2026-02-10T00:00:00Z",
+            );
+            assert!(close(app, &deal, true, "2026-02-15T00:00:00Z")
+                .get("errors")
+                .is_none());
+            assert!(
+                revenue(app, &format!("R-{lead_id}"), &deal, amount, "2026-02-15")
+                    .get("errors")
+                    .is_none()
+            );
+        }
+    }
+}
+
 fn define(app: &TestApp, role: Role, key: &str, w: [&str; 6]) -> Value {
     app.gql_with(&app.token("mm", role), MODEL, json!({ "k": key, "n": format!("Model {key}"), "f": w[0], "l": w[1], "m": w[2], "o": w[3], "c": w[4], "x": w[5] }))
 }
@@ -284,18 +321,7 @@ both_databases! {
             ("P5", &["CB", "CC"], true),
             ("P6", &["CC"], false),
         ];
-        for (lead_id, campaigns, converts) in journeys {
-            lead(app, lead_id, "2026-01-01T00:00:00Z");
-            for (i, c) in campaigns.iter().enumerate() {
-                touch(app, &format!("{lead_id}-{i}"), lead_id, c, &format!("2026-02-0{}T00:00:00Z", i + 2));
-            }
-            if converts {
-                let deal = format!("D-{lead_id}");
-                opportunity(app, &deal, lead_id, &[], None, "100.00", "2026-02-10T00:00:00Z");
-                assert!(close(app, &deal, true, "2026-02-15T00:00:00Z").get("errors").is_none());
-                assert!(revenue(app, &format!("R-{lead_id}"), &deal, "100.00", "2026-02-15").get("errors").is_none());
-            }
-        }
+        record_journeys(app, &journeys, "100.00");
         let v = app.ok(r#"{ attribution(model: SHAPLEY, period: { from: "2026-02-01", to: "2026-03-01" }) {
             totalRevenue { amount } rows { key conversions revenue { amount } } shapleyValues { channel value } } }"#, json!({}));
         let r = &v["attribution"];
@@ -354,17 +380,7 @@ both_databases! {
             campaign(app, c, "email", None);
         }
         let journeys: [(&str, &[&str], bool); 3] = [("A", &["C1", "C2", "C3"], true), ("B", &["C1"], false), ("C", &["C2", "C3"], false)];
-        for (lead_id, campaigns, converts) in journeys {
-            lead(app, lead_id, "2026-01-01T00:00:00Z");
-            for (i, c) in campaigns.iter().enumerate() {
-                touch(app, &format!("{lead_id}-{i}"), lead_id, c, &format!("2026-02-0{}T00:00:00Z", i + 2));
-            }
-            if converts {
-                opportunity(app, "D", lead_id, &[], None, "90.00", "2026-02-10T00:00:00Z");
-                assert!(close(app, "D", true, "2026-02-15T00:00:00Z").get("errors").is_none());
-                assert!(revenue(app, "R", "D", "90.00", "2026-02-15").get("errors").is_none());
-            }
-        }
+        record_journeys(app, &journeys, "90.00");
         let v = app.ok(r#"{ attribution(model: MARKOV, period: { from: "2026-02-01", to: "2026-03-01" }) {
             rows { key revenue { amount } } removalEffects { campaign { externalId } removalEffect share } } }"#, json!({}));
         let effects: Vec<(String, f64, f64)> = v["attribution"]["removalEffects"].as_array().unwrap().iter()
@@ -396,18 +412,7 @@ both_databases! {
             ("L1", &["A", "B", "C"], true), ("L2", &["D", "B", "E"], false),
             ("L3", &["A", "B", "C"], true), ("L4", &["D", "B", "E"], false),
         ];
-        for (lead_id, campaigns, converts) in journeys {
-            lead(app, lead_id, "2026-01-01T00:00:00Z");
-            for (i, c) in campaigns.iter().enumerate() {
-                touch(app, &format!("{lead_id}-{i}"), lead_id, c, &format!("2026-02-0{}T00:00:00Z", i + 2));
-            }
-            if converts {
-                let deal = format!("D-{lead_id}");
-                opportunity(app, &deal, lead_id, &[], None, "90.00", "2026-02-10T00:00:00Z");
-                assert!(close(app, &deal, true, "2026-02-15T00:00:00Z").get("errors").is_none());
-                assert!(revenue(app, &format!("R-{lead_id}"), &deal, "90.00", "2026-02-15").get("errors").is_none());
-            }
-        }
+        record_journeys(app, &journeys, "90.00");
         let ask = |order: i32| {
             let v = app.ok(&format!(r#"{{ attribution(model: MARKOV, markovOrder: {order}, period: {{ from: "2026-02-01", to: "2026-03-01" }}) {{
                 markovOrder rows {{ key revenue {{ amount }} }} totalRevenue {{ amount }} unattributedRevenue {{ amount }}
