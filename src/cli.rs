@@ -89,6 +89,69 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Write a table to a file: `export credits` is the credit fact table (SPEC §11), as
+    /// `GET /export/credits.parquet` and `.csv` serve it, with every campaign (the operator's
+    /// view of the configured database).
+    Export {
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
+    /// Trusted documents (SPEC §11).
+    Documents {
+        #[command(subcommand)]
+        what: DocumentsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// The credit fact table: one row per (conversion or revenue event, eligible touch).
+    Credits {
+        /// parquet or csv.
+        #[arg(long, default_value = "parquet")]
+        format: String,
+        /// The file to write (`-`: standard output).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// FIRST_TOUCH, LAST_TOUCH, LINEAR, POSITION_BASED, W_SHAPED, FULL_PATH, TIME_DECAY,
+        /// MARKOV, SHAPLEY, J_SHAPED, INVERSE_J.
+        #[arg(long, required_unless_present = "custom_model")]
+        model: Option<String>,
+        /// A custom model's key, in place of --model.
+        #[arg(long, conflicts_with = "model")]
+        custom_model: Option<String>,
+        /// MARKOV's order (1, 2 or 3).
+        #[arg(long)]
+        markov_order: Option<i64>,
+        #[arg(long, default_value = "WON")]
+        stage: String,
+        /// First day of the period (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// The day after the period (YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+        /// CONTACT_ROLES, PRIMARY_CONTACT or ACCOUNT.
+        #[arg(long, default_value = "CONTACT_ROLES")]
+        contacts: String,
+        #[arg(long, default_value_t = 365)]
+        lookback_days: i64,
+        #[arg(long, default_value_t = 7.0)]
+        half_life_days: f64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DocumentsCommand {
+    /// Build a trusted-documents manifest from `.graphql` files (each file one document, its
+    /// text as written), checked against the schema; prints each file's id on stderr.
+    Extract {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Write the manifest here instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,13 +253,33 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         introspection: config.introspection,
         ..Limits::default()
     };
+    let schema = graphql::build_schema(limits);
+    let document_limits = crate::graphql::precheck::DocumentLimits::default();
+    let trusted = match &config.trusted_documents {
+        None => Default::default(),
+        Some(path) => {
+            let docs = crate::graphql::trusted::TrustedDocuments::load(
+                path,
+                &schema,
+                document_limits,
+                config.trusted_only,
+            )
+            .map_err(|e| CliError::Usage(format!("refusing to start: trusted documents: {e}")))?;
+            tracing::info!(
+                documents = docs.len(),
+                trusted_only = docs.only,
+                "trusted documents loaded"
+            );
+            docs
+        }
+    };
     Ok(AppState {
         db,
-        schema: graphql::build_schema(limits),
+        schema,
         verifier,
         currency: config.currency.clone(),
         max_body_bytes: config.max_body_bytes,
-        document_limits: Default::default(),
+        document_limits,
         documents: Default::default(),
         metrics: Default::default(),
         request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
@@ -205,6 +288,7 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
             std::time::Duration::from_millis(config.user_cache_ms),
         )),
         dev_tokens: Vec::new(),
+        trusted: std::sync::Arc::new(trusted),
     })
 }
 
@@ -275,7 +359,117 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token { sub, role, ttl } => mint_token(&config, sub, role, ttl),
         Command::Demo => load_demo(&config).await,
         Command::Serve { dev, demo } => serve(&config, dev, demo).await,
+        Command::Export { what } => export(&config, what).await,
+        Command::Documents {
+            what: DocumentsCommand::Extract { files, out },
+        } => extract_documents(files, out),
     }
+}
+
+/// `funnelgraph export credits`.
+async fn export(config: &Config, what: ExportCommand) -> Result<(), CliError> {
+    let ExportCommand::Credits {
+        format,
+        out,
+        model,
+        custom_model,
+        markov_order,
+        stage,
+        from,
+        to,
+        contacts,
+        lookback_days,
+        half_life_days,
+    } = what;
+    let format = crate::warehouse::Format::parse(&format)
+        .ok_or_else(|| CliError::Usage(format!("--format {format}: use parquet or csv")))?;
+    let app_error = |e: crate::service::AppError| {
+        CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
+    };
+    let db = Db::connect_with(
+        &config.database,
+        std::time::Duration::from_millis(config.slow_query_ms),
+    )?;
+    db.migrate()?;
+    claim_currency(&db, config)?;
+    let caller = Caller {
+        sub: "export-cli".into(),
+        role: Role::Admin,
+    };
+    let ctx =
+        crate::service::Ctx::for_caller(db, caller, config.currency.clone(), Default::default())
+            .await
+            .map_err(app_error)?;
+    // The same arguments as the HTTP export's query string, read by the same code.
+    let mut params = std::collections::HashMap::new();
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(v) = value {
+            params.insert(key.to_string(), v);
+        }
+    };
+    put("model", model);
+    put("customModel", custom_model);
+    put("markovOrder", markov_order.map(|k| k.to_string()));
+    put("stage", Some(stage));
+    put("from", Some(from));
+    put("to", Some(to));
+    put("contacts", Some(contacts));
+    put("lookbackDays", Some(lookback_days.to_string()));
+    put("halfLifeDays", Some(half_life_days.to_string()));
+    let started = std::time::Instant::now();
+    let table = crate::http::export::prepare_credits(&ctx, &params)
+        .await
+        .map_err(app_error)?;
+    let totals = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let totals = if out.as_os_str() == "-" {
+            crate::warehouse::write(&table, format, std::io::BufWriter::new(std::io::stdout()))?
+        } else {
+            let file = std::fs::File::create(&out)?;
+            let mut file = std::io::BufWriter::new(file);
+            let totals = crate::warehouse::write(&table, format, &mut file)?;
+            std::io::Write::flush(&mut file)?;
+            totals
+        };
+        Ok((totals, table.currency.clone()))
+    })
+    .await
+    .map_err(|e| CliError::Usage(format!("the export stopped: {e}")))??;
+    let (totals, currency) = totals;
+    eprintln!(
+        "{} rows; conversions {}; amount {} {currency}; {:.1} s",
+        totals.rows,
+        crate::domain::money::format_units(
+            i128::from(totals.weight),
+            crate::service::credits::WEIGHT_DIGITS
+        ),
+        crate::domain::money::Money(totals.amount).to_decimal_string(&currency),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `funnelgraph documents extract`.
+fn extract_documents(
+    files: Vec<std::path::PathBuf>,
+    out: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    let mut read = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        read.push((path.display().to_string(), text));
+    }
+    let schema = graphql::build_schema(Limits::default());
+    let (manifest, ids) = crate::graphql::trusted::extract(&schema, &read)
+        .map_err(|e| CliError::Usage(format!("not trusted:\n{e}")))?;
+    match out {
+        Some(path) => std::fs::write(&path, format!("{manifest}\n"))?,
+        None => println!("{manifest}"),
+    }
+    for (name, id) in ids {
+        eprintln!("{id}  {name}");
+    }
+    Ok(())
 }
 
 /// `funnelgraph generate`.

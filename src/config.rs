@@ -47,6 +47,10 @@ pub struct Config {
     /// 60000; never past the token's `exp`; 0 verifies every request).
     pub token_cache_ms: u64,
     pub currency: String,
+    /// A manifest of trusted documents (`FUNNELGRAPH_TRUSTED_DOCUMENTS`, SPEC §11).
+    pub trusted_documents: Option<String>,
+    /// Only trusted documents run (`FUNNELGRAPH_TRUSTED_ONLY=true`).
+    pub trusted_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +125,23 @@ impl Config {
                 reason: format!("expected an ISO 4217 code such as USD, got {currency}"),
             });
         }
+        let trusted_documents = get("FUNNELGRAPH_TRUSTED_DOCUMENTS");
+        let trusted_only = match get("FUNNELGRAPH_TRUSTED_ONLY").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "FUNNELGRAPH_TRUSTED_ONLY",
+                    reason: format!("expected true or false, got {other}"),
+                })
+            }
+        };
+        if trusted_only && trusted_documents.is_none() {
+            return Err(ConfigError {
+                name: "FUNNELGRAPH_TRUSTED_ONLY",
+                reason: "only trusted documents may run, but FUNNELGRAPH_TRUSTED_DOCUMENTS names no manifest".into(),
+            });
+        }
         Ok(Config {
             database,
             read_database,
@@ -137,6 +158,8 @@ impl Config {
             user_cache_ms,
             token_cache_ms,
             currency,
+            trusted_documents,
+            trusted_only,
         })
     }
 }

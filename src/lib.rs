@@ -18,3 +18,4 @@ pub mod repo;
 pub mod rng;
 pub mod service;
 pub mod ttl;
+pub mod warehouse;

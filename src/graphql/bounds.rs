@@ -10,11 +10,12 @@
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
 
+use super::trusted::{TrustedRequest, ValidateOnly};
 use super::Limits;
 
 pub struct Bounds(pub Limits);
@@ -70,6 +71,14 @@ impl Extension for BoundsExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
+        // A trusted document was validated, and its bounds checked, when the server started.
+        if ctx.data_opt::<TrustedRequest>().is_some() {
+            return Ok(ValidationResult {
+                cache_control: Default::default(),
+                complexity: 0,
+                depth: 0,
+            });
+        }
         let result = next.run(ctx).await.map_err(|errors| -> Vec<ServerError> {
             errors
                 .into_iter()
@@ -94,5 +103,19 @@ impl Extension for BoundsExtension {
             ))]);
         }
         Ok(result)
+    }
+
+    /// A request made only to validate a document (a trusted document at start-up) stops
+    /// here, before anything resolves.
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        if ctx.data_opt::<ValidateOnly>().is_some() {
+            return Response::default();
+        }
+        next.run(ctx, operation_name).await
     }
 }

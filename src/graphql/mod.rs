@@ -18,6 +18,7 @@ pub mod precheck;
 pub mod query;
 pub mod reports;
 pub mod scalars;
+pub mod trusted;
 pub mod types;
 
 use async_graphql::{Context, EmptySubscription, InputObject, MergedObject, Schema};

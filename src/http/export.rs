@@ -6,24 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::{AppState, Authenticated, HttpError, RequestId};
 use crate::service::AppError;
 
-/// One CSV field, quoted when it must be (RFC 4180).
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_string()
-    }
-}
-
-fn csv_line(fields: &[String]) -> String {
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
-}
+use crate::warehouse::csv_line;
 
 fn csv_response(name: &str, body: String, rid: &str) -> HttpResponse {
     HttpResponse::Ok()
@@ -122,23 +105,7 @@ pub(super) async fn export_attribution(
 ) -> Result<HttpResponse, HttpError> {
     use crate::service::attribution::report;
     let params = query_params(&req);
-    let parsed = params
-        .get("model")
-        .ok_or_else(|| {
-            AppError::BadInput("query parameter model (e.g. W_SHAPED) is required".into())
-        })
-        .and_then(|m| m.parse().map_err(AppError::BadInput))
-        .and_then(
-            |model: crate::domain::attribution::Model| match params.get("markovOrder") {
-                None => Ok(model),
-                Some(k) => k
-                    .parse::<i64>()
-                    .map_err(|_| format!("markovOrder={k} is not a number"))
-                    .and_then(|k| model.at_order(k))
-                    .map_err(AppError::BadInput),
-            },
-        )
-        .and_then(|model| report_query(&params, model));
+    let parsed = model_param(&params).and_then(|model| report_query(&params, model));
     let result = match parsed {
         Ok(query) => report(&ctx, query).await,
         Err(e) => Err(e),
@@ -179,6 +146,155 @@ pub(super) async fn export_attribution(
         currency.clone(),
     ]));
     Ok(csv_response("attribution.csv", body, &rid))
+}
+
+/// The model of an export: `model=` (with `markovOrder=` for MARKOV).
+fn model_param(params: &Params) -> Result<crate::domain::attribution::Model, AppError> {
+    params
+        .get("model")
+        .ok_or_else(|| {
+            AppError::BadInput("query parameter model (e.g. W_SHAPED) is required".into())
+        })
+        .and_then(|m| m.parse().map_err(AppError::BadInput))
+        .and_then(
+            |model: crate::domain::attribution::Model| match params.get("markovOrder") {
+                None => Ok(model),
+                Some(k) => k
+                    .parse::<i64>()
+                    .map_err(|_| format!("markovOrder={k} is not a number"))
+                    .and_then(|k| model.at_order(k))
+                    .map_err(AppError::BadInput),
+            },
+        )
+}
+
+/// A model as an export's columns name it: the model, `MARKOV:order2` above order 1, or
+/// `CUSTOM:key@version`.
+pub(crate) async fn model_label(
+    ctx: &crate::service::Ctx,
+    model: crate::domain::attribution::Model,
+) -> Result<String, AppError> {
+    use crate::domain::attribution::Model;
+    Ok(match model {
+        Model::Custom(w) => match crate::service::models::describe(ctx, w.version).await? {
+            Some((key, version)) => format!("CUSTOM:{key}@{version}"),
+            None => "CUSTOM".to_string(),
+        },
+        Model::Markov(k) if k > 1 => format!("MARKOV:order{k}"),
+        m => m.as_str().to_string(),
+    })
+}
+
+/// The credit fact table an export or the command line asks for: `model` (or `customModel`
+/// = a custom model's key), `markovOrder`, `stage`, `from`/`to`, `contacts`, `halfLifeDays`,
+/// `lookbackDays`, made ready for the caller.
+pub(crate) async fn prepare_credits(
+    ctx: &crate::service::Ctx,
+    params: &Params,
+) -> Result<crate::service::credits::CreditExport, AppError> {
+    let model = match (params.get("customModel"), params.get("model")) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::BadInput(
+                "ask for model or customModel, not both".into(),
+            ))
+        }
+        (Some(key), None) => crate::service::models::current(ctx, key).await?,
+        _ => model_param(params)?,
+    };
+    let query = report_query(params, model)?;
+    let label = model_label(ctx, model).await?;
+    crate::service::credits::prepare(ctx, query, label).await
+}
+
+/// Bytes written by the table's writer, handed to the response in chunks of about 256 KB; a
+/// client that went away stops the writer at its next chunk.
+struct ChunkSink {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<web::Bytes, std::io::Error>>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl ChunkSink {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = web::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `GET /export/credits.parquet` and `GET /export/credits.csv` (SPEC §11): the credit fact
+/// table, streamed. Every check (role, arguments) and the snapshot of the conversions happen
+/// before the first byte, so a refusal is a plain error; a failure while writing (none is
+/// expected) cuts the stream short, which no reader takes for a whole file.
+pub(super) async fn export_credits(
+    req: HttpRequest,
+    RequestId(rid): RequestId,
+    Authenticated(ctx): Authenticated,
+) -> Result<HttpResponse, HttpError> {
+    use crate::warehouse::Format;
+    let format = if req.path().ends_with(".parquet") {
+        Format::Parquet
+    } else {
+        Format::Csv
+    };
+    let params = query_params(&req);
+    let export = prepare_credits(&ctx, &params)
+        .await
+        .map_err(|e| HttpError::app(&rid, e))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let span_rid = rid.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChunkSink {
+            buf: Vec::with_capacity(CHUNK),
+            tx: tx.clone(),
+        };
+        let written = crate::warehouse::write(&export, format, &mut sink).and_then(|totals| {
+            sink.send()?;
+            Ok(totals)
+        });
+        match written {
+            Ok(totals) => tracing::info!(
+                request_id = %span_rid,
+                rows = totals.rows,
+                "credit fact table written"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                tracing::info!(request_id = %span_rid, "credit fact table: the client went away")
+            }
+            Err(e) => {
+                tracing::error!(request_id = %span_rid, error = %e, "credit fact table cut short");
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let name = format!("credits.{}", format.extension());
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, format.content_type()))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .insert_header(("x-request-id", rid))
+        .streaming(body))
 }
 
 /// The report a CSV export asks for: `stage`, `from`/`to`, `groupBy`, `contacts`,
@@ -307,14 +423,7 @@ pub(super) async fn export_comparison(
         // Each column's label: the model, MARKOV:order2 above order 1, or CUSTOM:key@version.
         let mut labels = Vec::new();
         for r in &c.reports {
-            labels.push(match r.query.model {
-                Model::Custom(w) => match crate::service::models::describe(&ctx, w.version).await? {
-                    Some((key, version)) => format!("CUSTOM:{key}@{version}"),
-                    None => "CUSTOM".to_string(),
-                },
-                Model::Markov(k) if k > 1 => format!("MARKOV:order{k}"),
-                m => m.as_str().to_string(),
-            });
+            labels.push(model_label(&ctx, r.query.model).await?);
         }
         Ok((c, labels))
     }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use super::{authenticate, context_for, error_body, AppState, OperationLabel, RequestId};
+use crate::graphql::trusted::TrustedRequest;
 use crate::graphql::Session;
 
 /// The media type a GraphQL response is sent as (GraphQL over HTTP, "Accept").
@@ -64,7 +65,9 @@ fn refuse(status: StatusCode, message: &str, code: &str, media: Media, rid: &str
 
 /// The parameters of one GraphQL request, from a JSON body or a GET query string.
 struct GqlParams {
-    query: String,
+    /// The document's text, or `document_id` naming a trusted one (SPEC §11).
+    query: Option<String>,
+    document_id: Option<String>,
     operation_name: Option<String>,
     variables: Option<Value>,
 }
@@ -80,9 +83,14 @@ fn params_from_json(value: Value) -> Result<GqlParams, String> {
         _ => return Err("the body must be a JSON object with a \"query\" string".into()),
     };
     let query = match map.remove("query") {
-        Some(Value::String(q)) => q,
-        None | Some(Value::Null) => return Err("the request has no \"query\"".into()),
+        Some(Value::String(q)) => Some(q),
+        None | Some(Value::Null) => None,
         Some(_) => return Err("\"query\" must be a string".into()),
+    };
+    let document_id = match map.remove("documentId") {
+        Some(Value::String(id)) => Some(id),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err("\"documentId\" must be a string (sha256:<hex>)".into()),
     };
     let operation_name = match map.remove("operationName") {
         None | Some(Value::Null) => None,
@@ -94,12 +102,31 @@ fn params_from_json(value: Value) -> Result<GqlParams, String> {
         Some(v @ Value::Object(_)) => Some(v),
         Some(_) => return Err("\"variables\" must be an object or null".into()),
     };
-    match map.remove("extensions") {
-        None | Some(Value::Null) | Some(Value::Object(_)) => {}
+    // An Apollo client names a document by `extensions.persistedQuery.sha256Hash`: without a
+    // text, that is a document id too (with one, the text runs).
+    let persisted = match map.remove("extensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(ext)) => ext
+            .get("persistedQuery")
+            .and_then(|p| p.get("sha256Hash"))
+            .and_then(Value::as_str)
+            .map(|hash| format!("sha256:{hash}")),
         Some(_) => return Err("\"extensions\" must be an object or null".into()),
-    }
+    };
+    let document_id = match (&query, document_id) {
+        (Some(_), Some(_)) => {
+            return Err("send \"query\" or \"documentId\", not both".into());
+        }
+        (Some(_), None) => None,
+        (None, Some(id)) => Some(id),
+        (None, None) => match persisted {
+            Some(id) => Some(id),
+            None => return Err("the request has no \"query\" (or \"documentId\")".into()),
+        },
+    };
     Ok(GqlParams {
         query,
+        document_id,
         operation_name,
         variables,
     })
@@ -196,7 +223,9 @@ pub(super) async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) ->
             )
         }
     };
-    let Some(text) = query.remove("query") else {
+    let text = query.remove("query");
+    let document_id = query.remove("documentId");
+    if text.is_none() && document_id.is_none() {
         let accept = req
             .headers()
             .get(header::ACCEPT)
@@ -215,9 +244,14 @@ pub(super) async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) ->
             media,
             &rid,
         );
-    };
+    }
     let mut object = serde_json::Map::new();
-    object.insert("query".into(), Value::String(text));
+    if let Some(text) = text {
+        object.insert("query".into(), Value::String(text));
+    }
+    if let Some(id) = document_id {
+        object.insert("documentId".into(), Value::String(id));
+    }
     if let Some(name) = query.remove("operationName") {
         object.insert("operationName".into(), Value::String(name));
     }
@@ -261,6 +295,95 @@ fn request_error(message: &str, code: &str, media: Media, rid: &str) -> HttpResp
     graphql_response(status, &error_body(message, code), media, rid)
 }
 
+/// Why a request is refused before GraphQL runs.
+enum Refused {
+    /// A request error: 200 as `application/json`, 400 as the GraphQL response type.
+    Request(String, &'static str),
+    /// Always HTTP 400 (an unknown or required trusted document).
+    BadRequest(String, &'static str),
+}
+
+impl Refused {
+    fn answer(self, media: Media, rid: &str) -> HttpResponse {
+        match self {
+            Refused::Request(message, code) => request_error(&message, code, media, rid),
+            Refused::BadRequest(message, code) => {
+                refuse(StatusCode::BAD_REQUEST, &message, code, media, rid)
+            }
+        }
+    }
+}
+
+/// The async-graphql request for `params`, the type of the operation it selects (None when no
+/// operation matches: the executor says so) and its label for metrics. A trusted document
+/// comes parsed and is marked to skip validation; any other text is prechecked (nesting, then
+/// the fragment-expanded field count) and handed over parsed, unless only trusted documents
+/// may run.
+fn prepare(
+    params: GqlParams,
+    state: &AppState,
+) -> Result<(async_graphql::Request, Option<OperationType>, String), Refused> {
+    let GqlParams {
+        query,
+        document_id,
+        operation_name,
+        variables,
+    } = params;
+    let mut request;
+    let operation;
+    let label;
+    if let Some(id) = document_id {
+        let Some(doc) = state.trusted.get(&id) else {
+            return Err(Refused::BadRequest(
+                format!("no trusted document has the id {id}; the server knows the documents of its manifest (FUNNELGRAPH_TRUSTED_DOCUMENTS), named sha256:<hex of the document's SHA-256>"),
+                "PERSISTED_QUERY_NOT_FOUND",
+            ));
+        };
+        let selected = doc.operation(operation_name.as_deref());
+        operation = selected.map(|o| o.kind);
+        label = selected
+            .map(|o| o.label.clone())
+            .or_else(|| operation_name.clone())
+            .unwrap_or_else(|| "anonymous".into());
+        request = async_graphql::Request::new(doc.text.clone()).data(TrustedRequest);
+        request.set_parsed_query(doc.document.clone());
+    } else {
+        let text = query.unwrap_or_default();
+        if state.trusted.only {
+            return Err(Refused::BadRequest(
+                "this server runs trusted documents only: send {\"documentId\": \"sha256:<hex>\"} naming a document of its manifest".into(),
+                "PERSISTED_QUERY_NOT_FOUND",
+            ));
+        }
+        let checked =
+            match state
+                .documents
+                .check(&text, operation_name.as_deref(), state.document_limits)
+            {
+                Ok(checked) => Some(checked),
+                // A syntax error is left to async-graphql, whose message carries the location.
+                Err(refusal) if refusal.syntax => None,
+                Err(refusal) => return Err(Refused::Request(refusal.message, refusal.code)),
+            };
+        operation = checked.as_ref().and_then(|c| c.operation);
+        label = operation_name
+            .clone()
+            .or_else(|| checked.as_ref().and_then(|c| c.root_field.clone()))
+            .unwrap_or_else(|| "anonymous".into());
+        request = async_graphql::Request::new(text);
+        if let Some(checked) = checked {
+            request.set_parsed_query(checked.document.clone());
+        }
+    }
+    if let Some(name) = operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(vars) = variables {
+        request = request.variables(async_graphql::Variables::from_json(vars));
+    }
+    Ok((request, operation, label))
+}
+
 async fn execute(
     req: &HttpRequest,
     params: GqlParams,
@@ -276,25 +399,12 @@ async fn execute(
             return refuse(StatusCode::UNAUTHORIZED, &e, "UNAUTHENTICATED", media, &rid);
         }
     };
-    // Sized before async-graphql sees it: nesting, then the fragment-expanded field count.
-    let checked = match state.documents.check(
-        &params.query,
-        params.operation_name.as_deref(),
-        state.document_limits,
-    ) {
-        Ok(checked) => Some(checked),
-        // A syntax error is left to async-graphql, whose message carries the location.
-        Err(refusal) if refusal.syntax => None,
-        Err(refusal) => return request_error(&refusal.message, refusal.code, media, &rid),
+    let (request, operation, label) = match prepare(params, state) {
+        Ok(prepared) => prepared,
+        Err(refused) => return refused.answer(media, &rid),
     };
-    let operation = checked.as_ref().and_then(|c| c.operation);
     {
         use actix_web::HttpMessage;
-        let label = params
-            .operation_name
-            .clone()
-            .or_else(|| checked.as_ref().and_then(|c| c.root_field.clone()))
-            .unwrap_or_else(|| "anonymous".into());
         req.extensions_mut().insert(OperationLabel(label));
     }
     if via_get && operation == Some(OperationType::Mutation) {
@@ -302,16 +412,6 @@ async fn execute(
             .insert_header((header::ALLOW, "POST"))
             .insert_header((header::CONTENT_TYPE, media.content_type()))
             .body(error_body("mutations must be sent with POST", "BAD_USER_INPUT").to_string());
-    }
-    let mut request = async_graphql::Request::new(params.query);
-    if let Some(name) = params.operation_name {
-        request = request.operation_name(name);
-    }
-    if let Some(vars) = params.variables {
-        request = request.variables(async_graphql::Variables::from_json(vars));
-    }
-    if let Some(checked) = checked {
-        request.set_parsed_query(checked.document.clone());
     }
     let span = tracing::info_span!("graphql", request_id = %rid, sub = %caller.sub, role = caller.role.as_str());
     async move {

@@ -6,7 +6,7 @@
 //! load, embedded).
 
 mod assets;
-mod export;
+pub(crate) mod export;
 mod graphql;
 mod import;
 
@@ -42,6 +42,8 @@ pub struct AppState {
     pub users: std::sync::Arc<crate::service::users::UserCache>,
     /// Under `serve --dev`: (role, token) of each demo role, for the dashboard's sign-in.
     pub dev_tokens: Vec<(String, String)>,
+    /// The trusted documents' manifest, checked at start-up (SPEC §11).
+    pub trusted: std::sync::Arc<crate::graphql::trusted::TrustedDocuments>,
 }
 
 /// Binds the routes to `listener` and returns the running server (await it, or hand it to
@@ -120,6 +122,11 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<actix_we
                 "/export/attribution.csv",
                 web::get().to(export::export_attribution),
             )
+            .route(
+                "/export/credits.parquet",
+                web::get().to(export::export_credits),
+            )
+            .route("/export/credits.csv", web::get().to(export::export_credits))
             .route(
                 "/export/comparison.csv",
                 web::get().to(export::export_comparison),

@@ -105,7 +105,7 @@ pub fn check_stage(stage: LeadStage) -> AppResult<()> {
     Ok(())
 }
 
-fn check_params(half_life_days: f64, lookback_days: i64) -> AppResult<()> {
+pub(super) fn check_params(half_life_days: f64, lookback_days: i64) -> AppResult<()> {
     if !(half_life_days.is_finite() && half_life_days > 0.0) {
         return Err(AppError::BadInput(
             "halfLifeDays must be a positive number".into(),
@@ -504,25 +504,23 @@ impl<'a> View<'a> {
     }
 }
 
-/// The touches a deal credits under `mapping`, sorted, with (when `with_accounts`) the
-/// account of each one's lead (0: none), and the bound F below which none counts (SPEC §8).
-pub fn mapped_touches(
+/// The leads whose touches a deal credits under `mapping` (SPEC §8), and the bound F below
+/// which none counts (ACCOUNT only).
+pub fn mapped_leads(
     view: &View,
     deal: &Deal,
     mapping: Mapping,
-    with_accounts: bool,
-) -> (Vec<Touch>, Vec<i64>, Option<DateTime<Utc>>) {
+) -> (Vec<i64>, Option<DateTime<Utc>>) {
     let row = &deal.row;
-    let mut floor = None;
-    let leads: Vec<i64> = match mapping {
-        Mapping::ContactRoles => deal.contacts.clone(),
-        Mapping::PrimaryContact => vec![row.primary_contact_id],
+    match mapping {
+        Mapping::ContactRoles => (deal.contacts.clone(), None),
+        Mapping::PrimaryContact => (vec![row.primary_contact_id], None),
         Mapping::Account => match view.account_of(deal) {
-            None => deal.contacts.clone(),
+            None => (deal.contacts.clone(), None),
             Some(account) => {
                 let members = view.members(account);
                 let created = utc(row.created_at);
-                floor = previous_close(
+                let floor = previous_close(
                     created,
                     view.account_deals(account, &members)
                         .into_iter()
@@ -534,19 +532,40 @@ pub fn mapped_touches(
                 all.extend(deal.contacts.iter().copied());
                 all.sort_unstable();
                 all.dedup();
-                all
+                (all, floor)
             }
         },
-    };
-    let mut pairs: Vec<(Touch, i64)> = leads
-        .iter()
-        .filter_map(|id| view.lead(*id))
-        .flat_map(|l| {
-            let account = l.account.unwrap_or(0);
-            l.touches.iter().map(move |t| (t.clone(), account))
-        })
+    }
+}
+
+/// The touches of several leads in one list sorted by time, then externalId (SPEC §4), each
+/// with what its source says of its lead.
+pub fn merge_touches<'a, X: Copy + 'a>(
+    sources: impl IntoIterator<Item = (&'a [Touch], X)>,
+) -> Vec<(Touch, X)> {
+    let mut pairs: Vec<(Touch, X)> = sources
+        .into_iter()
+        .flat_map(|(touches, x)| touches.iter().map(move |t| (t.clone(), x)))
         .collect();
     pairs.sort_by(|a, b| (a.0.at, &a.0.external_id).cmp(&(b.0.at, &b.0.external_id)));
+    pairs
+}
+
+/// The touches a deal credits under `mapping`, sorted, with (when `with_accounts`) the
+/// account of each one's lead (0: none), and the bound F below which none counts (SPEC §8).
+pub fn mapped_touches(
+    view: &View,
+    deal: &Deal,
+    mapping: Mapping,
+    with_accounts: bool,
+) -> (Vec<Touch>, Vec<i64>, Option<DateTime<Utc>>) {
+    let (leads, floor) = mapped_leads(view, deal, mapping);
+    let pairs = merge_touches(
+        leads
+            .iter()
+            .filter_map(|id| view.lead(*id))
+            .map(|l| (&l.touches[..], l.account.unwrap_or(0))),
+    );
     let accounts = if with_accounts {
         pairs.iter().map(|p| p.1).collect()
     } else {
@@ -842,7 +861,7 @@ fn advance_paths(
 
 /// A SHAPLEY game's path-set counts of a stage and period at the index's version: kept from
 /// an earlier version and brought forward, or read from the whole index.
-fn game(
+pub(super) fn game(
     cache: &ReportCache,
     j: &Journeys,
     stage: LeadStage,
@@ -1199,7 +1218,7 @@ fn two_ways<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Ve
 
 /// The MARKOV chain's counts of a stage and period at the index's version: kept from an
 /// earlier version and brought forward, or read from the whole index.
-fn chain(
+pub(super) fn chain(
     cache: &ReportCache,
     j: &Journeys,
     stage: LeadStage,
@@ -1253,7 +1272,7 @@ pub fn data_effects(
 }
 
 /// Which campaigns' rows the caller may see.
-fn visible_campaigns(ctx: &Ctx, campaigns: &[CampaignRow]) -> AppResult<HashSet<i64>> {
+pub(super) fn visible_campaigns(ctx: &Ctx, campaigns: &[CampaignRow]) -> AppResult<HashSet<i64>> {
     let scope = ctx.require_read(Read::Campaigns, "attribution")?;
     Ok(campaigns
         .iter()

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod cache;
 pub mod campaigns;
 pub mod compensation;
+pub mod credits;
 pub mod currency;
 pub mod funnel;
 pub mod import;

@@ -46,6 +46,8 @@ pub struct TestApp {
     pub backend: &'static str,
     /// The server's report cache and journey index, for tests that compare it with the database.
     pub reports: std::sync::Arc<funnelgraph::service::cache::ReportCache>,
+    /// The database's URL (a SQLite path or a PostgreSQL URL), for the command line.
+    pub url: String,
     agent: ureq::Agent,
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<JoinHandle<()>>,
@@ -107,7 +109,9 @@ impl TestApp {
         })
         .expect("config");
         let verifier = funnelgraph::cli::verifier(&config, None).expect("verifier");
-        TestApp::start_with(config, verifier, backend)
+        let mut app = TestApp::start_with(config, verifier, backend);
+        app.url = url.to_string();
+        app
     }
 
     pub fn start_with(config: Config, verifier: Verifier, backend: &'static str) -> TestApp {
@@ -134,6 +138,7 @@ impl TestApp {
             db,
             backend,
             reports,
+            url: String::new(),
             agent,
             handle: Some(handle),
             thread: Some(thread),
@@ -214,6 +219,30 @@ impl TestApp {
             .expect("request");
         let status = resp.status().as_u16();
         (status, resp.body_mut().read_to_string().unwrap_or_default())
+    }
+
+    /// GETs `path` with a bearer token: the status, the content type and the body's bytes.
+    pub fn get_bytes(&self, path: &str, token: &str) -> (u16, String, Vec<u8>) {
+        let mut resp = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .expect("request");
+        let status = resp.status().as_u16();
+        let kind = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .expect("body");
+        (status, kind, body)
     }
 
     pub fn get_with_auth(&self, path: &str, token: &str) -> (u16, String) {
