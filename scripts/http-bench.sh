@@ -2,6 +2,8 @@
 # HTTP throughput (issue 7): wrk on loopback, in one run, against
 #   1. GET /health               a plain actix route: the stack's ceiling
 #   2. { me { id } }             GraphQL with JWT verification
+#   2b. the same as a trusted document ({"documentId": "sha256:…"}, SPEC §11): no precheck,
+#      parse or validation
 #   3. campaign(externalId:)     a lookup by natural key, GraphQL with JWT
 #   4. the same lookup through PostGraphile v4 (npm postgraphile@4) on the same PostgreSQL data
 #   5. { hello } on actix-web + async-graphql alone (examples/graphql_floor.rs): the floor of
@@ -30,6 +32,10 @@ export FUNNELGRAPH_LOG=warn
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export FUNNELGRAPH_BIND="127.0.0.1:$PORT"
 "$BIN" generate --scale small --seed 7 >/dev/null 2>&1
+printf '{ me { id } }' >"$WORK/me.graphql"
+"$BIN" documents extract "$WORK/me.graphql" --out "$WORK/manifest.json" 2>/dev/null
+ME_ID="sha256:$(python3 -c 'import hashlib; print(hashlib.sha256(b"{ me { id } }").hexdigest())')"
+export FUNNELGRAPH_TRUSTED_DOCUMENTS="$WORK/manifest.json"
 "$BIN" serve >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -74,6 +80,7 @@ function done(summary, latency, requests)
 end
 LUA
 post_script "$WORK/me.lua" '{"query":"{ me { id } }"}' "Bearer $TOKEN"
+post_script "$WORK/trusted.lua" "{\"documentId\":\"$ME_ID\"}" "Bearer $TOKEN"
 post_script "$WORK/campaign.lua" '{"query":"{ campaign(externalId: \\"c0007\\") { id name channel } }"}' "Bearer $TOKEN"
 post_script "$WORK/floor.lua" '{"query":"{ hello }"}' ""
 post_script "$WORK/pgl.lua" '{"query":"{ campaignByExternalId(externalId: \\"c0007\\") { id name channel } }"}' ""
@@ -82,6 +89,7 @@ post_script "$WORK/pgl.lua" '{"query":"{ campaignByExternalId(externalId: \\"c00
 echo "== wrk -t2 -c$CONNS -d${DURATION}s, loopback, release build, PostgreSQL, small company"
 run "GET /health (plain actix route, ceiling)" -s "$WORK/plain.lua" "http://127.0.0.1:$PORT/health"
 run "funnelgraph { me { id } } with JWT" -s "$WORK/me.lua" "http://127.0.0.1:$PORT/graphql"
+run "  the same as a trusted document" -s "$WORK/trusted.lua" "http://127.0.0.1:$PORT/graphql"
 run "funnelgraph campaign(externalId:) with JWT" -s "$WORK/campaign.lua" "http://127.0.0.1:$PORT/graphql"
 kill "$PID"; PID=
 FLOOR_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

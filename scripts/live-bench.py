@@ -92,6 +92,32 @@ def post(base, token, query, variables=None, timeout=120):
         return json.loads(resp.read())
 
 
+def export_reports():
+    """The credit fact table (issue 20): whole downloads of the quarter's table in Parquet and
+    CSV, under the writers' load. A row's name says what; the path is fetched with GET."""
+    q = "from=2026-04-01&to=2026-07-01"
+    return [
+        ("credits.parquet W_SHAPED WON", f"/export/credits.parquet?model=W_SHAPED&stage=WON&{q}"),
+        ("credits.parquet LINEAR OPPORTUNITY", f"/export/credits.parquet?model=LINEAR&stage=OPPORTUNITY&{q}"),
+        ("credits.parquet W_SHAPED MQL", f"/export/credits.parquet?model=W_SHAPED&stage=MQL&{q}"),
+        ("credits.parquet FULL_PATH WON ACCOUNT", f"/export/credits.parquet?model=FULL_PATH&stage=WON&contacts=ACCOUNT&{q}"),
+        ("credits.parquet MARKOV WON", f"/export/credits.parquet?model=MARKOV&stage=WON&{q}"),
+        ("credits.csv W_SHAPED MQL", f"/export/credits.csv?model=W_SHAPED&stage=MQL&{q}"),
+    ]
+
+
+def download(base, token, path, timeout=600):
+    """GETs a whole export; returns its size in bytes."""
+    req = urllib.request.Request(f"{base}{path}", headers={"Authorization": f"Bearer {token}"})
+    size = 0
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        while True:
+            chunk = resp.read(1 << 20)
+            if not chunk:
+                return size
+            size += len(chunk)
+
+
 def pct(sorted_values, p):
     if not sorted_values:
         return 0.0
@@ -115,6 +141,8 @@ def main():
                          "correction of a month's rate in the quarter (re-values that month's amounts)")
     ap.add_argument("--models", action="store_true",
                     help="ask the issue-18 model reports (J_SHAPED, INVERSE_J, a custom model, a comparison)")
+    ap.add_argument("--exports", action="store_true",
+                    help="download the credit fact tables (issue 20) in turn instead of asking reports")
     ap.add_argument("--only", help="ask only the reports whose name contains this")
     ap.add_argument("--base", help="use a server already running at this URL (ADMIN token from "
                     "FUNNELGRAPH_JWT_SECRET) instead of starting one")
@@ -243,9 +271,11 @@ def run(args, base, token, pid, ready_s):
                         failed[0] += 1
 
     latencies = {}
+    sizes = {}
 
     def dashboard():
-        items = account_reports() if args.accounts else model_reports() if args.models else reports()
+        items = (account_reports() if args.accounts else model_reports() if args.models
+                 else export_reports() if args.exports else reports())
         if args.only:
             items = [r for r in items if args.only in r[0]]
         i = 0
@@ -254,8 +284,12 @@ def run(args, base, token, pid, ready_s):
             i += 1
             t = time.time()
             try:
-                v = post(base, token, query)
-                ok = not v.get("errors")
+                if query.startswith("/"):
+                    sizes[name] = download(base, token, query)
+                    ok = True
+                else:
+                    v = post(base, token, query)
+                    ok = not v.get("errors")
             except Exception:
                 ok = False
             ms = (time.time() - t) * 1000
@@ -296,6 +330,8 @@ def run(args, base, token, pid, ready_s):
     for name in sorted(latencies):
         v = sorted(latencies[name])
         print(f"{name:<28} {len(v):>5} {pct(v, 0.5):>9.1f} {pct(v, 0.95):>9.1f} {v[-1]:>9.1f}")
+    for name in sorted(sizes):
+        print(f"{name}: {sizes[name] / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -271,8 +271,6 @@ pub async fn prepare(
         .db
         .run_on(primary, move |conn| -> AppResult<_> {
             if primary && index.current(conn)? {
-                let campaigns = index.campaign_data(conn)?;
-                let accounts = index.account_keys(conn, None)?;
                 // One read: the conversions and the chain at one version.
                 let (jobs, data) = index.read(|j| {
                     let data = match model {
@@ -284,6 +282,9 @@ pub async fn prepare(
                     };
                     (snapshot(j, stage, period, mapping), data)
                 })?;
+                // Read after: every campaign and account the snapshot names is in them.
+                let campaigns = index.campaign_data(conn)?;
+                let accounts = index.account_keys(conn, None)?;
                 return Ok((jobs, data, campaigns, accounts));
             }
             // The index is loading: the journeys read from the database for this table.
