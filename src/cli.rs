@@ -289,6 +289,8 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
         )),
         dev_tokens: Vec::new(),
         trusted: std::sync::Arc::new(trusted),
+        // Two tables written at once, one per core; the next download waits its turn.
+        exports: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
     })
 }
 
@@ -424,11 +426,23 @@ async fn export(config: &Config, what: ExportCommand) -> Result<(), CliError> {
         let totals = if out.as_os_str() == "-" {
             crate::warehouse::write(&table, format, std::io::BufWriter::new(std::io::stdout()))?
         } else {
-            let file = std::fs::File::create(&out)?;
+            // Written beside and renamed when whole: a failure leaves no half a file.
+            let partial = out.with_extension("partial");
+            let file = std::fs::File::create(&partial)?;
             let mut file = std::io::BufWriter::new(file);
-            let totals = crate::warehouse::write(&table, format, &mut file)?;
-            std::io::Write::flush(&mut file)?;
-            totals
+            let written = crate::warehouse::write(&table, format, &mut file)
+                .and_then(|totals| std::io::Write::flush(&mut file).map(|()| totals));
+            drop(file);
+            match written {
+                Ok(totals) => {
+                    std::fs::rename(&partial, &out)?;
+                    totals
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e);
+                }
+            }
         };
         Ok((totals, table.currency.clone()))
     })

@@ -101,9 +101,15 @@ pub fn parquet_schema(digits: u32) -> String {
     )
 }
 
+/// The writer's error as I/O, keeping the kind of an I/O error underneath (a client gone).
 fn io_error(e: parquet::errors::ParquetError) -> std::io::Error {
     match e {
-        parquet::errors::ParquetError::External(inner) => std::io::Error::other(inner),
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => *io,
+                Err(other) => std::io::Error::other(other),
+            }
+        }
         other => std::io::Error::other(other.to_string()),
     }
 }
@@ -158,7 +164,7 @@ fn write_parquet(export: &CreditExport, out: impl Write + Send) -> std::io::Resu
         }
         Ok(())
     })?;
-    if !group.is_empty() || totals.rows == 0 {
+    if !group.is_empty() {
         write_group(&mut writer, &group, &fixed)?;
     }
     writer.close().map_err(io_error)?;

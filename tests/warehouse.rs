@@ -151,7 +151,9 @@ fn assert_sums(rows: &[Row], r: &Report, what: &str) {
     );
     assert_eq!(r.total_conversions.fract(), 0.0);
     assert_eq!(amount, r.total_revenue, "{what}: Σ amount");
-    let unattributed = |x: &&Row| x["touchpoint"].is_empty() && x["conversion_kind"] != "OTHER";
+    let unattributed = |x: &&Row| {
+        x["touchpoint"].is_empty() && x["campaign"].is_empty() && x["conversion_kind"] != "OTHER"
+    };
     let un_w: i64 = rows
         .iter()
         .filter(unattributed)
@@ -407,6 +409,7 @@ both_databases! {
         let un: Vec<&Row> = short.iter().filter(|x| x["conversion_kind"] == "UNATTRIBUTED").collect();
         assert_eq!(un.len(), 1);
         assert_eq!(int(un[0], "amount_minor"), r5.unattributed_revenue);
+        let mut per_campaign = std::collections::BTreeSet::new();
         for x in &rows {
             if x["campaign"].is_empty() {
                 // Aggregates name nothing.
@@ -414,9 +417,20 @@ both_databases! {
             } else {
                 assert!(own.contains(&x["campaign"]), "{x:?}");
             }
-            // A marketer may not read opportunities or revenue: no deal or event ids.
-            assert!(x["opportunity"].is_empty() && x["revenue_event"].is_empty(), "{x:?}");
+            // A marketer may not read opportunities or revenue: a deal's rows are summed per
+            // campaign, naming no deal, event, lead, touch or instant (a weight beside an
+            // amount would give the deal's amount away).
+            for column in ["opportunity", "revenue_event", "conversion_id", "lead", "touchpoint", "converted_at", "booked_on"] {
+                assert!(x[column].is_empty(), "{column}: {x:?}");
+            }
+            assert!(per_campaign.insert((x["conversion_kind"].clone(), x["campaign"].clone())), "one row per kind and campaign: {x:?}");
         }
+        // Lead stages are the marketer's to see row by row (leads touched by own campaigns).
+        let (_, _, mql) = app.get_bytes(&format!("/export/credits.parquet?{YEAR}&model=LINEAR&stage=MQL"), &mark);
+        let (_, mql) = read_parquet(&mql);
+        assert_sums(&mql, &report(app, &mark, "model: LINEAR, stage: MQL"), "MARKETER, MQL");
+        assert!(mql.iter().any(|x| !x["touchpoint"].is_empty() && !x["lead"].is_empty()));
+        assert!(mql.iter().filter(|x| !x["campaign"].is_empty()).all(|x| own.contains(&x["campaign"])));
         // Who may not read attribution gets nothing; bad arguments change nothing and say so.
         let (status, body) = app.get_with_auth(&format!("/export/credits.csv?{YEAR}&model=LINEAR"), &app.token("rep", Role::SalesRep));
         assert_eq!(status, 403, "{body}");
@@ -482,7 +496,7 @@ both_databases! {
 // ---- trusted documents ----
 
 const ME: &str = "{ me { id role } }";
-const CAMPAIGNS: &str = "query Campaigns($n: Int!) { campaigns(first: $n) { totalCount nodes { externalId } } }\nmutation Upsert($c: CampaignInput!) { upsertCampaign(input: $c) { externalId name } }";
+const CAMPAIGNS: &str = "query Campaigns($n: Int!) { campaigns(first: $n) { totalCount nodes { externalId } } }\nmutation Upsert($c: CampaignInput!) { upsertCampaign(input: $c) { externalId name } }\nmutation Two($a: CampaignInput!, $b: CampaignInput!) { a: upsertCampaign(input: $a) { externalId } b: upsertCampaign(input: $b) { externalId } }";
 
 fn manifest(entries: &[(&str, &str)]) -> std::path::PathBuf {
     let map: serde_json::Map<String, Value> = entries
@@ -549,6 +563,26 @@ fn a_known_document_id_runs_and_an_unknown_one_is_not_found() {
         json!({ "documentId": id(CAMPAIGNS), "operationName": "Campaigns", "variables": { "n": "five" } }),
     );
     assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+    // A trusted mutation is validated with its variables: a bad second input refuses the
+    // whole request before the first root field writes.
+    let bad = json!({ "externalId": "c-b", "name": 5, "channel": "email" });
+    let good = json!({ "externalId": "c-a", "name": "A", "channel": "email" });
+    let (_, v) = post(
+        &app,
+        &token,
+        json!({ "documentId": id(CAMPAIGNS), "operationName": "Two", "variables": { "a": good, "b": bad } }),
+    );
+    assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+    assert!(v.get("data").is_none_or(Value::is_null), "{v}");
+    let (_, v) = post(
+        &app,
+        &token,
+        json!({ "documentId": id(CAMPAIGNS), "operationName": "Campaigns", "variables": { "n": 5 } }),
+    );
+    assert_eq!(
+        v["data"]["campaigns"]["totalCount"], 1,
+        "nothing written: {v}"
+    );
     // Roles still hold: the gate and the resolvers run as for text.
     let rep = app.token("rep", Role::SalesRep);
     let (_, v) = post(

@@ -6,9 +6,11 @@
 //! `FUNNELGRAPH_TRUSTED_ONLY=true` nothing else runs.
 //!
 //! What a trusted request still gets: authentication, the permission gate and every
-//! resolver's scope, the page-size bound (`first` ≤ 500) and the request time bound. What it
-//! skips is what its entry already passed: its depth, and its complexity with every `Int`
-//! variable at the largest page (500), the worst any request can send.
+//! resolver's scope, the page-size bound (`first` ≤ 500) and the request time bound. What a
+//! trusted query skips is what its entry already passed: its depth, and its complexity with
+//! every `Int` variable at the largest page (500), the worst any request can send. A trusted
+//! mutation is still validated with its variables: a variable of the wrong type must refuse
+//! the whole request before any root field writes (SPEC §7), not fail at the second one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,6 +35,10 @@ pub struct TrustedOperation {
     pub kind: OperationType,
     /// A name for metrics: its own name, else its first root field.
     pub label: String,
+    /// What a request running it (a mutation, validated per request) adds to its variables:
+    /// the other operations' `Int` variables at the largest page, which async-graphql's
+    /// validation sizes too. Its own variables are never among them.
+    pub others: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A document of the manifest, checked.
@@ -83,16 +89,14 @@ pub fn id_hex(id: &str) -> Option<String> {
         .then(|| hex.to_ascii_lowercase())
 }
 
-/// Runs a future that never waits (validation-only execution does no I/O) to its end, in or
-/// out of an async runtime.
-fn finish<F: std::future::Future>(future: F) -> F::Output {
+/// Runs a validation-only execution, which never waits (no resolver runs, no I/O): polled
+/// once, in or out of an async runtime. A future that did wait is an error, never a spin.
+fn finish<F: std::future::Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::yield_now();
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
     }
 }
 
@@ -100,22 +104,42 @@ fn finish<F: std::future::Future>(future: F) -> F::Output {
 /// page (a page size is the only argument the complexity bound reads), so the bounds are
 /// checked for the worst any request can send; the others are left out (validation reads no
 /// other value).
-/// (async-graphql sizes every operation of a document with the request's variables, so those
-/// of all its operations are given.)
-fn worst_case_variables(document: &ExecutableDocument) -> async_graphql::Variables {
+/// (async-graphql sizes every operation of a document with the request's variables, so the
+/// other operations' `Int` variables are given too, unless the validated one declares the same
+/// name with another type.)
+fn worst_case_variables(
+    document: &ExecutableDocument,
+    name: Option<&str>,
+) -> async_graphql::Variables {
     use async_graphql::parser::types::BaseType;
+    let is_int = |def: &async_graphql::parser::types::VariableDefinition| matches!(&def.var_type.node.base, BaseType::Named(t) if t.as_str() == "Int");
+    let mut own: HashMap<String, bool> = HashMap::new();
     let mut variables = serde_json::Map::new();
-    for (_, op) in document.operations.iter() {
+    for (op_name, op) in document.operations.iter() {
+        let selected = op_name.map(|n| n.as_str()) == name || name.is_none();
         for def in &op.node.variable_definitions {
-            if matches!(&def.node.var_type.node.base, BaseType::Named(t) if t.as_str() == "Int") {
-                variables.insert(
-                    def.node.name.node.to_string(),
-                    serde_json::json!(super::ids::MAX_PAGE),
-                );
+            let var = def.node.name.node.to_string();
+            if selected {
+                own.insert(var.clone(), is_int(&def.node));
+            }
+            if is_int(&def.node) {
+                variables.insert(var, serde_json::json!(super::ids::MAX_PAGE));
             }
         }
     }
+    variables.retain(|var, _| own.get(var).copied().unwrap_or(true));
     async_graphql::Variables::from_json(serde_json::Value::Object(variables))
+}
+
+/// The variables an operation declares.
+fn own_variables(document: &ExecutableDocument, name: Option<&str>) -> Vec<String> {
+    document
+        .operations
+        .iter()
+        .filter(|(op_name, _)| name.is_none() || op_name.map(|n| n.as_str()) == name)
+        .flat_map(|(_, op)| op.node.variable_definitions.iter())
+        .map(|def| def.node.name.node.to_string())
+        .collect()
 }
 
 /// Checks a document as a trusted one must be: it parses, passes the precheck, and every
@@ -148,11 +172,14 @@ pub fn check(
         };
         let mut request = async_graphql::Request::new(text)
             .data(ValidateOnly)
-            .variables(worst_case_variables(&document));
+            .variables(worst_case_variables(&document, name.as_deref()));
         if let Some(n) = &name {
             request = request.operation_name(n.clone());
         }
-        let response = finish(schema.execute(request));
+        let Some(response) = finish(schema.execute(request)) else {
+            problems.push("the schema could not validate it without waiting".into());
+            continue;
+        };
         if !response.errors.is_empty() {
             let of = name
                 .as_deref()
@@ -165,7 +192,18 @@ pub fn check(
             problems.push("the document has no operation of that name".into());
             continue;
         };
+        let others = match worst_case_variables(&document, name.as_deref()).into_value() {
+            async_graphql::Value::Object(map) => {
+                let own: Vec<String> = own_variables(&document, name.as_deref());
+                map.into_iter()
+                    .filter(|(k, _)| !own.iter().any(|o| o == k.as_str()))
+                    .map(|(k, v)| (k.to_string(), v.into_json().unwrap_or_default()))
+                    .collect()
+            }
+            _ => serde_json::Map::new(),
+        };
         operations.push(TrustedOperation {
+            others,
             label: name
                 .clone()
                 .or_else(|| checked.root_field.clone())

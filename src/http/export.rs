@@ -1,4 +1,5 @@
-//! CSV exports for finance and BI: statements and attribution.
+//! Exports for finance and BI: statements, attribution and comparison as CSV, and the credit
+//! fact table as Parquet or CSV, streamed.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -192,6 +193,13 @@ pub(crate) async fn prepare_credits(
     ctx: &crate::service::Ctx,
     params: &Params,
 ) -> Result<crate::service::credits::CreditExport, AppError> {
+    // Who may not read attribution learns nothing, not even which arguments are good.
+    ctx.require_read(crate::auth::Read::Campaigns, "the credit fact table")?;
+    if params.contains_key("customModel") && params.contains_key("markovOrder") {
+        return Err(AppError::BadInput(
+            "markovOrder goes with model=MARKOV".into(),
+        ));
+    }
     let model = match (params.get("customModel"), params.get("model")) {
         (Some(_), Some(_)) => {
             return Err(AppError::BadInput(
@@ -214,16 +222,41 @@ struct ChunkSink {
 }
 
 const CHUNK: usize = 256 * 1024;
+const STALL: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl ChunkSink {
     fn send(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = web::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
+        let mut chunk = Ok(web::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(CHUNK),
+        )));
+        // A client that reads nothing for STALL is given up on: its thread and snapshot are
+        // not held for ever.
+        let gave_up = std::time::Instant::now() + STALL;
+        loop {
+            match self.tx.try_send(chunk) {
+                Ok(()) => return Ok(()),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "the client went away",
+                    ))
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
+                    if std::time::Instant::now() > gave_up {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the client read nothing for two minutes",
+                        ));
+                    }
+                    chunk = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
     }
 }
 
@@ -248,6 +281,7 @@ pub(super) async fn export_credits(
     req: HttpRequest,
     RequestId(rid): RequestId,
     Authenticated(ctx): Authenticated,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     use crate::warehouse::Format;
     let format = if req.path().ends_with(".parquet") {
@@ -259,17 +293,28 @@ pub(super) async fn export_credits(
     let export = prepare_credits(&ctx, &params)
         .await
         .map_err(|e| HttpError::app(&rid, e))?;
+    // At most two tables are written at once (each holds a thread and its snapshot); the next
+    // download waits its turn.
+    let permit =
+        state.exports.clone().acquire_owned().await.map_err(|_| {
+            HttpError::app(&rid, AppError::Internal("the export queue closed".into()))
+        })?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let span_rid = rid.clone();
     tokio::task::spawn_blocking(move || {
+        let _running = permit;
         let mut sink = ChunkSink {
             buf: Vec::with_capacity(CHUNK),
             tx: tx.clone(),
         };
-        let written = crate::warehouse::write(&export, format, &mut sink).and_then(|totals| {
-            sink.send()?;
-            Ok(totals)
-        });
+        // A panic is an error too: the stream must end in one, never look complete.
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::warehouse::write(&export, format, &mut sink).and_then(|totals| {
+                sink.send()?;
+                Ok(totals)
+            })
+        }))
+        .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked")));
         match written {
             Ok(totals) => tracing::info!(
                 request_id = %span_rid,
@@ -347,7 +392,11 @@ fn report_query(
         period: period_param(params)?,
         grouping,
         half_life_days: number("halfLifeDays", 7.0)?,
-        lookback_days: number("lookbackDays", 365.0)? as i64,
+        lookback_days: params.get("lookbackDays").map_or(Ok(365), |v| {
+            v.parse::<i64>().map_err(|_| {
+                AppError::BadInput(format!("lookbackDays={v} is not a whole number of days"))
+            })
+        })?,
         mapping,
         segment: params.get("segment").cloned(),
     })

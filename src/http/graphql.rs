@@ -327,15 +327,16 @@ fn prepare(
         query,
         document_id,
         operation_name,
-        variables,
+        mut variables,
     } = params;
     let mut request;
     let operation;
     let label;
     if let Some(id) = document_id {
         let Some(doc) = state.trusted.get(&id) else {
+            let shown: String = id.chars().take(80).collect();
             return Err(Refused::BadRequest(
-                format!("no trusted document has the id {id}; the server knows the documents of its manifest (FUNNELGRAPH_TRUSTED_DOCUMENTS), named sha256:<hex of the document's SHA-256>"),
+                format!("no trusted document has the id {shown}; the server knows the documents of its manifest (FUNNELGRAPH_TRUSTED_DOCUMENTS), named sha256:<hex of the document's SHA-256>"),
                 "PERSISTED_QUERY_NOT_FOUND",
             ));
         };
@@ -345,7 +346,23 @@ fn prepare(
             .map(|o| o.label.clone())
             .or_else(|| operation_name.clone())
             .unwrap_or_else(|| "anonymous".into());
-        request = async_graphql::Request::new(doc.text.clone()).data(TrustedRequest);
+        request = async_graphql::Request::new(doc.text.clone());
+        if operation == Some(OperationType::Query) {
+            request = request.data(TrustedRequest);
+        } else if let Some(op) = selected {
+            // A mutation is validated with its variables; the document's other operations are
+            // sized too, so theirs are given as they were at start-up.
+            if !op.others.is_empty() {
+                let mut all = match variables.take() {
+                    Some(Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                };
+                for (k, v) in &op.others {
+                    all.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                variables = Some(Value::Object(all));
+            }
+        }
         request.set_parsed_query(doc.document.clone());
     } else {
         let text = query.unwrap_or_default();

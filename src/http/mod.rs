@@ -42,6 +42,8 @@ pub struct AppState {
     pub users: std::sync::Arc<crate::service::users::UserCache>,
     /// Under `serve --dev`: (role, token) of each demo role, for the dashboard's sign-in.
     pub dev_tokens: Vec<(String, String)>,
+    /// Credit fact tables being written at once (two permits).
+    pub exports: std::sync::Arc<tokio::sync::Semaphore>,
     /// The trusted documents' manifest, checked at start-up (SPEC §11).
     pub trusted: std::sync::Arc<crate::graphql::trusted::TrustedDocuments>,
 }

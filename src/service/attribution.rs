@@ -592,19 +592,10 @@ pub fn eligible_span(
 /// the period: as `load_facts` reads it from the database.
 fn credit_lead(t: &mut Tally, ask: &Ask, lead: &LeadJourney, sign: Sign) -> AppResult<()> {
     let rank = ask.stage.funnel_rank().unwrap_or(0);
-    let Some(at) = lead.reach.get(rank).copied().flatten() else {
+    let Some(conversion) = lead_conversion(lead, rank, ask.period) else {
         return Ok(());
     };
-    if !ask.period.holds(at) {
-        return Ok(());
-    }
-    let conversion = Conversion {
-        at,
-        mql_at: lead.reach[1],
-        opportunity_created_at: None,
-        won: false,
-    };
-    let touches = eligible_run(&lead.touches, at, ask.lookback);
+    let touches = eligible_run(&lead.touches, conversion.at, ask.lookback);
     let accounts = if t.buckets() == Buckets::Account {
         vec![lead.account.unwrap_or(0); touches.len()]
     } else {
@@ -613,37 +604,83 @@ fn credit_lead(t: &mut Tally, ask: &Ask, lead: &LeadJourney, sign: Sign) -> AppR
     Ok(t.conversion(&ask.rule, &conversion, touches, &accounts, 0, sign)?)
 }
 
+/// A lead's conversion at a funnel rank, if it first reached the rank in the period.
+pub fn lead_conversion(lead: &LeadJourney, rank: usize, period: Period) -> Option<Conversion> {
+    let at = lead.reach.get(rank).copied().flatten()?;
+    period.holds(at).then_some(Conversion {
+        at,
+        mql_at: lead.reach[1],
+        opportunity_created_at: None,
+        won: false,
+    })
+}
+
+/// What a deal gives a deal stage in a period: the conversion its touches are weighed at (its
+/// creation at OPPORTUNITY, its close at WON) and whether it counts as one.
+pub struct DealConversion {
+    pub conversion: Conversion,
+    /// Created (OPPORTUNITY) or won (WON) in the period.
+    pub counted: bool,
+}
+
+/// Whether a revenue event is split at `stage` in `period` (WON, booked in it).
+pub fn booked_in(r: &RevenueRow, stage: LeadStage, period: Period) -> bool {
+    stage == LeadStage::Won && period.holds_day(r.booked_on)
+}
+
+/// A deal's conversion at OPPORTUNITY or WON, None when it neither counts in the period nor has
+/// revenue booked in it (or the stage is a lead stage).
+pub fn deal_conversion(
+    deal: &Deal,
+    view: &View,
+    stage: LeadStage,
+    period: Period,
+) -> Option<DealConversion> {
+    let row = &deal.row;
+    let closed = utc(row.closed_at.unwrap_or(row.created_at));
+    let (at, won, counted) = match stage {
+        LeadStage::Opportunity => (utc(row.created_at), false, true),
+        LeadStage::Won => (
+            closed,
+            true,
+            row.status == DealStatus::Won.as_str()
+                && row.closed_at.is_some_and(|t| period.holds(utc(t))),
+        ),
+        _ => return None,
+    };
+    let counted = counted && period.holds(at);
+    if !counted && !deal.revenue.iter().any(|r| booked_in(r, stage, period)) {
+        return None;
+    }
+    Some(DealConversion {
+        conversion: Conversion {
+            at,
+            mql_at: view.lead(row.primary_contact_id).and_then(|l| l.reach[1]),
+            opportunity_created_at: Some(utc(row.created_at)),
+            won,
+        },
+        counted,
+    })
+}
+
 /// Counts in (or takes back) what a deal gives the stage in the period, its contacts' touches
 /// and its primary contact's MQL read through `lead`: at OPPORTUNITY its creation with its
 /// pipeline amount; at WON its win and every revenue event booked on it in the period, as of
 /// its close. As `load_facts` reads them from the database.
 fn credit_deal(t: &mut Tally, ask: &Ask, deal: &Deal, view: &View, sign: Sign) -> AppResult<()> {
     let row = &deal.row;
-    let closed = utc(row.closed_at.unwrap_or(row.created_at));
-    let (at, won, counted) = match ask.stage {
-        LeadStage::Opportunity => (utc(row.created_at), false, true),
-        LeadStage::Won => (
-            closed,
-            true,
-            row.status == DealStatus::Won.as_str()
-                && row.closed_at.is_some_and(|t| ask.period.holds(utc(t))),
-        ),
-        _ => return Ok(()),
-    };
-    let counted = counted && ask.period.holds(at);
-    let booked = |r: &&RevenueRow| ask.stage == LeadStage::Won && ask.period.holds_day(r.booked_on);
-    if !counted && !deal.revenue.iter().any(|r| booked(&r)) {
+    let Some(DealConversion {
+        conversion,
+        counted,
+    }) = deal_conversion(deal, view, ask.stage, ask.period)
+    else {
         return Ok(());
-    }
+    };
+    let booked = |r: &&RevenueRow| booked_in(r, ask.stage, ask.period);
+    let won = conversion.won;
     let (all, accounts, floor) =
         mapped_touches(view, deal, ask.mapping, t.buckets() == Buckets::Account);
-    let conversion = Conversion {
-        at,
-        mql_at: view.lead(row.primary_contact_id).and_then(|l| l.reach[1]),
-        opportunity_created_at: Some(utc(row.created_at)),
-        won,
-    };
-    let span = eligible_span(&all, at, ask.lookback, floor);
+    let span = eligible_span(&all, conversion.at, ask.lookback, floor);
     let touches = &all[span.clone()];
     let accounts = accounts.get(span).unwrap_or_default();
     if counted {

@@ -7,6 +7,11 @@
 //! one consistent snapshot however long it takes to write out. `CreditExport::rows` then makes
 //! the rows conversion by conversion: memory holds the conversions, never the rows.
 //!
+//! A caller who sees only some campaigns (a MARKETER) gets the rows of own campaigns, the rest
+//! summed into one `OTHER` and one `UNATTRIBUTED` row; as such a caller may not read deals, the
+//! OPPORTUNITY and WON rows of own campaigns are summed per campaign too (a row per touch would
+//! give away each deal's amount through its weight), leaving what the report shows.
+//!
 //! Weights are exact fractions; the table carries each one in billionths of a conversion,
 //! allocated by largest remainder like money, so a conversion's weights sum to exactly 1 and
 //! the table's weights to exactly the report's `totalConversions`.
@@ -18,16 +23,16 @@ use chrono::{DateTime, NaiveDate, Utc};
 use compact_str::CompactString;
 
 use super::attribution::{
-    chain, check_params, check_stage, data_effects, eligible_span, game, indexed_markov_paths,
-    mapped_leads, merge_touches, visible_campaigns, ReportQuery, View,
+    booked_in, chain, check_params, check_stage, data_effects, deal_conversion, eligible_span,
+    game, indexed_markov_paths, lead_conversion, mapped_leads, merge_touches, visible_campaigns,
+    DealConversion, ReportQuery, View,
 };
 use super::index::{micros_range, CampaignData, JourneyIndex, Journeys};
-use super::{utc, AppError, AppResult, Ctx};
+use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::domain::account::Mapping;
 use crate::domain::allocation::allocate;
 use crate::domain::attribution::{eligible_run, weights, Conversion, Model, Params, Touch};
-use crate::domain::deal::DealStatus;
 use crate::domain::markov::ChainCounts;
 use crate::domain::period::Period;
 use crate::domain::stage::LeadStage;
@@ -39,14 +44,15 @@ pub const WEIGHT_UNITS: i64 = 1_000_000_000;
 pub const WEIGHT_DIGITS: u32 = 9;
 
 /// What a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Kind {
     /// A lead first reaching INQUIRY, MQL, SAL or SQL; the conversion id is the lead's.
     #[default]
     Lead,
-    /// An opportunity created (OPPORTUNITY, with its pipeline) or won (WON, no money).
+    /// An opportunity created (OPPORTUNITY, with its pipeline) or won (WON, no money). For a
+    /// caller who may not read deals, one row per campaign summing its credit.
     Opportunity,
-    /// A revenue event booked (WON): money only, weight 0.
+    /// A revenue event booked (WON): money only, weight 0. Summed per campaign likewise.
     Revenue,
     /// For a caller who sees only some campaigns: what went to all the others, aggregated.
     Other,
@@ -97,18 +103,12 @@ pub struct Totals {
 }
 
 /// A lead whose touches a conversion reads: its externalId, account and touches (shared with
-/// the journey index).
+/// the journey index). Kept once per lead, however many conversions read it.
 #[derive(Debug, Clone)]
 struct Source {
     external_id: CompactString,
     account: Option<i64>,
     touches: Arc<[Touch]>,
-}
-
-#[derive(Debug)]
-struct LeadJob {
-    lead: Source,
-    conversion: Conversion,
 }
 
 #[derive(Debug)]
@@ -119,17 +119,24 @@ struct DealJob {
     /// Revenue booked in the period (WON).
     revenue: Vec<RevenueRow>,
     conversion: Conversion,
-    /// Whose touches it credits, and the bound F (SPEC §8).
-    sources: Vec<Source>,
+    /// The leads whose touches it credits (keys of `Snapshot::leads`), and the bound F
+    /// (SPEC §8).
+    leads: Vec<i64>,
     floor: Option<DateTime<Utc>>,
-    /// Its primary contact: the lead of an unattributed row.
-    primary: Option<Source>,
 }
 
 #[derive(Debug)]
 enum Job {
-    Lead(LeadJob),
+    /// A lead (a key of `Snapshot::leads`) converting.
+    Lead(i64, Conversion),
     Deal(Box<DealJob>),
+}
+
+/// The conversions of a stage and period, and every lead they read.
+#[derive(Debug, Default)]
+struct Snapshot {
+    jobs: Vec<Job>,
+    leads: HashMap<i64, Source>,
 }
 
 /// What a data-driven model's weights come from, taken with the snapshot.
@@ -156,94 +163,89 @@ pub struct CreditExport {
     campaigns: HashMap<i64, (String, String)>,
     /// None: the caller sees every campaign.
     visible: Option<HashSet<i64>>,
-    /// The caller may read opportunities and revenue (their ids are shown).
+    /// The caller may read opportunities and revenue: deal rows are one per credit, with
+    /// their ids. Else (a MARKETER) they are summed per campaign, as the report shows them.
     deals_visible: bool,
     accounts: Arc<HashMap<i64, String>>,
-    jobs: Vec<Job>,
+    snapshot: Snapshot,
 }
 
-fn source(j: &Journeys, id: i64) -> Option<Source> {
-    let lead = j.lead(id)?;
-    Some(Source {
-        external_id: lead.external_id.clone(),
-        account: lead.account,
-        touches: lead.touches.clone(),
-    })
+impl Snapshot {
+    fn keep(&mut self, j: &Journeys, id: i64) {
+        if self.leads.contains_key(&id) {
+            return;
+        }
+        if let Some(lead) = j.lead(id) {
+            self.leads.insert(
+                id,
+                Source {
+                    external_id: lead.external_id.clone(),
+                    account: lead.account,
+                    touches: lead.touches.clone(),
+                },
+            );
+        }
+    }
 }
 
 /// Every conversion of the stage and period, as `indexed_tally` credits them: leads in order of
 /// reaching the stage, deals in order of converting.
-fn snapshot(j: &Journeys, stage: LeadStage, period: Period, mapping: Mapping) -> Vec<Job> {
+fn snapshot(j: &Journeys, stage: LeadStage, period: Period, mapping: Mapping) -> Snapshot {
+    let mut snap = Snapshot::default();
     match stage {
         LeadStage::Opportunity | LeadStage::Won => {
             let view = View::now(j);
-            let mut jobs: Vec<DealJob> = Vec::new();
+            let mut deals: Vec<DealJob> = Vec::new();
             for deal in j.deals.values() {
-                let row = &deal.row;
-                let closed = utc(row.closed_at.unwrap_or(row.created_at));
-                let (at, won, counted) = match stage {
-                    LeadStage::Opportunity => (utc(row.created_at), false, true),
-                    _ => (
-                        closed,
-                        true,
-                        row.status == DealStatus::Won.as_str()
-                            && row.closed_at.is_some_and(|t| period.holds(utc(t))),
-                    ),
-                };
-                let counted = counted && period.holds(at);
-                let revenue: Vec<RevenueRow> = deal
-                    .revenue
-                    .iter()
-                    .filter(|r| stage == LeadStage::Won && period.holds_day(r.booked_on))
-                    .cloned()
-                    .collect();
-                if !counted && revenue.is_empty() {
-                    continue;
-                }
-                let (leads, floor) = mapped_leads(&view, deal, mapping);
-                jobs.push(DealJob {
-                    row: row.clone(),
+                let Some(DealConversion {
+                    conversion,
                     counted,
-                    revenue,
-                    conversion: Conversion {
-                        at,
-                        mql_at: j.lead(row.primary_contact_id).and_then(|l| l.reach[1]),
-                        opportunity_created_at: Some(utc(row.created_at)),
-                        won,
-                    },
-                    sources: leads.iter().filter_map(|id| source(j, *id)).collect(),
+                }) = deal_conversion(deal, &view, stage, period)
+                else {
+                    continue;
+                };
+                let (mut leads, floor) = mapped_leads(&view, deal, mapping);
+                leads.retain(|id| j.lead(*id).is_some());
+                for id in leads.iter().chain([&deal.row.primary_contact_id]) {
+                    snap.keep(j, *id);
+                }
+                deals.push(DealJob {
+                    row: deal.row.clone(),
+                    counted,
+                    revenue: deal
+                        .revenue
+                        .iter()
+                        .filter(|r| booked_in(r, stage, period))
+                        .cloned()
+                        .collect(),
+                    conversion,
+                    leads,
                     floor,
-                    primary: source(j, row.primary_contact_id),
                 });
             }
-            jobs.sort_by_key(|d| (d.conversion.at, d.row.id));
-            jobs.into_iter().map(|d| Job::Deal(Box::new(d))).collect()
+            deals.sort_by_key(|d| (d.conversion.at, d.row.id));
+            snap.jobs = deals.into_iter().map(|d| Job::Deal(Box::new(d))).collect();
         }
         stage => {
             let rank = stage.funnel_rank().unwrap_or(0);
-            j.by_reach
+            let ids: Vec<i64> = j
+                .by_reach
                 .get(rank)
                 .into_iter()
                 .flat_map(|o| o.range(micros_range(period.start(), period.end())))
-                .filter_map(|(_, id)| {
-                    let lead = j.lead(*id)?;
-                    let at = lead.reach.get(rank).copied().flatten()?;
-                    if !period.holds(at) {
-                        return None;
-                    }
-                    Some(Job::Lead(LeadJob {
-                        lead: source(j, *id)?,
-                        conversion: Conversion {
-                            at,
-                            mql_at: lead.reach[1],
-                            opportunity_created_at: None,
-                            won: false,
-                        },
-                    }))
-                })
-                .collect()
+                .map(|(_, id)| *id)
+                .collect();
+            for id in ids {
+                let Some(conversion) = j.lead(id).and_then(|l| lead_conversion(l, rank, period))
+                else {
+                    continue;
+                };
+                snap.keep(j, id);
+                snap.jobs.push(Job::Lead(id, conversion));
+            }
         }
     }
+    snap
 }
 
 /// The table of `query` (its grouping and segment do not apply: a row is one credit) for the
@@ -267,12 +269,12 @@ pub async fn prepare(
     let cache = ctx.reports.clone();
     let index = cache.index.clone();
     let primary = index.is_ready();
-    let (jobs, data, campaigns, accounts) = ctx
+    let (snap, data, campaigns, accounts) = ctx
         .db
         .run_on(primary, move |conn| -> AppResult<_> {
             if primary && index.current(conn)? {
                 // One read: the conversions and the chain at one version.
-                let (jobs, data) = index.read(|j| {
+                let (snap, data) = index.read(|j| {
                     let data = match model {
                         Model::Shapley => Data::Game(game(&cache, j, stage, period, lookback)),
                         Model::Markov(order) => {
@@ -285,12 +287,13 @@ pub async fn prepare(
                 // Read after: every campaign and account the snapshot names is in them.
                 let campaigns = index.campaign_data(conn)?;
                 let accounts = index.account_keys(conn, None)?;
-                return Ok((jobs, data, campaigns, accounts));
+                return Ok((snap, data, campaigns, accounts));
             }
-            // The index is loading: the journeys read from the database for this table.
+            // The index is loading: the journeys read from the database for this table, then
+            // the campaigns and accounts (so every one they name is there).
+            let j = JourneyIndex::rebuilt(conn)?;
             let campaigns = Arc::new(CampaignData::read(conn)?);
             let accounts = Arc::new(super::index::read_account_keys(conn, None)?);
-            let j = JourneyIndex::rebuilt(conn)?;
             let data = if model.data_driven() {
                 let paths = indexed_markov_paths(&j, stage, period, lookback);
                 Data::Effects(data_effects(model, &paths, &campaigns.campaigns)?)
@@ -343,7 +346,7 @@ pub async fn prepare(
         visible,
         deals_visible: ctx.read_scope(Read::Opportunities) != Scope::None,
         accounts,
-        jobs,
+        snapshot: snap,
     })
 }
 
@@ -355,34 +358,39 @@ fn plus(a: i64, b: i64) -> std::io::Result<i64> {
     a.checked_add(b).ok_or_else(overflow)
 }
 
+impl Totals {
+    fn add(&mut self, weight: i64, amount: i64) -> std::io::Result<()> {
+        self.rows += 1;
+        self.weight = plus(self.weight, weight)?;
+        self.amount = plus(self.amount, amount)?;
+        Ok(())
+    }
+}
+
 /// One conversion (or revenue event) on its way into rows.
 struct Credited<'a> {
-    kind: Kind,
     base: CreditRow,
     touches: &'a [Touch],
-    /// Which source each touch is of.
-    of: &'a [usize],
-    sources: &'a [Source],
+    /// The lead (a key of `Snapshot::leads`) of each touch.
+    of: &'a [i64],
     /// The lead of an unattributed row.
-    unattributed_lead: Option<&'a Source>,
+    unattributed_lead: Option<i64>,
     /// Conversions counted (billionths to split: `WEIGHT_UNITS` or 0) and money.
     weight: i64,
     amount: i64,
 }
 
-/// What a caller who sees only some campaigns gets aggregated.
+/// What a caller who may not see everything gets summed instead of row by row.
 #[derive(Default)]
 struct Aggregates {
+    /// Credit to campaigns the caller may not see.
     other: Totals,
     unattributed: Totals,
+    /// For a caller who may not read deals: deal credit per (kind, campaign).
+    deals: std::collections::BTreeMap<(Kind, i64), Totals>,
 }
 
 impl CreditExport {
-    /// How many conversions the table reads (its rows are at least as many, one per credit).
-    pub fn conversions(&self) -> usize {
-        self.jobs.len()
-    }
-
     /// Makes every row in order and hands each to `each`; stops at the first error `each`
     /// returns. Returns what the rows add up to.
     pub fn rows(
@@ -390,61 +398,56 @@ impl CreditExport {
         mut each: impl FnMut(CreditRow) -> std::io::Result<()>,
     ) -> std::io::Result<Totals> {
         let mut totals = Totals::default();
-        let mut aggregates = Aggregates::default();
+        let mut sums = Aggregates::default();
         let mut emit = |row: CreditRow, totals: &mut Totals| -> std::io::Result<()> {
-            totals.rows += 1;
-            totals.weight = plus(totals.weight, row.weight)?;
-            totals.amount = plus(totals.amount, row.amount)?;
+            totals.add(row.weight, row.amount)?;
             each(row)
         };
-        for job in &self.jobs {
+        for job in &self.snapshot.jobs {
             match job {
-                Job::Lead(l) => {
-                    let touches = eligible_run(&l.lead.touches, l.conversion.at, self.lookback);
-                    let of = vec![0; touches.len()];
+                Job::Lead(id, conversion) => {
+                    let Some(lead) = self.snapshot.leads.get(id) else {
+                        continue;
+                    };
+                    let touches = eligible_run(&lead.touches, conversion.at, self.lookback);
+                    let of = vec![*id; touches.len()];
                     let c = Credited {
-                        kind: Kind::Lead,
                         base: CreditRow {
                             kind: Kind::Lead,
-                            conversion_id: Some(l.lead.external_id.to_string()),
-                            converted_at: Some(l.conversion.at),
+                            conversion_id: Some(lead.external_id.to_string()),
+                            converted_at: Some(conversion.at),
                             ..CreditRow::default()
                         },
                         touches,
                         of: &of,
-                        sources: std::slice::from_ref(&l.lead),
-                        unattributed_lead: Some(&l.lead),
+                        unattributed_lead: Some(*id),
                         weight: WEIGHT_UNITS,
                         amount: 0,
                     };
-                    self.credit(&c, &l.conversion, &mut aggregates, &mut totals, &mut emit)?;
+                    self.credit(&c, conversion, &mut sums, &mut totals, &mut emit)?;
                 }
                 Job::Deal(d) => {
-                    let merged = merge_touches(
-                        d.sources
-                            .iter()
-                            .enumerate()
-                            .map(|(i, s)| (&s.touches[..], i)),
-                    );
-                    let (all, of): (Vec<Touch>, Vec<usize>) = merged.into_iter().unzip();
+                    let merged =
+                        merge_touches(d.leads.iter().filter_map(|id| {
+                            Some((&self.snapshot.leads.get(id)?.touches[..], *id))
+                        }));
+                    let (all, of): (Vec<Touch>, Vec<i64>) = merged.into_iter().unzip();
                     let span = eligible_span(&all, d.conversion.at, self.lookback, d.floor);
                     let (touches, of) = (&all[span.clone()], &of[span]);
-                    let deal_id = self.deals_visible.then(|| d.row.external_id.clone());
                     let base = CreditRow {
                         kind: Kind::Opportunity,
-                        conversion_id: deal_id.clone(),
+                        conversion_id: Some(d.row.external_id.clone()),
                         converted_at: Some(d.conversion.at),
-                        opportunity: deal_id,
+                        opportunity: Some(d.row.external_id.clone()),
                         ..CreditRow::default()
                     };
+                    let primary = Some(d.row.primary_contact_id);
                     if d.counted {
                         let c = Credited {
-                            kind: Kind::Opportunity,
                             base: base.clone(),
                             touches,
                             of,
-                            sources: &d.sources,
-                            unattributed_lead: d.primary.as_ref(),
+                            unattributed_lead: primary,
                             weight: WEIGHT_UNITS,
                             amount: if d.conversion.won {
                                 0
@@ -452,35 +455,47 @@ impl CreditExport {
                                 d.row.amount_cents
                             },
                         };
-                        self.credit(&c, &d.conversion, &mut aggregates, &mut totals, &mut emit)?;
+                        self.credit(&c, &d.conversion, &mut sums, &mut totals, &mut emit)?;
                     }
                     for r in &d.revenue {
-                        let event = self.deals_visible.then(|| r.external_id.clone());
                         let c = Credited {
-                            kind: Kind::Revenue,
                             base: CreditRow {
                                 kind: Kind::Revenue,
-                                conversion_id: event.clone(),
-                                revenue_event: event,
+                                conversion_id: Some(r.external_id.clone()),
+                                revenue_event: Some(r.external_id.clone()),
                                 booked_on: Some(r.booked_on),
                                 ..base.clone()
                             },
                             touches,
                             of,
-                            sources: &d.sources,
-                            unattributed_lead: d.primary.as_ref(),
+                            unattributed_lead: primary,
                             weight: 0,
                             amount: r.amount_cents,
                         };
-                        self.credit(&c, &d.conversion, &mut aggregates, &mut totals, &mut emit)?;
+                        self.credit(&c, &d.conversion, &mut sums, &mut totals, &mut emit)?;
                     }
                 }
             }
         }
+        // What was summed: deal credit per own campaign, then the others and the unattributed.
+        for ((kind, campaign), sum) in &sums.deals {
+            let names = self.campaigns.get(campaign);
+            emit(
+                CreditRow {
+                    kind: *kind,
+                    campaign: names.map(|c| c.0.clone()),
+                    channel: names.map(|c| c.1.clone()),
+                    weight: sum.weight,
+                    amount: sum.amount,
+                    ..CreditRow::default()
+                },
+                &mut totals,
+            )?;
+        }
         if self.visible.is_some() {
             for (kind, sum) in [
-                (Kind::Other, aggregates.other),
-                (Kind::Unattributed, aggregates.unattributed),
+                (Kind::Other, sums.other),
+                (Kind::Unattributed, sums.unattributed),
             ] {
                 if sum.rows > 0 {
                     emit(
@@ -498,32 +513,34 @@ impl CreditExport {
         Ok(totals)
     }
 
-    fn account(&self, source: &Source) -> Option<String> {
-        source.account.and_then(|a| self.accounts.get(&a).cloned())
+    fn account(&self, lead: &Source) -> Option<String> {
+        lead.account.and_then(|a| self.accounts.get(&a).cloned())
     }
 
     /// The rows of one conversion or revenue event: one per eligible touch with its weight and
     /// share of the money (largest remainder, as the report splits it), or one unattributed.
+    /// For a caller who sees only some campaigns, credit to the others and unattributed credit
+    /// are summed; for one who may not read deals, deal credit is summed per campaign.
     fn credit(
         &self,
         c: &Credited,
         conversion: &Conversion,
-        aggregates: &mut Aggregates,
+        sums: &mut Aggregates,
         totals: &mut Totals,
         emit: &mut impl FnMut(CreditRow, &mut Totals) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
+        let is_deal = c.base.kind != Kind::Lead;
         if c.touches.is_empty() {
             if self.visible.is_some() {
-                let sum = &mut aggregates.unattributed;
-                sum.rows += 1;
-                sum.weight = plus(sum.weight, c.weight)?;
-                sum.amount = plus(sum.amount, c.amount)?;
-                return Ok(());
+                return sums.unattributed.add(c.weight, c.amount);
             }
+            let lead = c
+                .unattributed_lead
+                .and_then(|id| self.snapshot.leads.get(&id));
             return emit(
                 CreditRow {
-                    lead: c.unattributed_lead.map(|l| l.external_id.to_string()),
-                    account: c.unattributed_lead.and_then(|l| self.account(l)),
+                    lead: lead.map(|l| l.external_id.to_string()),
+                    account: lead.and_then(|l| self.account(l)),
                     weight: c.weight,
                     amount: c.amount,
                     ..c.base.clone()
@@ -544,18 +561,21 @@ impl CreditExport {
             let (weight, amount) = (units[i], parts[i]);
             if let Some(visible) = &self.visible {
                 if !visible.contains(&t.campaign_id) {
-                    let sum = &mut aggregates.other;
-                    sum.rows += 1;
-                    sum.weight = plus(sum.weight, weight)?;
-                    sum.amount = plus(sum.amount, amount)?;
+                    sums.other.add(weight, amount)?;
                     continue;
                 }
             }
-            let lead = c.of.get(i).and_then(|s| c.sources.get(*s));
+            if is_deal && !self.deals_visible {
+                sums.deals
+                    .entry((c.base.kind, t.campaign_id))
+                    .or_default()
+                    .add(weight, amount)?;
+                continue;
+            }
+            let lead = c.of.get(i).and_then(|id| self.snapshot.leads.get(id));
             let campaign = self.campaigns.get(&t.campaign_id);
             emit(
                 CreditRow {
-                    kind: c.kind,
                     lead: lead.map(|l| l.external_id.to_string()),
                     account: lead.and_then(|l| self.account(l)),
                     touchpoint: Some(t.external_id.to_string()),
