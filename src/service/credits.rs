@@ -27,7 +27,7 @@ use super::attribution::{
     game, indexed_markov_paths, lead_conversion, mapped_leads, merge_touches, visible_campaigns,
     DealConversion, ReportQuery, View,
 };
-use super::index::{micros_range, CampaignData, JourneyIndex, Journeys};
+use super::index::{micros_range, CampaignData, JourneyIndex, Journeys, LeadJourney};
 use super::{AppError, AppResult, Ctx};
 use crate::auth::{Read, Scope};
 use crate::domain::account::Mapping;
@@ -127,12 +127,13 @@ struct DealJob {
 
 #[derive(Debug)]
 enum Job {
-    /// A lead (a key of `Snapshot::leads`) converting.
-    Lead(i64, Conversion),
+    /// A lead converting (each at most once per stage: kept here, not in `Snapshot::leads`).
+    Lead(Source, Conversion),
     Deal(Box<DealJob>),
 }
 
-/// The conversions of a stage and period, and every lead they read.
+/// The conversions of a stage and period, and every lead the deals among them read (kept once
+/// however many deals read it).
 #[derive(Debug, Default)]
 struct Snapshot {
     jobs: Vec<Job>,
@@ -170,20 +171,21 @@ pub struct CreditExport {
     snapshot: Snapshot,
 }
 
+fn source(lead: &LeadJourney) -> Source {
+    Source {
+        external_id: lead.external_id.clone(),
+        account: lead.account,
+        touches: lead.touches.clone(),
+    }
+}
+
 impl Snapshot {
     fn keep(&mut self, j: &Journeys, id: i64) {
         if self.leads.contains_key(&id) {
             return;
         }
         if let Some(lead) = j.lead(id) {
-            self.leads.insert(
-                id,
-                Source {
-                    external_id: lead.external_id.clone(),
-                    account: lead.account,
-                    touches: lead.touches.clone(),
-                },
-            );
+            self.leads.insert(id, source(lead));
         }
     }
 }
@@ -236,12 +238,12 @@ fn snapshot(j: &Journeys, stage: LeadStage, period: Period, mapping: Mapping) ->
                 .map(|(_, id)| *id)
                 .collect();
             for id in ids {
-                let Some(conversion) = j.lead(id).and_then(|l| lead_conversion(l, rank, period))
-                else {
+                let Some(lead) = j.lead(id) else {
                     continue;
                 };
-                snap.keep(j, id);
-                snap.jobs.push(Job::Lead(id, conversion));
+                if let Some(conversion) = lead_conversion(lead, rank, period) {
+                    snap.jobs.push(Job::Lead(source(lead), conversion));
+                }
             }
         }
     }
@@ -371,10 +373,10 @@ impl Totals {
 struct Credited<'a> {
     base: CreditRow,
     touches: &'a [Touch],
-    /// The lead (a key of `Snapshot::leads`) of each touch.
-    of: &'a [i64],
+    /// The lead of each touch.
+    of: &'a [&'a Source],
     /// The lead of an unattributed row.
-    unattributed_lead: Option<i64>,
+    unattributed_lead: Option<&'a Source>,
     /// Conversions counted (billionths to split: `WEIGHT_UNITS` or 0) and money.
     weight: i64,
     amount: i64,
@@ -405,12 +407,9 @@ impl CreditExport {
         };
         for job in &self.snapshot.jobs {
             match job {
-                Job::Lead(id, conversion) => {
-                    let Some(lead) = self.snapshot.leads.get(id) else {
-                        continue;
-                    };
+                Job::Lead(lead, conversion) => {
                     let touches = eligible_run(&lead.touches, conversion.at, self.lookback);
-                    let of = vec![*id; touches.len()];
+                    let of = vec![lead; touches.len()];
                     let c = Credited {
                         base: CreditRow {
                             kind: Kind::Lead,
@@ -420,18 +419,18 @@ impl CreditExport {
                         },
                         touches,
                         of: &of,
-                        unattributed_lead: Some(*id),
+                        unattributed_lead: Some(lead),
                         weight: WEIGHT_UNITS,
                         amount: 0,
                     };
                     self.credit(&c, conversion, &mut sums, &mut totals, &mut emit)?;
                 }
                 Job::Deal(d) => {
-                    let merged =
-                        merge_touches(d.leads.iter().filter_map(|id| {
-                            Some((&self.snapshot.leads.get(id)?.touches[..], *id))
-                        }));
-                    let (all, of): (Vec<Touch>, Vec<i64>) = merged.into_iter().unzip();
+                    let merged = merge_touches(d.leads.iter().filter_map(|id| {
+                        let lead = self.snapshot.leads.get(id)?;
+                        Some((&lead.touches[..], lead))
+                    }));
+                    let (all, of): (Vec<Touch>, Vec<&Source>) = merged.into_iter().unzip();
                     let span = eligible_span(&all, d.conversion.at, self.lookback, d.floor);
                     let (touches, of) = (&all[span.clone()], &of[span]);
                     let base = CreditRow {
@@ -441,7 +440,7 @@ impl CreditExport {
                         opportunity: Some(d.row.external_id.clone()),
                         ..CreditRow::default()
                     };
-                    let primary = Some(d.row.primary_contact_id);
+                    let primary = self.snapshot.leads.get(&d.row.primary_contact_id);
                     if d.counted {
                         let c = Credited {
                             base: base.clone(),
@@ -534,9 +533,7 @@ impl CreditExport {
             if self.visible.is_some() {
                 return sums.unattributed.add(c.weight, c.amount);
             }
-            let lead = c
-                .unattributed_lead
-                .and_then(|id| self.snapshot.leads.get(&id));
+            let lead = c.unattributed_lead;
             return emit(
                 CreditRow {
                     lead: lead.map(|l| l.external_id.to_string()),
@@ -572,7 +569,7 @@ impl CreditExport {
                     .add(weight, amount)?;
                 continue;
             }
-            let lead = c.of.get(i).and_then(|id| self.snapshot.leads.get(id));
+            let lead = c.of.get(i).copied();
             let campaign = self.campaigns.get(&t.campaign_id);
             emit(
                 CreditRow {
