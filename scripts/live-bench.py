@@ -103,6 +103,7 @@ def export_reports():
         ("credits.parquet FULL_PATH WON ACCOUNT", f"/export/credits.parquet?model=FULL_PATH&stage=WON&contacts=ACCOUNT&{q}"),
         ("credits.parquet MARKOV WON", f"/export/credits.parquet?model=MARKOV&stage=WON&{q}"),
         ("credits.csv W_SHAPED MQL", f"/export/credits.csv?model=W_SHAPED&stage=MQL&{q}"),
+        ("credits.parquet LINEAR INQUIRY 2 years", "/export/credits.parquet?model=LINEAR&stage=INQUIRY&from=2025-01-01&to=2027-01-01"),
     ]
 
 
