@@ -255,24 +255,32 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
     };
     let schema = graphql::build_schema(limits);
     let document_limits = crate::graphql::precheck::DocumentLimits::default();
-    let trusted = match &config.trusted_documents {
-        None => Default::default(),
-        Some(path) => {
-            let docs = crate::graphql::trusted::TrustedDocuments::load(
+    // The built-in dashboard's documents are always trusted; the operator's manifest adds to
+    // them.
+    let refuse = |e: String| CliError::Usage(format!("refusing to start: trusted documents: {e}"));
+    let mut trusted = crate::graphql::trusted::TrustedDocuments::parse(
+        crate::http::assets::DASHBOARD_DOCUMENTS,
+        &schema,
+        document_limits,
+    )
+    .map_err(|e| refuse(format!("the dashboard's own: {e}")))?;
+    trusted.only = config.trusted_only;
+    if let Some(path) = &config.trusted_documents {
+        trusted.extend(
+            crate::graphql::trusted::TrustedDocuments::load(
                 path,
                 &schema,
                 document_limits,
                 config.trusted_only,
             )
-            .map_err(|e| CliError::Usage(format!("refusing to start: trusted documents: {e}")))?;
-            tracing::info!(
-                documents = docs.len(),
-                trusted_only = docs.only,
-                "trusted documents loaded"
-            );
-            docs
-        }
-    };
+            .map_err(refuse)?,
+        );
+        tracing::info!(
+            documents = trusted.len(),
+            trusted_only = trusted.only,
+            "trusted documents loaded"
+        );
+    }
     Ok(AppState {
         db,
         schema,

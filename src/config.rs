@@ -136,12 +136,6 @@ impl Config {
                 })
             }
         };
-        if trusted_only && trusted_documents.is_none() {
-            return Err(ConfigError {
-                name: "FUNNELGRAPH_TRUSTED_ONLY",
-                reason: "only trusted documents may run, but FUNNELGRAPH_TRUSTED_DOCUMENTS names no manifest".into(),
-            });
-        }
         Ok(Config {
             database,
             read_database,

@@ -358,3 +358,53 @@ fn the_dashboard_shows_each_role_what_the_api_gives_it() {
         }
     }
 }
+
+/// The dashboard sends trusted documents only: on a server that runs nothing else it shows the
+/// same board (SPEC §11).
+#[test]
+fn the_dashboard_runs_where_only_trusted_documents_may() {
+    let Some(browser) = chromium() else {
+        eprintln!(
+            "*** SKIPPED: browser test, no chromium (apt install chromium, or set CHROMIUM) ***"
+        );
+        return;
+    };
+    let app = TestApp::sqlite_with(&[("FUNNELGRAPH_TRUSTED_ONLY", "true")]);
+    actix_web::rt::System::new()
+        .block_on(funnelgraph::demo::load(&app.db, "USD"))
+        .map_err(|e| e.message())
+        .unwrap();
+    let token = app.token("fin", Role::Finance);
+    // Free text is refused on this server.
+    let (status, _) = app.post_raw(
+        Some(&format!("Bearer {token}")),
+        "application/json",
+        &json!({ "query": "{ me { name } }" }).to_string(),
+    );
+    assert_eq!(status, 400);
+    let (dom, requests) = render(&browser, &format!("{}/#token={token}", app.base), &app.base);
+    assert!(
+        dom.contains("data-ready=\"true\""),
+        "the page did not finish: {dom}"
+    );
+    assert!(
+        requests.iter().all(|u| u.starts_with(&app.base)),
+        "{requests:?}"
+    );
+    assert!(
+        !dom.contains("class=\"error\">"),
+        "an error on the page: {dom}"
+    );
+    assert!(
+        !attrs(&dom, "data-campaign=", "data-campaign").is_empty(),
+        "no ROI rows"
+    );
+    assert!(
+        !attrs(&dom, "data-user=", "data-user").is_empty(),
+        "no statements"
+    );
+    assert!(
+        !attrs(&dom, "data-stage=", "data-stage").is_empty(),
+        "no funnel"
+    );
+}

@@ -715,15 +715,55 @@ fn a_manifest_entry_that_does_not_match_its_text_stops_the_start() {
     )
     .expect("refused");
     assert!(e.contains("complexity"), "{e}");
-    // Trusted-only without a manifest is a configuration error.
     let config = funnelgraph::config::Config::from_lookup(|name| match name {
-        "FUNNELGRAPH_TRUSTED_ONLY" => Some("true".into()),
+        "FUNNELGRAPH_TRUSTED_ONLY" => Some("maybe".into()),
         _ => None,
     });
     assert!(config
         .unwrap_err()
         .to_string()
-        .contains("FUNNELGRAPH_TRUSTED_DOCUMENTS"));
+        .contains("FUNNELGRAPH_TRUSTED_ONLY"));
+}
+
+#[test]
+fn trusted_only_without_a_manifest_runs_the_dashboards_documents_only() {
+    let app = TestApp::sqlite_with(&[("FUNNELGRAPH_TRUSTED_ONLY", "true")]);
+    let token = app.token("admin", Role::Admin);
+    let (status, v) = post(&app, &token, json!({ "query": ME }));
+    assert_eq!(
+        (status, code(&v)),
+        (400, "PERSISTED_QUERY_NOT_FOUND".to_string())
+    );
+    // The dashboard's manifest, as the page reads it.
+    let (status, manifest) = app.get("/assets/dashboard/documents.json");
+    assert_eq!(status, 200);
+    let manifest: BTreeMap<String, String> = serde_json::from_str(&manifest).unwrap();
+    let hash = manifest.keys().next().unwrap().clone();
+    let (status, v) = post(
+        &app,
+        &token,
+        json!({ "documentId": format!("sha256:{hash}"), "operationName": "Me" }),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["me"]["role"], "ADMIN");
+}
+
+#[test]
+fn the_dashboards_manifest_is_its_documents_extracted() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text =
+        std::fs::read_to_string(format!("{root}/assets/dashboard/documents.graphql")).unwrap();
+    let schema = funnelgraph::graphql::build_schema(Default::default());
+    let (json, _) =
+        funnelgraph::graphql::trusted::extract(&schema, &[("documents.graphql".into(), text)])
+            .unwrap();
+    let committed =
+        std::fs::read_to_string(format!("{root}/assets/dashboard/documents.json")).unwrap();
+    assert_eq!(
+        json.trim(),
+        committed.trim(),
+        "assets/dashboard/documents.json is stale: run funnelgraph documents extract assets/dashboard/documents.graphql --out assets/dashboard/documents.json"
+    );
 }
 
 #[test]

@@ -1,12 +1,15 @@
 // funnelgraph's dashboard (SPEC §10): one page, no build step, everything through the public
 // GraphQL API with the signed-in caller's token, so each role sees exactly what the API lets
-// it see. Money is shown from the API's decimal strings (Intl formats the string itself, so no
+// it see. Its queries are trusted documents (SPEC §11): the operations of
+// documents.graphql, sent by the id of documents.json and their names, never as text, so the
+// page works on a server that runs trusted documents only. Money is shown from the API's decimal strings (Intl formats the string itself, so no
 // amount passes through a float); `data-amount` keeps the raw figure on every money cell.
 (function () {
   'use strict';
   var $ = function (s) { return document.querySelector(s); };
   var token = sessionStorage.getItem('funnelgraph-token');
   var me = null;
+  var documentId = null;
 
   // A deep link may carry the token in the fragment (never sent to the server): take it, and
   // drop it from the address bar.
@@ -16,15 +19,25 @@
     history.replaceState(null, '', location.pathname + location.search);
   }
 
-  function post(query, variables) {
-    return fetch('/graphql', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Authorization': 'Bearer ' + token },
-      body: JSON.stringify({ query: query, variables: variables || {} })
+  // The id of documents.graphql, from its manifest (loaded once).
+  function loadDocuments() {
+    if (documentId) { return Promise.resolve(documentId); }
+    return fetch('/assets/dashboard/documents.json').then(function (r) { return r.json(); }).then(function (m) {
+      documentId = 'sha256:' + Object.keys(m)[0];
+      return documentId;
+    });
+  }
+  function post(operation, variables) {
+    return loadDocuments().then(function (id) {
+      return fetch('/graphql', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'Authorization': 'Bearer ' + token },
+        body: JSON.stringify({ documentId: id, operationName: operation, variables: variables || {} })
+      });
     }).then(function (r) { return r.json(); });
   }
-  function gql(query, variables) {
-    return post(query, variables).then(function (j) {
+  function gql(operation, variables) {
+    return post(operation, variables).then(function (j) {
       if (j.errors && !j.data) { throw new Error(j.errors.map(function (e) { return e.message; }).join('; ')); }
       if (j.errors) { var e = new Error(j.errors[0].message); e.partial = j; throw e; }
       return j.data;
@@ -52,9 +65,7 @@
 
   function showFunnel() {
     var el = $('#funnel .body');
-    return gql('query($p: PeriodInput!) { funnel(period: $p) { cohortSize stages { stage entered convertedToNext conversionRate medianDaysToNext } ' +
-      'marketingTime { count medianDays p90Days meanDays } salesCycle { count medianDays p90Days meanDays } handoffTime { count medianDays p90Days meanDays } } }',
-      { p: period() }).then(function (d) {
+    return gql('Funnel', { p: period() }).then(function (d) {
       var f = d.funnel;
       var rows = f.stages.map(function (s) {
         return '<tr data-stage="' + esc(s.stage) + '"><td>' + esc(s.stage) + '</td><td data-test="entered">' + esc(s.entered) + '</td><td>' + esc(s.convertedToNext) +
@@ -89,8 +100,7 @@
 
   function showRoi() {
     var el = $('#roi .body');
-    return gql('query($m: AttributionModel!, $p: PeriodInput!) { campaignRoi(model: $m, period: $p) { campaign { externalId name } cost { amount currency } attributedRevenue { amount currency } roi wins } }',
-      { m: $('#model').value, p: period() }).then(function (d) {
+    return gql('Roi', { m: $('#model').value, p: period() }).then(function (d) {
       var rows = d.campaignRoi;
       el.innerHTML = '<table><thead><tr><th>Campaign</th><th>Cost</th><th>Revenue</th><th>ROI</th><th>Wins</th></tr></thead><tbody>' +
         rows.map(function (r) {
@@ -102,8 +112,7 @@
 
   function showLeakage() {
     var el = $('#leakage .body');
-    return gql('query($p: PeriodInput!) { leakage(period: $p) { mqls leaked leakageRate wastedSpend { amount currency } } }',
-      { p: period() }).then(function (d) {
+    return gql('Leakage', { p: period() }).then(function (d) {
       var l = d.leakage;
       var f = formats[l.wastedSpend.currency] || (formats[l.wastedSpend.currency] = new Intl.NumberFormat(undefined, { style: 'currency', currency: l.wastedSpend.currency }));
       el.innerHTML = '<div class="kpis"><div class="kpi"><b data-test="mqls">' + esc(l.mqls) + '</b><span>MQLs</span></div>' +
@@ -111,7 +120,7 @@
         '<div class="kpi"><b data-test="wasted" data-amount="' + esc(l.wastedSpend.amount) + '">' + esc(f.format(l.wastedSpend.amount)) + '</b><span>wasted spend</span></div></div>' +
         '<div id="leaked-leads"></div>';
       // The leads themselves are personal data: shown to the roles that may read them.
-      return gql('query($p: PeriodInput!) { leakage(period: $p) { leakedLeads(first: 20) { totalCount nodes { externalId fullName company } } } }', { p: period() })
+      return gql('LeakedLeads', { p: period() })
         .then(function (d2) {
           var ll = d2.leakage.leakedLeads;
           $('#leaked-leads').innerHTML = '<h2>Leaked leads to call (' + esc(ll.totalCount) + ')</h2><table><thead><tr><th>Lead</th><th>Name</th><th>Company</th></tr></thead><tbody>' +
@@ -128,20 +137,15 @@
     if (!me || (me.role !== 'FINANCE' && me.role !== 'ADMIN')) { box.hidden = true; return Promise.resolve(); }
     box.hidden = false;
     var el = $('#statements .body');
-    return gql('{ campaigns(first: 100) { nodes { owner { externalId name role } } } }').then(function (d) {
+    return gql('Owners').then(function (d) {
       var owners = {};
       d.campaigns.nodes.forEach(function (c) { if (c.owner) { owners[c.owner.externalId] = c.owner; } });
       var ids = Object.keys(owners).sort();
       if (!ids.length) { el.innerHTML = '<p class="muted">No campaign owners.</p>'; return; }
-      // One statement per owner, each user's id passed as a variable.
-      var vars = { p: period() };
-      var q = 'query($p: PeriodInput!' + ids.map(function (id, i) { vars['u' + i] = id; return ', $u' + i + ': String!'; }).join('') + ') {' + ids.map(function (id, i) {
-        return ' s' + i + ': compensationStatement(userExternalId: $u' + i + ', period: $p) { status total { amount currency } attributedRevenue { amount currency } qualifiedLeads }';
-      }).join('') + ' }';
-      return post(q, vars).then(function (j) {
-        var data = j.data || {};
+      // One statement per owner, each a request of the same trusted operation.
+      return Promise.all(ids.map(function (id) { return post('Statement', { u: id, p: period() }); })).then(function (answers) {
         var rows = ids.map(function (id, i) {
-          var s = data['s' + i];
+          var s = (answers[i].data || {}).compensationStatement;
           if (!s) { return ''; }
           return '<tr data-user="' + esc(id) + '"><td>' + esc(owners[id].name) + '</td><td data-test="status">' + esc(s.status) + '</td>' + money(s.attributedRevenue) +
             '<td>' + esc(s.qualifiedLeads.toFixed(2)) + '</td>' + money(s.total) + '</tr>';
@@ -150,14 +154,14 @@
           (rows || '<tr><td colspan="5" class="muted">No statements for this period.</td></tr>') + '</tbody></table>' +
           '<div class="buttons" style="margin-top:.8rem"><button type="button" id="close-period">Close the period</button>' +
           '<button type="button" class="secondary" id="reopen-period">Reopen the period</button></div><p class="error" id="close-error" role="alert"></p>';
-        $('#close-period').addEventListener('click', function () { periodAction('mutation($p: PeriodInput!) { closePeriod(period: $p) { statements } }'); });
-        $('#reopen-period').addEventListener('click', function () { periodAction('mutation($p: PeriodInput!) { reopenPeriod(period: $p) }'); });
+        $('#close-period').addEventListener('click', function () { periodAction('ClosePeriod'); });
+        $('#reopen-period').addEventListener('click', function () { periodAction('ReopenPeriod'); });
       });
     }).catch(function (e) { fail(el, e); });
   }
 
-  function periodAction(mutation) {
-    gql(mutation, { p: period() }).then(showStatements).catch(function (e) { $('#close-error').textContent = e.message; });
+  function periodAction(operation) {
+    gql(operation, { p: period() }).then(showStatements).catch(function (e) { $('#close-error').textContent = e.message; });
   }
 
   function showAll() {
@@ -168,7 +172,7 @@
   }
 
   function signedIn() {
-    return gql('{ me { externalId name role } }').then(function (d) {
+    return gql('Me').then(function (d) {
       me = d.me;
       $('#who').innerHTML = esc(me.name) + ' · ' + esc(me.role) + ' <button type="button" class="secondary" id="signout">Sign out</button>';
       $('#signout').addEventListener('click', function () { sessionStorage.removeItem('funnelgraph-token'); location.reload(); });

@@ -273,6 +273,11 @@ impl TrustedDocuments {
         })
     }
 
+    /// Adds the documents of `other` (the same text has the same hash: nothing conflicts).
+    pub fn extend(&mut self, other: TrustedDocuments) {
+        self.by_hash.extend(other.by_hash);
+    }
+
     /// The document a request names (`sha256:<hex>`).
     pub fn get(&self, id: &str) -> Option<&Arc<TrustedDocument>> {
         self.by_hash.get(&id_hex(id)?)

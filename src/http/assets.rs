@@ -42,7 +42,13 @@ const ASSETS: &[Asset] = &[
     asset!("graphiql/SHA256SUMS", "text/plain; charset=utf-8"),
     asset!("dashboard/app.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/style.css", "text/css; charset=utf-8"),
+    asset!("dashboard/documents.json", "application/json"),
+    asset!("dashboard/documents.graphql", "text/plain; charset=utf-8"),
 ];
+
+/// The dashboard's queries as a trusted-documents manifest (`documents.graphql`, extracted):
+/// trusted by every server, so the dashboard runs where only trusted documents may.
+pub(crate) const DASHBOARD_DOCUMENTS: &str = include_str!("../../assets/dashboard/documents.json");
 
 /// The managers' dashboard (`GET /`): a page that signs in with a token and reads everything
 /// through `/graphql` with it (`assets/dashboard`).

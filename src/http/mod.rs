@@ -5,7 +5,7 @@
 //! GraphiQL), `import` (NDJSON bulk import), `export` (CSV) and `assets` (the files browser pages
 //! load, embedded).
 
-mod assets;
+pub(crate) mod assets;
 pub(crate) mod export;
 mod graphql;
 mod import;
