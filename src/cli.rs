@@ -275,12 +275,16 @@ pub fn state(config: &Config, verifier: Verifier) -> Result<AppState, CliError> 
             )
             .map_err(refuse)?,
         );
-        tracing::info!(
-            documents = trusted.len(),
-            trusted_only = trusted.only,
-            "trusted documents loaded"
-        );
     }
+    tracing::info!(
+        documents = trusted.len(),
+        manifest = config
+            .trusted_documents
+            .as_deref()
+            .unwrap_or("(the dashboard's only)"),
+        trusted_only = trusted.only,
+        "trusted documents loaded"
+    );
     Ok(AppState {
         db,
         schema,
@@ -435,7 +439,9 @@ async fn export(config: &Config, what: ExportCommand) -> Result<(), CliError> {
             crate::warehouse::write(&table, format, std::io::BufWriter::new(std::io::stdout()))?
         } else {
             // Written beside and renamed when whole: a failure leaves no half a file.
-            let partial = out.with_extension("partial");
+            let mut partial = out.clone().into_os_string();
+            partial.push(".partial");
+            let partial = std::path::PathBuf::from(partial);
             let file = std::fs::File::create(&partial)?;
             let mut file = std::io::BufWriter::new(file);
             let written = crate::warehouse::write(&table, format, &mut file)

@@ -63,6 +63,10 @@ fn each_layer_names_only_the_layers_below_it() {
     let rules: &[(&str, &[&str])] = &[
         ("graphql", &["crate::repo", "crate::http"]),
         ("http", &["crate::repo"]),
+        (
+            "warehouse",
+            &["crate::repo", "crate::graphql", "crate::http"],
+        ),
         ("service", &["crate::graphql", "crate::http"]),
         ("repo", &["crate::service", "crate::graphql", "crate::http"]),
         (

@@ -143,10 +143,16 @@
       var ids = Object.keys(owners).sort();
       if (!ids.length) { el.innerHTML = '<p class="muted">No campaign owners.</p>'; return; }
       // One statement per owner, each a request of the same trusted operation.
-      return Promise.all(ids.map(function (id) { return post('Statement', { u: id, p: period() }); })).then(function (answers) {
+      return Promise.all(ids.map(function (id) {
+        return post('Statement', { u: id, p: period() }).catch(function (e) { return { errors: [{ message: String(e.message || e) }] }; });
+      })).then(function (answers) {
         var rows = ids.map(function (id, i) {
           var s = (answers[i].data || {}).compensationStatement;
-          if (!s) { return ''; }
+          if (!s) {
+            // One owner's statement failed: say so in its row, the others still show.
+            var why = (answers[i].errors || [{ message: 'no statement' }])[0].message;
+            return '<tr data-user="' + esc(id) + '"><td>' + esc(owners[id].name) + '</td><td colspan="4" class="error">' + esc(why) + '</td></tr>';
+          }
           return '<tr data-user="' + esc(id) + '"><td>' + esc(owners[id].name) + '</td><td data-test="status">' + esc(s.status) + '</td>' + money(s.attributedRevenue) +
             '<td>' + esc(s.qualifiedLeads.toFixed(2)) + '</td>' + money(s.total) + '</tr>';
         }).join('');

@@ -61,13 +61,21 @@ pub(super) const PAGE_POLICY: &str = "default-src 'self'; style-src 'self' 'unsa
      img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'self'";
 
-/// `GET /assets/{path}`: an embedded file, cached by the browser for an hour (a new binary may
-/// bring new files under the same names).
+/// `GET /assets/{path}`: an embedded file. GraphiQL's are cached by the browser for an hour;
+/// the dashboard's are asked again each time (a few KB), so a page never pairs a new script
+/// with an old manifest after an upgrade.
 pub(super) async fn asset(path: web::Path<String>) -> HttpResponse {
     match ASSETS.iter().find(|a| a.path == path.as_str()) {
         Some(a) => HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, a.content_type))
-            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .insert_header((
+                header::CACHE_CONTROL,
+                if a.path.starts_with("dashboard/") {
+                    "no-cache"
+                } else {
+                    "public, max-age=3600"
+                },
+            ))
             .insert_header(("X-Content-Type-Options", "nosniff"))
             .body(a.body),
         None => HttpResponse::NotFound()

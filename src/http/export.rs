@@ -290,19 +290,24 @@ pub(super) async fn export_credits(
         Format::Csv
     };
     let params = query_params(&req);
-    let export = prepare_credits(&ctx, &params)
-        .await
+    ctx.require_read(crate::auth::Read::Campaigns, "the credit fact table")
         .map_err(|e| HttpError::app(&rid, e))?;
-    // At most two tables are written at once (each holds a thread and its snapshot); the next
-    // download waits its turn.
+    // At most two tables are made and written at once (each holds a thread, its snapshot and
+    // its model's solve); the next download waits its turn before any of that.
     let permit =
         state.exports.clone().acquire_owned().await.map_err(|_| {
             HttpError::app(&rid, AppError::Internal("the export queue closed".into()))
         })?;
+    let export = prepare_credits(&ctx, &params)
+        .await
+        .map_err(|e| HttpError::app(&rid, e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    // A failure is handed to the body after its last chunk, never by a send that could wait
+    // on a client that reads nothing.
+    let failed: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let failure = failed.clone();
     let span_rid = rid.clone();
     tokio::task::spawn_blocking(move || {
-        let _running = permit;
         let mut sink = ChunkSink {
             buf: Vec::with_capacity(CHUNK),
             tx: tx.clone(),
@@ -315,6 +320,9 @@ pub(super) async fn export_credits(
             })
         }))
         .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked")));
+        drop(sink);
+        drop(tx);
+        drop(permit);
         match written {
             Ok(totals) => tracing::info!(
                 request_id = %span_rid,
@@ -326,11 +334,23 @@ pub(super) async fn export_credits(
             }
             Err(e) => {
                 tracing::error!(request_id = %span_rid, error = %e, "credit fact table cut short");
-                let _ = tx.blocking_send(Err(e));
+                if let Ok(mut slot) = failure.lock() {
+                    *slot = Some(e.to_string());
+                }
             }
         }
     });
-    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let body = futures_util::stream::poll_fn(move |cx| match rx.poll_recv(cx) {
+        // The writer is done: end in its error, if it had one, so the response is cut short.
+        std::task::Poll::Ready(None) => std::task::Poll::Ready(
+            failed
+                .lock()
+                .ok()
+                .and_then(|mut slot| slot.take())
+                .map(|message| Err(std::io::Error::other(message))),
+        ),
+        other => other,
+    });
     let name = format!("credits.{}", format.extension());
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, format.content_type()))

@@ -316,7 +316,8 @@ impl Refused {
 
 /// The async-graphql request for `params`, the type of the operation it selects (None when no
 /// operation matches: the executor says so) and its label for metrics. A trusted document
-/// comes parsed and is marked to skip validation; any other text is prechecked (nesting, then
+/// comes parsed, and a trusted query is marked to skip validation (a mutation is validated
+/// with its variables); any other text is prechecked (nesting, then
 /// the fragment-expanded field count) and handed over parsed, unless only trusted documents
 /// may run.
 fn prepare(
@@ -336,7 +337,7 @@ fn prepare(
         let Some(doc) = state.trusted.get(&id) else {
             let shown: String = id.chars().take(80).collect();
             return Err(Refused::BadRequest(
-                format!("no trusted document has the id {shown}; the server knows the documents of its manifest (FUNNELGRAPH_TRUSTED_DOCUMENTS), named sha256:<hex of the document's SHA-256>"),
+                format!("no trusted document has the id {shown}; the server knows the built-in dashboard's documents and those of its manifest (FUNNELGRAPH_TRUSTED_DOCUMENTS), named sha256:<hex of the document's SHA-256>"),
                 "PERSISTED_QUERY_NOT_FOUND",
             ));
         };

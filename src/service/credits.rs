@@ -491,7 +491,7 @@ impl CreditExport {
                 &mut totals,
             )?;
         }
-        if self.visible.is_some() {
+        if self.visible.is_some() || !self.deals_visible {
             for (kind, sum) in [
                 (Kind::Other, sums.other),
                 (Kind::Unattributed, sums.unattributed),
@@ -530,7 +530,7 @@ impl CreditExport {
     ) -> std::io::Result<()> {
         let is_deal = c.base.kind != Kind::Lead;
         if c.touches.is_empty() {
-            if self.visible.is_some() {
+            if self.visible.is_some() || (is_deal && !self.deals_visible) {
                 return sums.unattributed.add(c.weight, c.amount);
             }
             let lead = c.unattributed_lead;
