@@ -435,6 +435,17 @@ both_databases! {
         let (status, body) = app.get_with_auth(&format!("/export/credits.csv?{YEAR}&model=LINEAR"), &app.token("rep", Role::SalesRep));
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("FORBIDDEN"));
+        // So does every export: the role before the arguments.
+        let rep = app.token("rep", Role::SalesRep);
+        for path in [
+            "/export/credits.parquet?model=NOPE",
+            "/export/attribution.csv?model=NOPE",
+            "/export/comparison.csv?models=NOPE",
+            "/export/statements.csv?from=nope",
+        ] {
+            let (status, body) = app.get_with_auth(path, &rep);
+            assert_eq!(status, 403, "{path}: {body}");
+        }
         let (status, body) = app.get(&format!("/export/credits.parquet?{YEAR}&model=LINEAR"));
         assert_eq!(status, 401);
         assert!(body.contains("UNAUTHENTICATED"));

@@ -48,6 +48,8 @@ pub(super) async fn export_statements(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let result = async {
+        // The role first: who may not read statements learns nothing of the arguments.
+        ctx.require_read(crate::auth::Read::Statements, "compensation statements")?;
         let period = period_param(&query_params(&req))?;
         crate::service::compensation::statements(&ctx, period).await
     }
@@ -106,7 +108,10 @@ pub(super) async fn export_attribution(
 ) -> Result<HttpResponse, HttpError> {
     use crate::service::attribution::report;
     let params = query_params(&req);
-    let parsed = model_param(&params).and_then(|model| report_query(&params, model));
+    let parsed = ctx
+        .require_read(crate::auth::Read::Campaigns, "attribution")
+        .and_then(|_| model_param(&params))
+        .and_then(|model| report_query(&params, model));
     let result = match parsed {
         Ok(query) => report(&ctx, query).await,
         Err(e) => Err(e),
@@ -447,6 +452,7 @@ pub(super) async fn export_comparison(
     };
     let (named, custom) = (list("models"), list("customModels"));
     let result = async {
+        ctx.require_read(crate::auth::Read::Campaigns, "attribution")?;
         if named.is_empty() && custom.is_empty() {
             return Err(AppError::BadInput(
                 "query parameter models (e.g. LINEAR,W_SHAPED,MARKOV) or customModels (keys) is required"
