@@ -400,20 +400,7 @@ async fn export(config: &Config, what: ExportCommand) -> Result<(), CliError> {
     let app_error = |e: crate::service::AppError| {
         CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
     };
-    let db = Db::connect_with(
-        &config.database,
-        std::time::Duration::from_millis(config.slow_query_ms),
-    )?;
-    db.migrate()?;
-    claim_currency(&db, config)?;
-    let caller = Caller {
-        sub: "export-cli".into(),
-        role: Role::Admin,
-    };
-    let ctx =
-        crate::service::Ctx::for_caller(db, caller, config.currency.clone(), Default::default())
-            .await
-            .map_err(app_error)?;
+    let ctx = command_context(config, "export-cli".into(), Role::Admin).await?;
     // The same arguments as the HTTP export's query string, read by the same code.
     let mut params = std::collections::HashMap::new();
     let mut put = |key: &str, value: Option<String>| {
@@ -512,6 +499,29 @@ fn generate_company(config: &Config, scale: String, seed: u64) -> Result<(), Cli
     Ok(())
 }
 
+/// A command's use-case context on the configured database (migrated, its currency claimed),
+/// acting as `sub` with `role`.
+async fn command_context(
+    config: &Config,
+    sub: String,
+    role: Role,
+) -> Result<crate::service::Ctx, CliError> {
+    let db = Db::connect_with(
+        &config.database,
+        std::time::Duration::from_millis(config.slow_query_ms),
+    )?;
+    db.migrate()?;
+    claim_currency(&db, config)?;
+    crate::service::Ctx::for_caller(
+        db,
+        Caller { sub, role },
+        config.currency.clone(),
+        Default::default(),
+    )
+    .await
+    .map_err(|e| CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message())))
+}
+
 /// `funnelgraph import`.
 async fn import_file(
     config: &Config,
@@ -524,20 +534,7 @@ async fn import_file(
     let app_error = |e: crate::service::AppError| {
         CliError::Usage(e.internal_detail().unwrap_or_else(|| e.message()))
     };
-    let db = Db::connect_with(
-        &config.database,
-        std::time::Duration::from_millis(config.slow_query_ms),
-    )?;
-    db.migrate()?;
-    claim_currency(&db, config)?;
-    let caller = Caller {
-        sub,
-        role: Role::Integration,
-    };
-    let ctx =
-        crate::service::Ctx::for_caller(db, caller, config.currency.clone(), Default::default())
-            .await
-            .map_err(app_error)?;
+    let ctx = command_context(config, sub, Role::Integration).await?;
     let total = std::fs::metadata(&file)?.len().max(1);
     let mut reader = std::fs::File::open(&file)?;
     let mut importer = match kind {

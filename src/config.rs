@@ -76,6 +76,23 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// A true/false setting (`1`/`0` too): `default` when unset, a clear error naming it otherwise.
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).as_deref() {
+        None => Ok(default),
+        Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(other) => Err(ConfigError {
+            name,
+            reason: format!("expected true or false, got {other}"),
+        }),
+    }
+}
+
 impl Config {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -88,16 +105,7 @@ impl Config {
             &get("FUNNELGRAPH_DATABASE_URL").unwrap_or_else(|| "funnelgraph.db".into()),
         );
         let read_database = get("FUNNELGRAPH_DATABASE_READ_URL").map(|u| Target::parse(&u));
-        let introspection = match get("FUNNELGRAPH_INTROSPECTION").as_deref() {
-            None | Some("true") | Some("1") => true,
-            Some("false") | Some("0") => false,
-            Some(other) => {
-                return Err(ConfigError {
-                    name: "FUNNELGRAPH_INTROSPECTION",
-                    reason: format!("expected true or false, got {other}"),
-                })
-            }
-        };
+        let introspection = flag(&get, "FUNNELGRAPH_INTROSPECTION", true)?;
         let max_body_bytes = number(&get, "FUNNELGRAPH_MAX_BODY_BYTES", 1024 * 1024, "bytes")?;
         let request_timeout_ms = match get("FUNNELGRAPH_REQUEST_TIMEOUT_MS") {
             None => 30_000,
@@ -126,16 +134,7 @@ impl Config {
             });
         }
         let trusted_documents = get("FUNNELGRAPH_TRUSTED_DOCUMENTS");
-        let trusted_only = match get("FUNNELGRAPH_TRUSTED_ONLY").as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => {
-                return Err(ConfigError {
-                    name: "FUNNELGRAPH_TRUSTED_ONLY",
-                    reason: format!("expected true or false, got {other}"),
-                })
-            }
-        };
+        let trusted_only = flag(&get, "FUNNELGRAPH_TRUSTED_ONLY", false)?;
         Ok(Config {
             database,
             read_database,

@@ -44,8 +44,6 @@ pub struct TrustedOperation {
 /// A document of the manifest, checked.
 #[derive(Debug)]
 pub struct TrustedDocument {
-    /// `sha256:<hex>`.
-    pub id: String,
     pub text: String,
     pub document: ExecutableDocument,
     pub operations: Vec<TrustedOperation>,
@@ -105,8 +103,9 @@ fn finish<F: std::future::Future>(future: F) -> Option<F::Output> {
 /// checked for the worst any request can send; the others are left out (validation reads no
 /// other value).
 /// (async-graphql sizes every operation of a document with the request's variables, so the
-/// other operations' `Int` variables are given too, unless the validated one declares the same
-/// name with another type.)
+/// other operations' `Int` variables are given too. A name the validated operation declares
+/// with another type is left out, so the operation sharing it cannot be sized then: such a
+/// document is refused, naming the variable.)
 fn worst_case_variables(
     document: &ExecutableDocument,
     name: Option<&str>,
@@ -143,11 +142,10 @@ fn own_variables(document: &ExecutableDocument, name: Option<&str>) -> Vec<Strin
 }
 
 /// Checks a document as a trusted one must be: it parses, passes the precheck, and every
-/// operation in it validates against the schema. Returns the checked document under `id`, or
+/// operation in it validates against the schema. Returns the checked document, or
 /// every problem found, one per line.
 pub fn check(
     schema: &AppSchema,
-    id: String,
     text: &str,
     limits: DocumentLimits,
 ) -> Result<TrustedDocument, String> {
@@ -216,7 +214,6 @@ pub fn check(
         return Err(problems.join("\n"));
     }
     Ok(TrustedDocument {
-        id,
         text: text.to_string(),
         document,
         operations,
@@ -263,8 +260,7 @@ impl TrustedDocuments {
                     "entry {key}: its document's SHA-256 is {actual}; the manifest does not match its text"
                 ));
             }
-            let doc = check(schema, format!("sha256:{hex}"), text, limits)
-                .map_err(|e| format!("entry {key}: {e}"))?;
+            let doc = check(schema, text, limits).map_err(|e| format!("entry {key}: {e}"))?;
             by_hash.insert(hex, Arc::new(doc));
         }
         Ok(TrustedDocuments {
@@ -304,12 +300,7 @@ pub fn extract(
     let mut problems = Vec::new();
     for (name, text) in files {
         let hex = sha256_hex(text);
-        match check(
-            schema,
-            format!("sha256:{hex}"),
-            text,
-            DocumentLimits::default(),
-        ) {
+        match check(schema, text, DocumentLimits::default()) {
             Ok(_) => {
                 ids.push((name.clone(), format!("sha256:{hex}")));
                 manifest.insert(hex, serde_json::Value::String(text.clone()));

@@ -246,14 +246,8 @@ impl TestApp {
     }
 
     pub fn get_with_auth(&self, path: &str, token: &str) -> (u16, String) {
-        let mut resp = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.body_mut().read_to_string().unwrap_or_default())
+        let (status, _, body) = self.get_bytes(path, token);
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 }
 
